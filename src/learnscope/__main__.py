@@ -1,0 +1,3 @@
+from learnscope.cli import app
+
+app(prog_name="learnscope")

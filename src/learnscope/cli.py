@@ -1,0 +1,184 @@
+"""The ``learnscope`` command line: run, recipes, ls, show.
+
+Every mistake a user can make ends in one line naming the field and what is allowed, exit
+code 2, no traceback, and nothing written (see ``learnscope.errors``).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from learnscope.config import load_config, load_recipe_dict, recipe_names, validate_config
+from learnscope.errors import UserError
+from learnscope.store import Store
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="learnscope: can this network, trained this way, learn this task?",
+)
+console = Console()
+err_console = Console(stderr=True)
+
+RunsDir = Annotated[
+    Path | None,
+    typer.Option(
+        "--runs-dir", help="runs root (default ./runs, or $LEARNSCOPE_RUNS)", show_default=False
+    ),
+]
+
+
+def fail(message: str) -> None:
+    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(2)
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return "-" if value is None else str(value)
+
+
+@app.command()
+def run(
+    recipe: Annotated[str, typer.Argument(help="a built-in recipe name or a YAML file")] = "",
+    set_: Annotated[
+        list[str] | None, typer.Option("--set", help="override: key.path=value")
+    ] = None,
+    runs_dir: RunsDir = None,
+    device: Annotated[str | None, typer.Option(help="auto, cpu, cuda, cuda:N, mps")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress bar")] = False,
+    resume: Annotated[str | None, typer.Option(help="resume RUN from its last checkpoint")] = None,
+) -> None:
+    """Train a recipe or config file and record the run."""
+    from learnscope.runner import execute  # torch is imported only by commands that train
+    from learnscope.train.callbacks import ProgressBar
+
+    try:
+        store = Store(runs_dir)
+        overrides = list(set_ or []) + ([f"train.device={device}"] if device else [])
+        if resume:
+            run_id = store.resolve(resume)
+            cfg = validate_config(store.run(run_id)["config"])
+        elif recipe:
+            cfg, run_id = load_config(recipe, overrides), None
+        else:
+            fail(f"recipe: give a recipe ({', '.join(recipe_names())}) or a YAML file")
+        callbacks = [] if quiet else [ProgressBar(console, cfg.name)]
+        result = execute(cfg, store, callbacks, resume=run_id)
+    except UserError as err:
+        fail(str(err))
+    s = result.summary
+    table = Table(title=f"{cfg.name}: {result.status}", show_header=False)
+    for key in (
+        "train_acc",
+        "test_acc",
+        "train_clean_acc",
+        "train_corrupted_acc",
+        "train_loss",
+        "test_loss",
+        "grok_train_step",
+        "grok_test_step",
+        "grok_gap",
+        "steps",
+        "wall_s",
+        "steps_per_s",
+    ):
+        if key in s:
+            table.add_row(key, _fmt(s[key]))
+    for key, ok in s.get("expect_met", {}).items():
+        table.add_row(
+            f"expect {key} {cfg.expect[key]}", "[green]met[/]" if ok else "[red]not met[/]"
+        )
+    table.add_row("run", result.run_id)
+    table.add_row("dir", str(result.dir))
+    console.print(table)
+    if result.status not in ("finished", "stopped"):
+        raise typer.Exit(1)
+
+
+@app.command()
+def recipes() -> None:
+    """List the built-in recipes."""
+    table = Table("recipe", "description")
+    for name in recipe_names():
+        table.add_row(name, load_recipe_dict(name).get("description", ""))
+    console.print(table)
+
+
+@app.command("ls")
+def ls(runs_dir: RunsDir = None) -> None:
+    """List the runs in the store."""
+    runs = Store(runs_dir).runs()
+    table = Table("id", "name", "status", "test acc", "grok step", "steps")
+    for r in runs.itertuples():
+        s = r.summary
+        table.add_row(
+            r.id,
+            r.name,
+            r.status,
+            _fmt(s.get("test_acc")),
+            _fmt(s.get("grok_test_step")),
+            _fmt(s.get("steps")),
+        )
+    console.print(table if len(runs) else "no runs yet")
+
+
+@app.command()
+def show(
+    run_ref: Annotated[str, typer.Argument(metavar="RUN", help="run id, unique prefix or 'last'")],
+    runs_dir: RunsDir = None,
+    rows: Annotated[int, typer.Option(help="metric rows to print (evenly spaced)")] = 20,
+) -> None:
+    """Config, summary, events and metric table of one run."""
+    try:
+        store = Store(runs_dir)
+        run_id = store.resolve(run_ref)
+        rec = store.run(run_id)
+    except UserError as err:
+        fail(str(err))
+    console.rule(f"{rec['name']}  {run_id}  [{rec['status']}]")
+    console.print_json(json.dumps(rec["config"]))
+    summary = Table("summary", "value")
+    for key, value in rec["summary"].items():
+        summary.add_row(key, _fmt(value))
+    console.print(summary)
+    events = store.events(run_id)
+    if len(events):
+        ev = Table("event", "step", "data")
+        for e in events.itertuples():
+            ev.add_row(e.kind, _fmt(e.step), json.dumps(e.data))
+        console.print(ev)
+    wide = store.metric_table(run_id)
+    if len(wide):
+        cols = [c for c in wide.columns if not c.startswith("weight_norm/")]
+        norms = [c for c in wide.columns if c.startswith("weight_norm/")]
+        pick = wide.iloc[
+            sorted(
+                {round(i * (len(wide) - 1) / max(1, rows - 1)) for i in range(min(rows, len(wide)))}
+            )
+        ]
+        table = Table("step", *cols)
+        for step, row in pick[cols].iterrows():
+            table.add_row(str(step), *(_fmt(v) for v in row))
+        console.print(table)
+        if norms:
+            console.print(
+                "weight norms (last): "
+                + ", ".join(
+                    f"{c.removeprefix('weight_norm/')} {_fmt(wide[c].dropna().iloc[-1])}"
+                    for c in norms
+                )
+            )
+
+
+def main() -> None:  # pragma: no cover - the console script
+    sys.exit(app())

@@ -1,0 +1,220 @@
+"""The pydantic model of a run, and the only place that validates user input.
+
+A run config has small nested sections (minGPT style), loaded from YAML (a built-in recipe or
+a file) and overridden with dotted ``--set`` paths::
+
+    name: grokking-mlp
+    seed: 0
+    task:  {name: modular, op: add, p: 97, train_fraction: 0.3}
+    model: {kind: mlp, width: 500, depth: 2, activation: quadratic, bias: false}
+    train: {optimizer: adamw, lr: 0.01, weight_decay: 5.0, loss: mse, steps: 300}
+    expect: {test_acc: ">=0.99"}
+
+``task`` and ``model`` are checked against the chosen task's ``Params`` and the chosen model's
+config dataclass, so a typo anywhere is an error naming its field.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from learnscope.errors import UserError, from_validation
+from learnscope.models import model_config
+from learnscope.tasks import validate_task_params
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class TaskSection(BaseModel):
+    """``name`` picks the task family; every other key is that family's parameter."""
+
+    model_config = ConfigDict(extra="allow")
+    name: str
+
+    @property
+    def params(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+
+class ModelSection(BaseModel):
+    """``kind`` picks the model file; every other key is a field of its config dataclass."""
+
+    model_config = ConfigDict(extra="allow")
+    kind: str = "mlp"
+
+    @property
+    def params(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+
+class TrainConfig(Section):
+    optimizer: Literal["adamw", "adam", "sgd"] = "adamw"
+    lr: float = Field(1e-3, gt=0)
+    weight_decay: float = Field(0.0, ge=0)
+    betas: tuple[float, float] = (0.9, 0.98)
+    eps: float = Field(1e-8, gt=0)
+    momentum: float = Field(0.0, ge=0, lt=1, description="SGD only")
+    batch_size: int | None = Field(None, ge=1, description="None: full batch")
+    loss: Literal["ce", "mse"] = "ce"
+    schedule: Literal["constant", "warmup_cosine"] = "constant"
+    warmup_steps: int = Field(0, ge=0)
+    min_lr_ratio: float = Field(0.0, ge=0, le=1, description="cosine floor, as a fraction of lr")
+    grad_clip: float | None = Field(None, gt=0)
+    steps: int = Field(1000, ge=1)
+    eval_every: int = Field(10, ge=1)
+    checkpoint_every: int = Field(0, ge=0, description="0: a checkpoint at the end only")
+    device: str = "auto"
+
+    @field_validator("device")
+    @classmethod
+    def _device(cls, v: str) -> str:
+        if not re.fullmatch(r"auto|cpu|cuda(:\d+)?|mps", v):
+            raise ValueError("allowed: auto, cpu, cuda, cuda:N, mps")
+        return v
+
+
+class EventsConfig(Section):
+    grok_threshold: float = Field(0.99, gt=0, le=1, description="accuracy counted as learned")
+
+
+class RunConfig(Section):
+    name: str = "run"
+    description: str = ""
+    seed: int = 0
+    task: TaskSection
+    model: ModelSection = ModelSection()
+    train: TrainConfig = TrainConfig()
+    events: EventsConfig = EventsConfig()
+    expect: dict[str, str] = Field(default_factory=dict, description="outcome the recipe shows")
+
+    @field_validator("expect")
+    @classmethod
+    def _expect(cls, v: dict[str, str]) -> dict[str, str]:
+        for key, cond in v.items():
+            if not _EXPECT.fullmatch(str(cond)):
+                raise ValueError(f"{key}: {cond!r} is not a comparison like '>=0.99' or '<=200'")
+        return v
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")
+
+
+# -- loading ----------------------------------------------------------------------------
+
+
+def recipe_names() -> list[str]:
+    return sorted(
+        p.name[:-5]
+        for p in resources.files("learnscope.recipes").iterdir()
+        if p.name.endswith(".yaml")
+    )
+
+
+def load_recipe_dict(recipe: str) -> dict[str, Any]:
+    """A built-in recipe name or a path to a YAML file, as a plain dict."""
+    path = Path(recipe)
+    if recipe.endswith((".yaml", ".yml")) or path.exists():
+        try:
+            text = path.read_text()
+        except OSError as err:
+            raise UserError(f"config: cannot read {recipe}: {err.strerror}") from None
+    elif recipe in recipe_names():
+        text = (resources.files("learnscope.recipes") / f"{recipe}.yaml").read_text()
+    else:
+        raise UserError(
+            f"recipe: unknown recipe {recipe!r}; allowed: {', '.join(recipe_names())} "
+            "or a path to a YAML file"
+        )
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        detail = " ".join(str(err).split())
+        raise UserError(f"config: {recipe} is not valid YAML: {detail}") from None
+    if not isinstance(data, dict):
+        raise UserError(
+            f"config: {recipe} must hold a mapping of sections, not {type(data).__name__}"
+        )
+    return data
+
+
+def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Apply ``key.path=value`` overrides (values parsed as YAML) to a copy of ``data``.
+
+    >>> apply_overrides({"train": {"lr": 1.0}}, ["train.lr=3e-3", "task.p=113"])
+    {'train': {'lr': 0.003}, 'task': {'p': 113}}
+    """
+    data = copy.deepcopy(data)
+    for item in overrides:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise UserError(f"--set: expected key.path=value (got {item!r})")
+        try:
+            value = yaml.safe_load(raw) if raw.strip() else ""
+        except yaml.YAMLError:
+            value = raw
+        if isinstance(value, str) and re.fullmatch(r"[-+]?\d*\.?\d+[eE][-+]?\d+", value):
+            value = float(value)  # YAML 1.1 reads 3e-3 as a string
+        node = data
+        parts = key.strip().split(".")
+        for i, part in enumerate(parts[:-1]):
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise UserError(f"--set {key}: {'.'.join(parts[: i + 1])} is not a section")
+        node[parts[-1]] = value
+    return data
+
+
+def validate_config(data: dict[str, Any]) -> RunConfig:
+    """Validate a whole run config, including the task's and the model's own fields."""
+    try:
+        cfg = RunConfig.model_validate(data)
+    except ValidationError as err:
+        raise from_validation(err) from None
+    validate_task_params(cfg.task.name, cfg.task.params)
+    model_config(cfg.model.kind, cfg.model.params)  # sizes from the task are filled later
+    return cfg
+
+
+def load_config(recipe: str, overrides: list[str] | None = None) -> RunConfig:
+    """Recipe name or YAML path, plus ``--set`` overrides, validated into a RunConfig."""
+    return validate_config(apply_overrides(load_recipe_dict(recipe), overrides or []))
+
+
+# -- expectations -------------------------------------------------------------------------
+
+_EXPECT = re.compile(r"\s*(>=|<=|==|>|<)\s*([-+0-9.eE]+)\s*")
+
+
+def parse_expectation(cond: str) -> tuple[str, float]:
+    """``">=0.99"`` -> ``(">=", 0.99)``; anything else is a UserError."""
+    m = _EXPECT.fullmatch(str(cond))
+    if not m:
+        raise UserError(f"expect: {cond!r} is not a comparison like '>=0.99' or '<=200'")
+    return m.group(1), float(m.group(2))
+
+
+def check_expectation(value: float | None, cond: str) -> bool:
+    """Whether ``value`` satisfies ``cond``; a missing value never does.
+
+    >>> check_expectation(0.995, ">=0.99"), check_expectation(None, "<=10")
+    (True, False)
+    """
+    if value is None:
+        return False
+    op, ref = parse_expectation(cond)
+    return {
+        ">=": value >= ref,
+        "<=": value <= ref,
+        ">": value > ref,
+        "<": value < ref,
+        "==": value == ref,
+    }[op]

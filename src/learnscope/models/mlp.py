@@ -1,0 +1,117 @@
+"""A multilayer perceptron for tasks whose inputs are a few tokens (modular arithmetic).
+
+The operands ``x: (b, n_inputs)`` are embedded one-hot and concatenated, ``(b, n_inputs *
+vocab)``, as in Gromov (2023, "Grokking modular arithmetic"), or through a learned table of
+width ``d_embed``. Then ``depth`` linear layers; every hidden layer is
+``linear -> [BatchNorm] -> activation -> [dropout]``. ``activation="quadratic"`` is ``x ** 2``:
+with ``depth=2, bias=False`` this is Gromov's ``W2 (W1 x)^2``.
+
+Activation sites (for probes, see ``learnscope.models.hooks``)::
+
+    hook_embed           # (b, n_inputs * vocab) one-hot, or (b, n_inputs * d_embed)
+    layers.{i}.hook_pre  # (b, width) pre-activation of hidden layer i
+    layers.{i}.hook_post # (b, width) after the activation (and dropout)
+    hook_logits          # (b, n_out)
+
+Initialisation: PyTorch's default (uniform with std 1/sqrt(3 fan_in)) times ``init_scale``;
+or, with ``init_std``, every weight drawn from N(0, init_std^2) and biases zero.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from learnscope.models.hooks import HookPoint
+
+
+@dataclass
+class MLPConfig:
+    n_inputs: int = 2  # tokens per example (from the task)
+    vocab: int = 97  # values a token takes (from the task)
+    n_out: int = 97  # classes (from the task)
+    width: int = 512
+    depth: int = 2  # linear layers; depth - 1 hidden layers
+    activation: Literal["relu", "gelu", "tanh", "quadratic"] = "relu"
+    embed: Literal["onehot", "learned"] = "onehot"
+    d_embed: int = 128  # with embed="learned"
+    bias: bool = True
+    batchnorm: bool = False
+    dropout: float = 0.0
+    init_scale: float = 1.0
+    init_std: float | None = None
+
+    def __post_init__(self) -> None:
+        for field in ("n_inputs", "vocab", "n_out", "width", "depth", "d_embed"):
+            if getattr(self, field) < 1:
+                raise ValueError(f"{field} must be >= 1 (got {getattr(self, field)})")
+        if not 0 <= self.dropout < 1:
+            raise ValueError(f"dropout must be in [0, 1) (got {self.dropout})")
+
+
+class Quadratic(nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * x
+
+
+ACTIVATIONS = {"relu": nn.ReLU, "gelu": nn.GELU, "tanh": nn.Tanh, "quadratic": Quadratic}
+
+
+class HiddenLayer(nn.Module):
+    def __init__(self, d_in: int, cfg: MLPConfig) -> None:
+        super().__init__()
+        self.linear = nn.Linear(d_in, cfg.width, bias=cfg.bias)
+        self.hook_pre = HookPoint()
+        self.norm = nn.BatchNorm1d(cfg.width) if cfg.batchnorm else nn.Identity()
+        self.act = ACTIVATIONS[cfg.activation]()
+        self.drop = nn.Dropout(cfg.dropout) if cfg.dropout else nn.Identity()
+        self.hook_post = HookPoint()
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        h = self.hook_pre(self.linear(h))
+        return self.hook_post(self.drop(self.act(self.norm(h))))
+
+
+class MLP(nn.Module):
+    def __init__(self, cfg: MLPConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        if cfg.embed == "learned":
+            self.embed = nn.Embedding(cfg.vocab, cfg.d_embed)
+        d = cfg.n_inputs * (cfg.vocab if cfg.embed == "onehot" else cfg.d_embed)
+        self.hook_embed = HookPoint()
+        self.layers = nn.ModuleList()
+        for _ in range(cfg.depth - 1):
+            self.layers.append(HiddenLayer(d, cfg))
+            d = cfg.width
+        self.out = nn.Linear(d, cfg.n_out, bias=cfg.bias)
+        self.hook_logits = HookPoint()
+        self._init_weights()
+
+    def _init_weights(self) -> None:
+        with torch.no_grad():
+            for m in self.modules():
+                if not isinstance(m, (nn.Linear, nn.Embedding)):
+                    continue
+                if self.cfg.init_std is not None:
+                    nn.init.normal_(m.weight, std=self.cfg.init_std)
+                    if getattr(m, "bias", None) is not None:
+                        m.bias.zero_()
+                else:
+                    for param in m.parameters():
+                        param.mul_(self.cfg.init_scale)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x: (b, n_inputs) token ids -> logits (b, n_out)."""
+        if self.cfg.embed == "onehot":
+            h = F.one_hot(x, self.cfg.vocab).flatten(1).to(self.out.weight.dtype)
+        else:
+            h = self.embed(x).flatten(1)
+        h = self.hook_embed(h)
+        for layer in self.layers:
+            h = layer(h)
+        return self.hook_logits(self.out(h))

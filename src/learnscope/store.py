@@ -1,0 +1,235 @@
+"""The run store: one SQLite database (WAL mode) under a runs root, read as DataFrames.
+
+Layout under the root (default ``./runs``; ``--runs-dir`` or ``LEARNSCOPE_RUNS`` override)::
+
+    learnscope.db            runs, metrics, events, artifacts
+    <run id>/config.yaml     the validated config, written when the run starts
+    <run id>/checkpoints/    step_00000300.pt ... (see learnscope.train.checkpoint)
+
+Writes are transactional and metrics are buffered: :meth:`Store.log` appends to memory and
+:meth:`Store.flush` writes the buffer in one transaction (the trainer flushes at every eval
+and at the end), so a kill loses at most the unflushed rows and never corrupts the file.
+Several processes may write at once: WAL lets readers run beside one writer, and the busy
+timeout makes a second writer wait for the first instead of failing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import sqlite3
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import yaml
+
+from learnscope.errors import UserError
+
+DB_NAME = "learnscope.db"
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+    id TEXT PRIMARY KEY, name TEXT NOT NULL, status TEXT NOT NULL, config TEXT NOT NULL,
+    created REAL NOT NULL, finished REAL, sweep_id TEXT, summary TEXT
+);
+CREATE TABLE IF NOT EXISTS metrics (
+    run_id TEXT NOT NULL, step INTEGER NOT NULL, name TEXT NOT NULL, value REAL
+);
+CREATE INDEX IF NOT EXISTS metrics_run ON metrics (run_id, name, step);
+CREATE TABLE IF NOT EXISTS events (
+    run_id TEXT NOT NULL, step INTEGER, kind TEXT NOT NULL, data TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS artifacts (
+    run_id TEXT NOT NULL, kind TEXT NOT NULL, path TEXT NOT NULL, step INTEGER, created REAL
+);
+"""
+
+
+def default_root() -> Path:
+    return Path(os.environ.get("LEARNSCOPE_RUNS", "runs"))
+
+
+def new_run_id() -> str:
+    """Sortable by creation time, unique without coordination: ``20261123-162233-a1b2c3``."""
+    return time.strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(3)
+
+
+@dataclass
+class Run:
+    id: str
+    dir: Path
+
+
+class Store:
+    """A handle on the runs root; opens the database lazily (nothing is created by reads)."""
+
+    def __init__(self, root: str | Path | None = None, busy_timeout_s: float = 60.0) -> None:
+        self.root = Path(root) if root is not None else default_root()
+        self.busy_timeout_s = busy_timeout_s
+        self._conn: sqlite3.Connection | None = None
+        self._buffer: list[tuple[str, int, str, float]] = []
+
+    # -- connection -----------------------------------------------------------------------
+    @property
+    def path(self) -> Path:
+        return self.root / DB_NAME
+
+    def _db(self, create: bool = True) -> sqlite3.Connection:
+        if self._conn is None:
+            if not create and not self.path.exists():
+                raise UserError(f"runs-dir: no run store at {self.path}")
+            self.root.mkdir(parents=True, exist_ok=True)
+            conn = sqlite3.connect(self.path, timeout=self.busy_timeout_s, isolation_level=None)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute(f"PRAGMA busy_timeout={int(self.busy_timeout_s * 1000)}")
+            with _transaction(conn):
+                for statement in SCHEMA.split(";"):
+                    if statement.strip():
+                        conn.execute(statement)
+            self._conn = conn
+        return self._conn
+
+    def close(self) -> None:
+        self.flush()
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    # -- writing --------------------------------------------------------------------------
+    def create_run(self, name: str, config: dict[str, Any], sweep_id: str | None = None) -> Run:
+        """Insert a ``running`` row and write ``<id>/config.yaml``."""
+        run_id = new_run_id()
+        run = Run(run_id, self.root / run_id)
+        run.dir.mkdir(parents=True)
+        (run.dir / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+        with _transaction(self._db()) as db:
+            db.execute(
+                "INSERT INTO runs (id, name, status, config, created, sweep_id) "
+                "VALUES (?, ?, 'running', ?, ?, ?)",
+                (run.id, name, json.dumps(config), time.time(), sweep_id),
+            )
+        return run
+
+    def log(self, run_id: str, step: int, metrics: dict[str, float]) -> None:
+        """Buffer one row per metric; written by the next :meth:`flush`."""
+        self._buffer.extend((run_id, step, k, float(v)) for k, v in metrics.items())
+
+    def flush(self) -> None:
+        if not self._buffer:
+            return
+        rows, self._buffer = self._buffer, []
+        with _transaction(self._db()) as db:
+            db.executemany("INSERT INTO metrics VALUES (?, ?, ?, ?)", rows)
+
+    def add_event(self, run_id: str, step: int | None, kind: str, data: dict[str, Any]) -> None:
+        with _transaction(self._db()) as db:
+            db.execute(
+                "INSERT INTO events VALUES (?, ?, ?, ?)", (run_id, step, kind, json.dumps(data))
+            )
+
+    def add_artifact(self, run_id: str, kind: str, path: str, step: int | None = None) -> None:
+        with _transaction(self._db()) as db:
+            db.execute(
+                "INSERT INTO artifacts VALUES (?, ?, ?, ?, ?)",
+                (run_id, kind, path, step, time.time()),
+            )
+
+    def finish_run(self, run_id: str, status: str, summary: dict[str, Any]) -> None:
+        self.flush()
+        with _transaction(self._db()) as db:
+            db.execute(
+                "UPDATE runs SET status = ?, finished = ?, summary = ? WHERE id = ?",
+                (status, time.time(), json.dumps(summary), run_id),
+            )
+
+    def set_status(self, run_id: str, status: str) -> None:
+        with _transaction(self._db()) as db:
+            db.execute("UPDATE runs SET status = ? WHERE id = ?", (status, run_id))
+
+    def truncate_metrics(self, run_id: str, after_step: int) -> None:
+        """Drop metrics after ``after_step`` and all events, which are derived from metrics
+        and found again (used when resuming a run from a checkpoint)."""
+        with _transaction(self._db()) as db:
+            db.execute("DELETE FROM metrics WHERE run_id = ? AND step > ?", (run_id, after_step))
+            db.execute("DELETE FROM events WHERE run_id = ?", (run_id,))
+
+    # -- reading --------------------------------------------------------------------------
+    def runs(self) -> pd.DataFrame:
+        """One row per run, newest last; ``summary`` and ``config`` parsed from JSON."""
+        cols = ["id", "name", "status", "created", "finished", "sweep_id", "config", "summary"]
+        if not self.path.exists():
+            return pd.DataFrame(columns=cols)
+        df = pd.read_sql_query(
+            f"SELECT {', '.join(cols)} FROM runs ORDER BY created, id", self._db(create=False)
+        )
+        df["config"] = df["config"].map(json.loads)
+        df["summary"] = df["summary"].map(lambda s: json.loads(s) if s else {})
+        return df
+
+    def resolve(self, ref: str) -> str:
+        """A run id from an id, a unique id prefix, or ``last`` (the newest run)."""
+        runs = self.runs()
+        if ref == "last" and len(runs):
+            return str(runs["id"].iloc[-1])
+        hits = [r for r in runs["id"] if r.startswith(ref)] if ref else []
+        if len(hits) == 1:
+            return hits[0]
+        known = ", ".join(runs["id"].tail(5)) or "none"
+        what = "is ambiguous" if hits else "matches no run"
+        raise UserError(f"run: {ref!r} {what}; recent runs: {known} (or 'last')")
+
+    def run(self, run_id: str) -> dict[str, Any]:
+        rows = self.runs()
+        rows = rows[rows["id"] == run_id]
+        if rows.empty:
+            raise UserError(f"run: no run {run_id!r}")
+        rec = rows.iloc[0].to_dict()
+        rec["dir"] = self.root / run_id
+        return rec
+
+    def metrics(self, run_id: str, names: list[str] | None = None) -> pd.DataFrame:
+        """Long table (step, name, value), ordered by name then step."""
+        self.flush()
+        query = "SELECT step, name, value FROM metrics WHERE run_id = ?"
+        params: list[Any] = [run_id]
+        if names:
+            query += f" AND name IN ({', '.join('?' * len(names))})"
+            params += names
+        return pd.read_sql_query(
+            query + " ORDER BY name, step", self._db(create=False), params=params
+        )
+
+    def metric_table(self, run_id: str) -> pd.DataFrame:
+        """Wide table: one row per step, one column per metric."""
+        long = self.metrics(run_id)
+        if long.empty:
+            return pd.DataFrame()
+        return long.pivot_table(index="step", columns="name", values="value", aggfunc="last")
+
+    def events(self, run_id: str) -> pd.DataFrame:
+        df = pd.read_sql_query(
+            "SELECT step, kind, data FROM events WHERE run_id = ? ORDER BY step",
+            self._db(create=False),
+            params=[run_id],
+        )
+        df["data"] = df["data"].map(json.loads)
+        return df
+
+
+class _transaction:
+    """``BEGIN IMMEDIATE`` ... ``COMMIT`` (or ``ROLLBACK`` on error) on an autocommit connection."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+
+    def __enter__(self) -> sqlite3.Connection:
+        self.conn.execute("BEGIN IMMEDIATE")
+        return self.conn
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        self.conn.execute("ROLLBACK" if exc_type else "COMMIT")

@@ -1,0 +1,134 @@
+"""The Task protocol, the task registry and the ``make_task`` factory.
+
+A task is a seeded sampler of examples with exact answers (after clrs ``SAMPLERS`` /
+``build_sampler``). Every task family is a subclass of :class:`Task` that declares
+
+- ``name``: the registry key,
+- ``Params``: a pydantic model of its parameters (unknown parameters are refused),
+- ``kind``: ``"classification"`` (inputs ``x: (n, k)`` of token ids, labels ``y: (n,)``) or
+  ``"sequence"`` (token rows with a loss mask),
+
+and builds its named splits once, deterministically from its ``seed``. ``make_task`` is the
+only way in: it validates the parameters and turns a mistake into a :class:`UserError` that
+names the field.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import torch
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from learnscope.errors import UserError, from_validation
+
+
+class TaskParams(BaseModel):
+    """Base of every task's parameter model: unknown keys are errors."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    seed: int = 0
+
+
+@dataclass
+class Split:
+    """Named tensors with the same first dimension (one row per example).
+
+    Classification tasks hold ``x: (n, k)`` int64 operands and ``y: (n,)`` int64 labels.
+    """
+
+    tensors: dict[str, torch.Tensor]
+    info: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        sizes = {k: len(v) for k, v in self.tensors.items()}
+        if len(set(sizes.values())) > 1:
+            raise ValueError(f"split tensors differ in length: {sizes}")
+
+    def __len__(self) -> int:
+        return len(next(iter(self.tensors.values())))
+
+    def __getitem__(self, key: str) -> torch.Tensor:
+        return self.tensors[key]
+
+    def rows(self, index: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The examples at ``index``, as a batch (a dict of tensors)."""
+        return {k: v[index] for k, v in self.tensors.items()}
+
+    def to(self, device: torch.device | str) -> Split:
+        return Split({k: v.to(device) for k, v in self.tensors.items()}, self.info)
+
+
+class Task(abc.ABC):
+    """Base class of every task family; subclasses are registered by their ``name``."""
+
+    name: ClassVar[str]
+    Params: ClassVar[type[TaskParams]]
+    kind: ClassVar[str]
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        missing = [a for a in ("name", "Params", "kind") if a not in cls.__dict__]
+        if missing:
+            raise TypeError(f"task class {cls.__name__} must define {', '.join(missing)}")
+        if cls.name in TASKS:
+            raise TypeError(f"task name {cls.name!r} is taken by {TASKS[cls.name].__module__}")
+        TASKS[cls.name] = cls
+
+    def __init__(self, params: TaskParams) -> None:
+        self.params = params
+        self.splits: dict[str, Split] = {}
+
+    # -- what trainers and probes read ------------------------------------------------
+    def split(self, name: str) -> Split:
+        if name not in self.splits:
+            raise UserError(f"split: unknown split {name!r}; this task has {sorted(self.splits)}")
+        return self.splits[name]
+
+    @property
+    def eval_splits(self) -> list[str]:
+        """Splits evaluated at every eval step (train first, then test, then the others)."""
+        return list(self.splits)
+
+    @abc.abstractmethod
+    def model_dims(self) -> dict[str, int]:
+        """Sizes a model needs from the task (e.g. ``n_inputs``, ``vocab``, ``n_out``)."""
+
+    @abc.abstractmethod
+    def score(self, predictions: torch.Tensor, split: str) -> float:
+        """Exact-match accuracy of ``predictions`` against the split's answers."""
+
+    def __iter__(self) -> Iterator[tuple[str, Split]]:
+        return iter(self.splits.items())
+
+    def __repr__(self) -> str:
+        sizes = ", ".join(f"{k}={len(v)}" for k, v in self.splits.items())
+        return f"{type(self).__name__}({self.params!r}; {sizes})"
+
+
+TASKS: dict[str, type[Task]] = {}
+
+
+def validate_task_params(name: str, params: dict[str, Any]) -> TaskParams:
+    """Validate ``params`` for task ``name``; a :class:`UserError` names the bad field."""
+    if name not in TASKS:
+        raise UserError(f"task.name: unknown task {name!r}; allowed: {', '.join(sorted(TASKS))}")
+    try:
+        return TASKS[name].Params(**params)
+    except ValidationError as err:
+        raise from_validation(err, "task") from None
+
+
+def make_task(name: str, **params: Any) -> Task:
+    """Build task ``name`` with ``params``, validated.
+
+    >>> task = make_task("modular", op="add", p=7, train_fraction=0.5, seed=1)
+    >>> len(task.split("train")) + len(task.split("test"))
+    49
+    """
+    checked = validate_task_params(name, params)
+    return TASKS[name](checked)

@@ -1,0 +1,191 @@
+"""Modular arithmetic: ``c = f(a, b) mod p`` over the whole table, with label noise.
+
+Each example is a tuple of operands in ``0..p-1`` and its label ``f(operands) mod p``:
+
+>>> task = make_task("modular", op="add", p=5, train_fraction=0.6, seed=0)
+>>> x, y = task.split("train")["x"], task.split("train")["y"]
+>>> bool(((x[:, 0] + x[:, 1]) % 5 == y).all())
+True
+
+The model sees the operands as token ids, ``x: (n, n_terms)`` (an MLP one-hot encodes and
+concatenates them, as in Gromov 2023), and predicts one of ``p`` classes.
+
+Operations (``op``): ``add``, ``sub``, ``mul``, ``div`` (``a * b^-1``, ``b != 0``, prime ``p``),
+the polynomials ``x2+y2``, ``x2+xy+y2``, ``x3+xy``, and ``poly``: any polynomial in ``a, b``
+given as ``coefficients: [[i, j, c], ...]`` meaning ``sum c * a^i * b^j``. Many-term addition
+``a1 + ... + ak`` has ``op: add, n_terms: k``; its table has ``p^k`` rows, of which
+``n_examples`` are drawn without replacement when given (required above 10^7 rows).
+
+Splits: a seeded permutation of the table puts ``round(train_fraction * N)`` rows in ``train``
+and the rest in ``test``; they are disjoint, cover the table and do not depend on the machine
+(NumPy's PCG64 stream). With ``noise = xi``, exactly ``round(xi * n_train)`` training labels
+(the first of a second seeded shuffle) are replaced by a label drawn uniformly from the
+``p - 1`` wrong residues (Doshi et al. 2024 draw from all ``p``; we make every corrupted
+label wrong so that the corrupted fraction is exact). The splits ``train_clean`` and
+``train_corrupted`` (with the corrupted labels) are then added; test labels stay clean.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import numpy as np
+import torch
+from pydantic import Field, model_validator
+
+from learnscope.errors import UserError
+from learnscope.tasks.base import Split, Task, TaskParams, make_task
+
+__all__ = ["ModularParams", "ModularTask", "make_task", "is_prime"]
+
+MAX_TABLE = 10**7
+
+OPS = ("add", "sub", "mul", "div", "x2+y2", "x2+xy+y2", "x3+xy", "poly")
+
+
+def is_prime(n: int) -> bool:
+    """Trial division; ``p`` is small here.
+
+    >>> [k for k in range(20) if is_prime(k)]
+    [2, 3, 5, 7, 11, 13, 17, 19]
+    """
+    if n < 2:
+        return False
+    return all(n % d for d in range(2, int(n**0.5) + 1))
+
+
+class ModularParams(TaskParams):
+    op: Literal["add", "sub", "mul", "div", "x2+y2", "x2+xy+y2", "x3+xy", "poly"] = "add"
+    p: int = Field(97, ge=2, description="the modulus")
+    n_terms: int = Field(2, ge=2, description="operands per example (many-term addition)")
+    train_fraction: float = Field(0.5, gt=0, lt=1)
+    noise: float = Field(0.0, ge=0, lt=1, description="fraction of training labels corrupted")
+    coefficients: list[tuple[int, int, int]] | None = Field(
+        None, description="for op=poly: [[i, j, c], ...] meaning sum c * a^i * b^j"
+    )
+    n_examples: int | None = Field(None, ge=2, description="rows drawn from a large table")
+
+    @model_validator(mode="after")
+    def _check(self) -> ModularParams:
+        if self.op == "div" and not is_prime(self.p):
+            raise ValueError(f"op 'div' needs a prime p (got p={self.p})")
+        if self.n_terms > 2 and self.op != "add":
+            raise ValueError(f"n_terms > 2 is only defined for op 'add' (got op={self.op!r})")
+        if self.op == "poly":
+            if not self.coefficients:
+                raise ValueError("op 'poly' needs coefficients: [[i, j, c], ...]")
+            if any(i < 0 or j < 0 for i, j, _ in self.coefficients):
+                raise ValueError("poly exponents i, j must be >= 0")
+        elif self.coefficients is not None:
+            raise ValueError(f"coefficients are only used with op 'poly' (got op={self.op!r})")
+        return self
+
+
+def _label(op: str, x: np.ndarray, p: int, coefficients) -> np.ndarray:
+    """``f(x) mod p`` for operand rows ``x: (n, k)`` (int64, values < p)."""
+    a, b = x[:, 0], x[:, 1]
+    if op == "add":
+        return x.sum(axis=1) % p
+    if op == "sub":
+        return (a - b) % p
+    if op == "mul":
+        return (a * b) % p
+    if op == "div":
+        return (a * np.array([pow(int(v), -1, p) for v in range(1, p)])[b - 1]) % p
+    if op == "x2+y2":
+        return (a * a + b * b) % p
+    if op == "x2+xy+y2":
+        return (a * a + a * b + b * b) % p
+    if op == "x3+xy":
+        return (a * a % p * a + a * b) % p
+    out = np.zeros(len(x), dtype=np.int64)
+    for i, j, c in coefficients:  # op == "poly", reduced mod p at each product
+        term = c % p * np.ones(len(x), dtype=np.int64)
+        for _ in range(i):
+            term = term * a % p
+        for _ in range(j):
+            term = term * b % p
+        out = (out + term) % p
+    return out
+
+
+class ModularTask(Task):
+    """``f(a, b) mod p`` on the full table (or a sample of it), split and optionally corrupted."""
+
+    name = "modular"
+    Params = ModularParams
+    kind = "classification"
+
+    def __init__(self, params: ModularParams) -> None:
+        super().__init__(params)
+        p, k = params.p, params.n_terms
+        rng = np.random.default_rng(params.seed)
+        x = self._table(params, rng)
+        y = _label(params.op, x, p, params.coefficients)
+
+        n = len(x)
+        n_train = round(params.train_fraction * n)
+        if not 1 <= n_train <= n - 1:
+            raise UserError(
+                f"task.train_fraction: {params.train_fraction} of {n} examples leaves an "
+                "empty train or test split; allowed: a fraction giving 1..N-1 training rows"
+            )
+        order = rng.permutation(n)
+        train, test = order[:n_train], order[n_train:]
+
+        y_train = y[train].copy()
+        corrupted = np.zeros(n_train, dtype=bool)
+        n_bad = round(params.noise * n_train)
+        if n_bad:
+            noise_rng = np.random.default_rng([params.seed, 1])
+            bad = noise_rng.permutation(n_train)[:n_bad]
+            y_train[bad] = (y_train[bad] + noise_rng.integers(1, p, size=n_bad)) % p
+            corrupted[bad] = True
+        self.clean_train_labels = torch.from_numpy(y[train])
+        self.corrupted = torch.from_numpy(corrupted)
+
+        def split(rows, labels) -> Split:
+            return Split({"x": torch.from_numpy(x[rows]), "y": torch.from_numpy(labels)})
+
+        self.splits = {"train": split(train, y_train), "test": split(test, y[test])}
+        if n_bad:
+            self.splits["train_clean"] = split(train[~corrupted], y_train[~corrupted])
+            self.splits["train_corrupted"] = split(train[corrupted], y_train[corrupted])
+        self.p, self.n_terms = p, k
+
+    @staticmethod
+    def _table(params: ModularParams, rng: np.random.Generator) -> np.ndarray:
+        """All operand tuples (``b != 0`` for div), or ``n_examples`` drawn without replacement."""
+        p, k = params.p, params.n_terms
+        size = p**k
+        if params.n_examples is None and size > MAX_TABLE:
+            raise UserError(
+                f"task.n_examples: the table has p^n_terms = {size} rows (> {MAX_TABLE}); "
+                "set n_examples to sample it"
+            )
+        if params.n_examples is not None and params.n_examples > size:
+            raise UserError(
+                f"task.n_examples: at most p^n_terms = {size} (got {params.n_examples})"
+            )
+        if size <= MAX_TABLE:
+            index = np.arange(size, dtype=np.int64)
+            if params.n_examples is not None:
+                index = np.sort(rng.choice(size, params.n_examples, replace=False))
+            digits = [(index // p**i) % p for i in reversed(range(k))]
+            x = np.stack(digits, axis=1)
+        else:  # too large to enumerate: draw tuples until n_examples distinct ones
+            rows: set[tuple[int, ...]] = set()
+            while len(rows) < params.n_examples:
+                draw = rng.integers(0, p, size=(params.n_examples - len(rows), k))
+                rows.update(map(tuple, draw.tolist()))
+            x = np.array(sorted(rows), dtype=np.int64)
+        if params.op == "div":
+            x = x[x[:, 1] != 0]
+        return x
+
+    def model_dims(self) -> dict[str, int]:
+        return {"n_inputs": self.n_terms, "vocab": self.p, "n_out": self.p}
+
+    def score(self, predictions: torch.Tensor, split: str) -> float:
+        y = self.split(split)["y"]
+        return (predictions.to(y.device) == y).float().mean().item()

@@ -1,0 +1,157 @@
+"""The training loop, read top to bottom (nanoGPT ``train.py``), extras on callbacks (minGPT).
+
+Steps count optimiser updates: metrics logged "at step s" are measured after s updates, so
+step 0 is the network at initialisation. The loop evaluates at step 0, every ``eval_every``
+steps and at the last step; everything else (the store, checkpoints, the progress bar,
+probes, events) is a :class:`Callback`.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import torch
+from torch import nn
+
+from learnscope.config import TrainConfig
+from learnscope.probes.weights import weight_norms
+from learnscope.tasks import Task
+from learnscope.train.objectives import OBJECTIVES
+from learnscope.train.optim import make_optimizer, make_scheduler
+
+EVAL_CHUNK = 16384  # rows per forward pass when evaluating a split
+
+
+class Callback:
+    """Hooks into the loop; override what you need. ``trainer.should_stop = True`` stops it."""
+
+    def on_train_start(self, trainer: Trainer) -> None: ...
+
+    def on_step_end(self, trainer: Trainer, step: int, loss: torch.Tensor) -> None: ...
+
+    def on_eval(self, trainer: Trainer, step: int, metrics: dict[str, float]) -> None: ...
+
+    def on_train_end(self, trainer: Trainer, status: str) -> None: ...
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+class Trainer:
+    def __init__(self, model: nn.Module, task: Task, cfg: TrainConfig, seed: int = 0) -> None:
+        self.cfg, self.task, self.seed = cfg, task, seed
+        self.device = resolve_device(cfg.device)
+        self.model = model.to(self.device)
+        self.objective = OBJECTIVES[task.kind](cfg.loss)
+        self.splits = {name: task.split(name).to(self.device) for name in task.eval_splits}
+        self.optimizer = make_optimizer(self.model, cfg)
+        self.scheduler = make_scheduler(self.optimizer, cfg)
+        self.generator = torch.Generator().manual_seed(seed)  # data order
+        self.order, self.cursor = torch.empty(0, dtype=torch.long), 0  # the current epoch
+        self.callbacks: list[Callback] = []
+        self.step = 0
+        self.should_stop = False
+        self.status = "running"
+        self.metrics: dict[str, float] = {}  # the latest eval
+        self.wall_s = 0.0
+
+    def add_callback(self, cb: Callback) -> Trainer:
+        self.callbacks.append(cb)
+        return self
+
+    def _emit(self, event: str, *args: Any) -> None:
+        for cb in self.callbacks:
+            getattr(cb, event)(self, *args)
+
+    # -- the loop ----------------------------------------------------------------------------
+    def fit(self) -> dict[str, float]:
+        cfg, train = self.cfg, self.splits["train"]
+        full_batch = cfg.batch_size is None or cfg.batch_size >= len(train)
+        self._emit("on_train_start")
+        t0 = time.perf_counter()
+        try:
+            while True:
+                # eval: at the first step, every eval_every steps and at the end
+                done = self.step >= cfg.steps or self.should_stop
+                if self.step % cfg.eval_every == 0 or done:
+                    self.metrics = self.evaluate()
+                    self._emit("on_eval", self.step, self.metrics)
+                if done or self.should_stop:
+                    break
+
+                # data: the whole training split, or the next minibatch of a shuffled epoch
+                if full_batch:
+                    batch = train.tensors
+                else:
+                    if self.cursor + cfg.batch_size > len(self.order):
+                        self.order = torch.randperm(len(train), generator=self.generator)
+                        self.cursor = 0
+                    index = self.order[self.cursor : self.cursor + cfg.batch_size]
+                    batch = train.rows(index.to(self.device))
+                    self.cursor += cfg.batch_size
+
+                # forward and loss
+                self.model.train()
+                logits = self.objective.forward(self.model, batch)
+                loss = self.objective.loss(logits, batch)
+
+                # backward, clip, step
+                self.optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                if cfg.grad_clip is not None:
+                    nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
+                self.optimizer.step()
+                self.scheduler.step()
+                self.step += 1
+                self._emit("on_step_end", self.step, loss.detach())
+        except KeyboardInterrupt:
+            self.status = "interrupted"
+        finally:
+            self.wall_s += time.perf_counter() - t0
+            if self.status == "running":
+                self.status = "finished" if not self.should_stop else "stopped"
+            self._emit("on_train_end", self.status)
+        return self.metrics
+
+    @torch.no_grad()
+    def evaluate(self) -> dict[str, float]:
+        """Loss and accuracy on every eval split, the learning rate and the weight norms."""
+        self.model.eval()
+        out: dict[str, float] = {}
+        for name, split in self.splits.items():
+            totals: dict[str, float] = {}
+            for start in range(0, len(split), EVAL_CHUNK):
+                rows = torch.arange(start, min(start + EVAL_CHUNK, len(split)), device=self.device)
+                batch = split.rows(rows) if len(split) > EVAL_CHUNK else split.tensors
+                for key, value in self.objective.evaluate(self.model, batch).items():
+                    totals[key] = totals.get(key, 0.0) + value * len(rows)
+            out.update({f"{name}/{key}": value / len(split) for key, value in totals.items()})
+        out["lr"] = self.optimizer.param_groups[0]["lr"]
+        out.update({f"weight_norm/{k}": v for k, v in weight_norms(self.model).items()})
+        return out
+
+    # -- checkpoints -------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "step": self.step,
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "generator": self.generator.get_state(),
+            "order": self.order,
+            "cursor": self.cursor,
+            "torch_rng": torch.get_rng_state(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.generator.set_state(state["generator"])
+        self.order, self.cursor = state["order"], state["cursor"]
+        torch.set_rng_state(state["torch_rng"])
+        self.step = state["step"]

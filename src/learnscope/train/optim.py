@@ -1,0 +1,48 @@
+"""Optimisers and learning-rate schedules named in ``TrainConfig``."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from learnscope.config import TrainConfig
+
+
+def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
+    """AdamW (decoupled weight decay), Adam (L2 added to the gradient) or SGD with momentum."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    if cfg.optimizer == "adamw":
+        return torch.optim.AdamW(
+            params, lr=cfg.lr, betas=cfg.betas, eps=cfg.eps, weight_decay=cfg.weight_decay
+        )
+    if cfg.optimizer == "adam":
+        return torch.optim.Adam(
+            params, lr=cfg.lr, betas=cfg.betas, eps=cfg.eps, weight_decay=cfg.weight_decay
+        )
+    return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+
+
+def lr_factor(step: int, cfg: TrainConfig) -> float:
+    """Multiplier of ``cfg.lr`` at ``step``.
+
+    Both start with a linear warmup, ``(step + 1) / warmup_steps``, when ``warmup_steps > 0``.
+    ``constant`` then stays at 1; ``warmup_cosine`` follows a half cosine from 1 down to
+    ``min_lr_ratio`` at ``steps``.
+
+    >>> from learnscope.config import TrainConfig
+    >>> c = TrainConfig(schedule="warmup_cosine", warmup_steps=10, steps=110, min_lr_ratio=0.1)
+    >>> [round(lr_factor(s, c), 3) for s in (0, 5, 10, 60, 110)]
+    [0.1, 0.6, 1.0, 0.55, 0.1]
+    """
+    if step < cfg.warmup_steps:
+        return (step + 1) / cfg.warmup_steps
+    if cfg.schedule == "constant":
+        return 1.0
+    progress = min(1.0, (step - cfg.warmup_steps) / max(1, cfg.steps - cfg.warmup_steps))
+    return cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+def make_scheduler(opt: torch.optim.Optimizer, cfg: TrainConfig):
+    return torch.optim.lr_scheduler.LambdaLR(opt, lambda step: lr_factor(step, cfg))

@@ -1,0 +1,40 @@
+"""Every built-in recipe reaches the outcome written next to it (``expect:``).
+
+``grokking-mlp`` is fast (seconds) and runs by default; the longer reproductions are marked
+slow (``pytest -m slow``), and ``.ci/run`` runs them too.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from learnscope.config import load_config, recipe_names
+from learnscope.runner import execute
+from learnscope.store import Store
+
+FAST = {"grokking-mlp"}
+
+
+def check(name, tmp_path):
+    cfg = load_config(name)
+    result = execute(cfg, Store(tmp_path))
+    failed = {
+        k: (cfg.expect[k], result.summary.get(k))
+        for k, ok in result.summary["expect_met"].items()
+        if not ok
+    }
+    assert not failed, f"{name}: expected vs measured {failed}; summary {result.summary}"
+    return result
+
+
+def test_grokking_mlp_groks_with_a_visible_delay(tmp_path):
+    result = check("grokking-mlp", tmp_path)
+    s = result.summary
+    assert s["grok_test_step"] >= 3 * s["grok_train_step"] > 0
+    assert s["test_acc"] >= 0.99
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(set(recipe_names()) - FAST))
+def test_recipe_outcome(name, tmp_path):
+    check(name, tmp_path)
