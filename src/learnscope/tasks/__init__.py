@@ -1,6 +1,6 @@
 """Procedurally generated tasks with exact answers: ``make_task(name, **params)``."""
 
-from learnscope.tasks import addition, lis, modular, multiplication, parity, pvr
+from learnscope.tasks import addition, arithmetic, lis, modular, multiplication, parity, pvr
 from learnscope.tasks.base import TASKS, Split, Task, TaskParams, make_task, validate_task_params
 
 __all__ = [
@@ -16,4 +16,5 @@ __all__ = [
     "parity",
     "lis",
     "pvr",
+    "arithmetic",
 ]
