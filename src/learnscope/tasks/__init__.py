@@ -1,6 +1,16 @@
 """Procedurally generated tasks with exact answers: ``make_task(name, **params)``."""
 
-from learnscope.tasks import addition, arithmetic, lis, modular, multiplication, parity, pvr
+from learnscope.tasks import (
+    addition,
+    arithmetic,
+    icl_modular,
+    lis,
+    modular,
+    multiplication,
+    parity,
+    pvr,
+    relational,
+)
 from learnscope.tasks.base import TASKS, Split, Task, TaskParams, make_task, validate_task_params
 
 __all__ = [
@@ -17,4 +27,6 @@ __all__ = [
     "lis",
     "pvr",
     "arithmetic",
+    "relational",
+    "icl_modular",
 ]
