@@ -22,6 +22,12 @@ Splits: every test split (``test`` and the family's out-of-distribution splits, 
 NumPy PCG64 stream seeded by ``seed``, so the same seed gives the same rows on any machine.
 Within a split the questions are distinct; a parameter asking for more distinct examples than
 the task has is a :class:`~learnscope.errors.UserError` naming ``n_train`` or ``n_test``.
+With ``fresh: true`` the trainer draws every batch with :meth:`SequenceTask.sample` (never a
+held-out question) and ``train`` is a fixed sample of ``n_train`` rows for evaluation.
+
+A family is a subclass of :class:`SequenceTask` with ``name``, ``Params`` (a subclass of
+:class:`SequenceParams`) and the methods ``symbols``, ``draw`` and ``max_example_len``
+(``test_splits`` and ``answer_marker`` when it has more splits or a chain of thought).
 
 ``score`` is exact match of the answer: the generated tokens up to the first ``<eos>`` must be
 the answer (or, with a chain of thought, the tokens after its last answer marker must be, so
