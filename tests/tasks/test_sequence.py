@@ -54,3 +54,29 @@ def test_encode_decode_and_score_shapes():
         task.encode(["x"])
     with pytest.raises(ValueError, match="predictions"):
         task.score(task.split("test")["tokens"][:, :-1], "test")
+
+
+DOC_ROWS = [  # (task, params, split): its first row is quoted in docs/tasks.md
+    ("multiplication", {"n_digits": 3, "m_digits": 3}, "train"),
+    ("multiplication", {"n_digits": 3, "m_digits": 3, "reverse": True}, "train"),
+    ("multiplication", {"n_digits": 3, "m_digits": 3, "format": "pause", "n_pause": 2}, "train"),
+    ("multiplication", {"n_digits": 3, "m_digits": 3, "format": "cot"}, "train"),
+    ("addition", {"lo": 1, "hi": 5, "test_lengths": [8]}, "test_len_8"),
+    ("addition", {"lo": 1, "hi": 5, "test_lengths": [8], "reverse": True}, "train"),
+    ("addition", {"lo": 1, "hi": 5, "test_lengths": [8], "index_hints": True}, "test"),
+    ("parity", {"lo": 2, "hi": 8, "test_lengths": [12], "scratchpad": True}, "test_len_12"),
+    ("arithmetic", {"p": 11, "n_ops": 3, "format": "cot"}, "train"),
+    ("lis", {"n": 8, "values": 10, "format": "cot"}, "train"),
+    ("pvr", {"n": 8, "max_hops": 3, "test_hops": [5], "format": "cot"}, "test_hops_5"),
+    ("relational", {}, "test"),
+    ("icl_modular", {"p": 7, "n_shots": 4, "n_tasks": 10}, "test_unseen_tasks"),
+]
+
+
+@pytest.mark.parametrize("name, params, split", DOC_ROWS)
+def test_docs_quote_real_rows(name, params, split):
+    from pathlib import Path
+
+    docs = (Path(__file__).parents[2] / "docs" / "tasks.md").read_text()
+    task = make_task(name, n_train=20, n_test=5, **params)
+    assert task.decode(task.split(split)["tokens"][0]) in docs
