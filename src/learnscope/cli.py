@@ -57,10 +57,13 @@ def run(
     device: Annotated[str | None, typer.Option(help="auto, cpu, cuda, cuda:N, mps")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress bar")] = False,
     resume: Annotated[str | None, typer.Option(help="resume RUN from its last checkpoint")] = None,
+    tensorboard: Annotated[
+        Path | None, typer.Option(help="also write the scalars for TensorBoard under DIR/<run>")
+    ] = None,
 ) -> None:
     """Train a recipe or config file and record the run."""
     from learnscope.runner import execute  # torch is imported only by commands that train
-    from learnscope.train.callbacks import ProgressBar
+    from learnscope.train.live import LiveProgress, TensorBoardSink
 
     try:
         store = Store(runs_dir)
@@ -72,7 +75,9 @@ def run(
             cfg, run_id = load_config(recipe, overrides), None
         else:
             fail(f"recipe: give a recipe ({', '.join(recipe_names())}) or a YAML file")
-        callbacks = [] if quiet else [ProgressBar(console, cfg.name)]
+        callbacks = [] if quiet else [LiveProgress(console, cfg.name, cfg.events)]
+        if tensorboard is not None:
+            callbacks.append(TensorBoardSink(tensorboard))
         result = execute(cfg, store, callbacks, resume=run_id)
     except UserError as err:
         fail(str(err))
@@ -101,6 +106,14 @@ def run(
     table.add_row("run", result.run_id)
     table.add_row("dir", str(result.dir))
     console.print(table)
+    if result.status == "diverged":  # not a usage error: exit 1, with the step
+        err_console.print(
+            f"[bold red]diverged[/] at step {s.get('diverged_step')}: "
+            f"{s.get('diverged_metric')} is not finite; the metrics logged until then are kept "
+            f"in run {result.run_id}",
+            highlight=False,
+            soft_wrap=True,
+        )
     if result.status not in ("finished", "stopped"):
         raise typer.Exit(1)
 
@@ -163,7 +176,10 @@ def show(
         norms = [c for c in wide.columns if c.startswith("weight_norm/")]
         pick = wide.iloc[
             sorted(
-                {round(i * (len(wide) - 1) / max(1, rows - 1)) for i in range(min(rows, len(wide)))}
+                {
+                    round(i * (len(wide) - 1) / max(1, min(rows, len(wide)) - 1))
+                    for i in range(min(rows, len(wide)))
+                }
             )
         ]
         table = Table("step", *cols)

@@ -84,6 +84,14 @@ class TrainConfig(Section):
 
 class EventsConfig(Section):
     grok_threshold: float = Field(0.99, gt=0, le=1, description="accuracy counted as learned")
+    # thresholds of the other detectors (see learnscope.events for each rule)
+    slingshot_spike: float = Field(10.0, gt=1, description="loss above this x best so far")
+    slingshot_recover: float = Field(2.0, ge=1, description="back below this x best: recovered")
+    slingshot_norm_growth: float = Field(0.05, ge=0, description="last-layer norm growth")
+    slingshot_window: int = Field(5, ge=1, description="evals back the norm growth is measured")
+    attention_fraction: float = Field(0.1, gt=0, lt=1, description="of log(context)")
+    rank_fraction: float = Field(0.05, gt=0, lt=1, description="of the layer's width")
+    collapse_patience: int = Field(3, ge=1, description="evals a collapse must last to the end")
 
 
 class RunConfig(Section):

@@ -22,6 +22,7 @@ from learnscope.store import Store
 from learnscope.tasks import make_task
 from learnscope.train import checkpoint
 from learnscope.train.callbacks import Checkpointer, StoreLogger
+from learnscope.train.live import DivergenceGuard, site_sizes
 from learnscope.train.loop import Callback, Trainer
 
 
@@ -64,6 +65,8 @@ def summarize(trainer: Trainer, found: list[events_mod.Event]) -> dict[str, Any]
             summary.update(
                 {f"grok_{k}": e.data[k] for k in ("train_step", "test_step", "gap", "ratio")}
             )
+        if e.kind == "divergence":
+            summary.update(diverged_step=e.step, diverged_metric=e.data.get("metric"))
     return summary
 
 
@@ -94,6 +97,9 @@ def execute(
         trainer.load_state_dict(state)
         store.truncate_metrics(run_id, step)
         store.set_status(run_id, "running")
+    trainer.run_id = run_id  # for callbacks that name their output after the run
+    guard = DivergenceGuard()  # a non-finite loss stops the run at once: status "diverged"
+    trainer.add_callback(guard)
     trainer.add_callback(StoreLogger(store, run_id))
     trainer.add_callback(Checkpointer(run_dir / "checkpoints", cfg.train.checkpoint_every))
     for cb in callbacks:
@@ -103,7 +109,10 @@ def execute(
     except BaseException:
         store.finish_run(run_id, "failed", {"steps": trainer.step})
         raise
-    found_events = events_mod.detect(store.metric_table(run_id), cfg.events.grok_threshold)
+    table = store.metric_table(run_id)
+    found_events = events_mod.detect(table, cfg.events, site_sizes(trainer))
+    if guard.event:  # the guard saw the exact step and metric; the table only the next eval
+        found_events = [e for e in found_events if e.kind != "divergence"] + [guard.event]
     for e in found_events:
         store.add_event(run_id, e.step, e.kind, e.data)
     summary = summarize(trainer, found_events)

@@ -1,0 +1,212 @@
+"""Watching a run while it trains: divergence, events the moment they fire, TensorBoard.
+
+- :class:`DivergenceGuard` stops the run at the first non-finite loss (status ``diverged``);
+- :class:`LiveProgress` is the rich progress bar plus the latest probe values and a line for
+  each event as soon as the detectors of :mod:`learnscope.events` see it ("grokked at step
+  4 200");
+- :class:`TensorBoardSink` writes the same scalars for TensorBoard (``learnscope[tensorboard]``).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import torch
+from rich.console import Console
+
+from learnscope import events as events_mod
+from learnscope.errors import UserError
+from learnscope.models.hooks import capture, hook_names
+from learnscope.train.callbacks import ProgressBar, format_metrics
+from learnscope.train.loop import Callback, Trainer
+
+
+@torch.no_grad()
+def site_sizes(trainer: Trainer, rows: int = 4) -> dict[str, int]:
+    """Size of the last dimension at every activation site (one forward pass on ``rows``
+    training examples) and the smaller side of every weight matrix, by name.
+
+    For an attention pattern ``(b, head, query, key)`` that is the context length; for a hidden
+    layer ``(b, width)`` or ``(b, T, d)`` its width. The rank and entropy collapse detectors
+    compare against these.
+    """
+    model, sizes = trainer.model, {}
+    for name, p in model.named_parameters():
+        if p.dim() >= 2:
+            sizes[name] = min(p.shape)
+    names = hook_names(model)
+    if not names:
+        return sizes
+    train = trainer.splits["train"]
+    batch = train.rows(torch.arange(min(rows, len(train)), device=trainer.device))
+    was_training = model.training
+    model.eval()
+    try:
+        with capture(model, names) as acts:
+            trainer.objective.forward(model, batch)
+    finally:
+        model.train(was_training)
+    sizes.update({k: int(v.shape[-1]) for k, v in acts.items() if v.dim() >= 1})
+    return sizes
+
+
+class DivergenceGuard(Callback):
+    """Stops the run at once at a non-finite training loss (or eval loss): ``trainer.status``
+    becomes ``diverged`` and :attr:`event` records the step and the metric. The loop then
+    evaluates once more and ends; the store logger flushes everything logged so far."""
+
+    def __init__(self) -> None:
+        self.event: events_mod.Event | None = None
+
+    def _trip(self, trainer: Trainer, step: int, metric: str, value: float) -> None:
+        if self.event is None:
+            data = {"step": step, "metric": metric, "value": str(value)}
+            self.event = events_mod.Event("divergence", step, data)
+        trainer.status, trainer.should_stop = "diverged", True
+
+    def on_step_end(self, trainer: Trainer, step: int, loss: torch.Tensor) -> None:
+        if not bool(torch.isfinite(loss).all()):
+            self._trip(trainer, step, "train_step/loss", float(loss.float().mean()))
+
+    def on_eval(self, trainer: Trainer, step: int, metrics: dict[str, float]) -> None:
+        for name, value in metrics.items():
+            if name.endswith("/loss") and not math.isfinite(value):
+                self._trip(trainer, step, name, value)
+                return
+
+
+# -- the live view --------------------------------------------------------------------------
+
+_SHORT = {
+    "effective_rank": "erank",
+    "attention_entropy": "attnH",
+    "matrix_entropy": "H",
+    "partial_jacobian_norm": "J",
+    "hessian_top_eigenvalue": "hess",
+    "incremental_rank": "incr",
+    "ncc_accuracy": "ncc",
+    "angular_distance": "angle",
+}
+_NOT_PROBES = {"lr", "weight_norm", "reg", "train_step"}
+
+
+def format_probes(metrics: dict[str, float], splits=(), limit: int = 3) -> str:
+    """The first ``limit`` probe values, short: ``erank(layers.0.post) 12.3``.
+
+    >>> format_probes({"train/acc": 1.0, "effective_rank/layers.0.hook_post": 12.34, "lr": 1.0})
+    'erank(layers.0.post) 12.3'
+    """
+    parts = []
+    for name in sorted(metrics):
+        probe, _, site = name.partition("/")
+        if not site or probe in _NOT_PROBES or probe in splits:
+            continue
+        if site in ("acc", "loss", "token_acc"):  # a split's metric
+            continue
+        site = site.replace("hook_", "").replace("blocks.", "b")
+        parts.append(f"{_SHORT.get(probe, probe)}({site}) {metrics[name]:.3g}")
+        if len(parts) == limit:
+            break
+    return " ".join(parts)
+
+
+class EventWatcher(Callback):
+    """Runs the event detectors on the metrics seen so far (at most every ``every_s`` seconds,
+    and at the end) and calls ``emit(event)`` once for each new event."""
+
+    def __init__(self, cfg: Any = None, emit=print, every_s: float = 0.5) -> None:
+        self.cfg, self.emit, self.every_s = cfg, emit, every_s
+        self.rows: dict[int, dict[str, float]] = {}
+        self.seen: set[tuple] = set()
+        self.sizes: dict[str, int] = {}
+        self._last = 0.0
+
+    def on_train_start(self, trainer: Trainer) -> None:
+        self.sizes = site_sizes(trainer)
+
+    def on_eval(self, trainer: Trainer, step: int, metrics: dict[str, float]) -> None:
+        self.rows.setdefault(step, {}).update(metrics)
+        if time.perf_counter() - self._last >= self.every_s:
+            self.check()
+
+    def on_train_end(self, trainer: Trainer, status: str) -> None:
+        self.check()
+
+    def check(self) -> list[events_mod.Event]:
+        self._last = time.perf_counter()
+        table = pd.DataFrame.from_dict(self.rows, orient="index").sort_index()
+        new = [
+            e for e in events_mod.detect(table, self.cfg, self.sizes) if e.key() not in self.seen
+        ]
+        for e in new:
+            self.seen.add(e.key())
+            self.emit(e)
+        return new
+
+
+class LiveProgress(ProgressBar):
+    """The progress bar with the latest probe values, and each event printed when it fires."""
+
+    def __init__(
+        self, console: Console | None = None, description: str = "train", cfg: Any = None
+    ) -> None:
+        super().__init__(console, description)
+        self.watcher = EventWatcher(cfg, self._print_event)
+        self.splits: tuple[str, ...] = ()
+
+    def _print_event(self, event: events_mod.Event) -> None:
+        self.progress.console.print(f"[bold magenta]event[/] {events_mod.describe(event)}")
+
+    def on_train_start(self, trainer: Trainer) -> None:
+        super().on_train_start(trainer)
+        self.splits = tuple(trainer.splits)
+        self.watcher.on_train_start(trainer)
+
+    def on_eval(self, trainer: Trainer, step: int, metrics: dict[str, float]) -> None:
+        text = " | ".join(
+            s for s in (format_metrics(metrics), format_probes(metrics, self.splits)) if s
+        )
+        self.progress.update(self.task_id, completed=step, metrics=text)
+        self.watcher.on_eval(trainer, step, metrics)
+
+    def on_train_end(self, trainer: Trainer, status: str) -> None:
+        self.watcher.on_train_end(trainer, status)
+        super().on_train_end(trainer, status)
+
+
+# -- TensorBoard ----------------------------------------------------------------------------
+
+
+class TensorBoardSink(Callback):
+    """Writes every eval's scalars (the names of the store) to TensorBoard event files under
+    ``log_dir/<run id>`` (``tensorboard --logdir log_dir`` compares runs)."""
+
+    def __init__(self, log_dir: str | Path) -> None:
+        try:
+            from torch.utils.tensorboard import SummaryWriter  # noqa: F401
+        except ImportError:
+            raise UserError(
+                "--tensorboard: needs the tensorboard package; "
+                "pip install 'learnscope[tensorboard]'"
+            ) from None
+        self.log_dir = Path(log_dir)
+        self.writer = None
+
+    def on_train_start(self, trainer: Trainer) -> None:
+        from torch.utils.tensorboard import SummaryWriter
+
+        run = getattr(trainer, "run_id", None) or time.strftime("%Y%m%d-%H%M%S")
+        self.writer = SummaryWriter(log_dir=str(self.log_dir / run))
+
+    def on_eval(self, trainer: Trainer, step: int, metrics: dict[str, float]) -> None:
+        for name, value in metrics.items():
+            self.writer.add_scalar(name, value, step)
+
+    def on_train_end(self, trainer: Trainer, status: str) -> None:
+        if self.writer is not None:
+            self.writer.flush()
+            self.writer.close()

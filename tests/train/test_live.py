@@ -1,0 +1,113 @@
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+import yaml
+from typer.testing import CliRunner
+
+from learnscope.cli import app
+from learnscope.events import describe
+from learnscope.runner import build, execute
+from learnscope.store import Store
+from learnscope.train.live import EventWatcher, TensorBoardSink, site_sizes
+from learnscope.train.loop import Callback
+
+
+class PoisonAt(Callback):
+    """Sets every weight to NaN after optimiser step ``at``: the next loss is NaN."""
+
+    def __init__(self, at: int) -> None:
+        self.at = at
+
+    def on_step_end(self, trainer, step, loss):
+        if step == self.at:
+            with torch.no_grad():
+                for p in trainer.model.parameters():
+                    p.fill_(float("nan"))
+
+
+def test_nan_loss_stops_the_run_at_once_and_keeps_metrics(tiny_config, runs_dir):
+    tiny_config["train"].update(steps=100, eval_every=5)
+    store = Store(runs_dir)
+    result = execute(tiny_config, store, [PoisonAt(12)])
+    assert result.status == "diverged"
+    # step 13's loss is computed on the poisoned weights; the loop stops right there
+    assert result.summary["steps"] == 13 and result.summary["diverged_step"] == 13
+    assert store.run(result.run_id)["status"] == "diverged"
+    table = store.metric_table(result.run_id)
+    assert list(table.index) == [0, 5, 10, 13]  # every eval before, and one at the end
+    assert table.loc[10, "train/acc"] >= 0 and math.isnan(table.loc[13, "train/loss"])
+    ev = store.events(result.run_id)
+    div = ev[ev["kind"] == "divergence"].iloc[0]
+    assert div["step"] == 13 and div["data"]["metric"] == "train_step/loss"
+
+
+def test_healthy_run_is_not_diverged(tiny_config, runs_dir):
+    result = execute(tiny_config, Store(runs_dir))
+    assert result.status == "finished" and "diverged_step" not in result.summary
+    assert not [e for e in result.events if e.kind == "divergence"]
+
+
+def test_cli_exits_1_with_the_step_when_the_loss_explodes(tmp_path, tiny_config, runs_dir):
+    tiny_config["model"]["activation"] = "quadratic"
+    tiny_config["train"].update(optimizer="sgd", loss="mse", lr=1e6, steps=200)
+    path = tmp_path / "boom.yaml"
+    path.write_text(yaml.safe_dump(tiny_config))
+    res = CliRunner().invoke(app, ["run", str(path), "--runs-dir", str(runs_dir), "-q"])
+    assert res.exit_code == 1, res.output
+    runs = Store(runs_dir).runs()
+    step = runs["summary"][0]["diverged_step"]
+    assert step < 200 and f"diverged at step {step}" in res.output
+    assert runs["status"][0] == "diverged"
+
+
+def test_event_watcher_prints_each_event_once_when_it_fires():
+    said: list[tuple[int, str]] = []
+    watcher = EventWatcher(emit=lambda e: said.append((step, describe(e))), every_s=0.0)
+    for step in range(0, 100, 10):
+        train = 1.0 if step >= 20 else 0.5
+        test = 1.0 if step >= 70 else 0.1
+        watcher.on_eval(None, step, {"train/acc": train, "test/acc": test, "lr": 1e-3})
+    assert said == [
+        (20, "fitted the training set at step 20 (test not yet)"),
+        (70, "grokked at step 70 (train fitted at step 20, 3.5x after fitting)"),
+    ]
+
+
+def test_site_sizes_of_the_mlp(tiny_config):
+    from learnscope.config import validate_config
+
+    sizes = site_sizes(build(validate_config(tiny_config)))
+    assert sizes["layers.0.hook_post"] == 32 and sizes["hook_logits"] == 11
+    assert sizes["layers.0.linear.weight"] == 22 and sizes["out.weight"] == 11
+
+
+def test_tensorboard_sink_writes_the_scalars(tiny_config, runs_dir, tmp_path):
+    pytest.importorskip("tensorboard", reason="tensorboard is not installed")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    result = execute(tiny_config, Store(runs_dir), [TensorBoardSink(tmp_path / "tb")])
+    files = list((tmp_path / "tb" / result.run_id).glob("events.out.tfevents.*"))
+    assert len(files) == 1
+    acc = EventAccumulator(str(files[0].parent))
+    acc.Reload()
+    assert (
+        "train/acc" in acc.Tags()["scalars"] and "weight_norm/out.weight" in acc.Tags()["scalars"]
+    )
+    got = [(s.step, s.value) for s in acc.Scalars("test/acc")]
+    table = Store(runs_dir).metric_table(result.run_id)
+    assert [s for s, _ in got] == [0, 10, 20, 30]
+    assert [v for _, v in got] == pytest.approx(list(table["test/acc"]), rel=1e-6)
+
+
+def test_cli_tensorboard_option(tmp_path, tiny_config, runs_dir):
+    pytest.importorskip("tensorboard", reason="tensorboard is not installed")
+    path = tmp_path / "t.yaml"
+    path.write_text(yaml.safe_dump(tiny_config))
+    res = CliRunner().invoke(
+        app, ["run", str(path), "--runs-dir", str(runs_dir), "--tensorboard", str(tmp_path / "tb")]
+    )
+    assert res.exit_code == 0, res.output
+    assert list((tmp_path / "tb").glob("*/events.out.tfevents.*"))
