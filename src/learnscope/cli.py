@@ -196,5 +196,37 @@ def show(
             )
 
 
+@app.command()
+def report(
+    run_refs: Annotated[
+        list[str] | None,
+        typer.Argument(metavar="RUN...", help="run ids, unique prefixes or 'last'"),
+    ] = None,
+    sweep: Annotated[str | None, typer.Option(help="add a sweep's runs: phase diagrams")] = None,
+    x: Annotated[str | None, typer.Option("--x", help="sweep axis: a config path")] = None,
+    y: Annotated[str | None, typer.Option("--y", help="second sweep axis")] = None,
+    output: Annotated[
+        Path | None,
+        typer.Option("-o", "--output", help="HTML file (default: <run dir>/report.html)"),
+    ] = None,
+    runs_dir: RunsDir = None,
+) -> None:
+    """One self-contained HTML report (plots embedded, also saved as PNGs next to it)."""
+    from learnscope.report import build_report  # matplotlib only for this command
+
+    try:
+        result = build_report(Store(runs_dir), list(run_refs or []), output, sweep, x, y)
+    except UserError as err:
+        fail(str(err))
+    console.print(
+        f"wrote {result.path} ({len(result.panels)} panels, {len(result.files)} PNGs in "
+        f"{result.files[0].parent if result.files else '-'}) in {result.seconds:.1f} s",
+        highlight=False,
+        soft_wrap=True,
+    )
+    for note in result.notes:
+        console.print(f"  left out: {note}", highlight=False, soft_wrap=True)
+
+
 def main() -> None:  # pragma: no cover - the console script
     sys.exit(app())
