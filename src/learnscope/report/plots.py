@@ -322,14 +322,14 @@ def phase_diagram(cells: pd.DataFrame, x: str, y: str, value: str, title: str) -
     fig, axes = figure(width=6.5, height=4.5)
     ax = axes[0, 0]
     data = np.ma.masked_invalid(grid.to_numpy(float))
-    cmap = plt.get_cmap("viridis").copy()
-    cmap.set_bad("lightgrey")
+    cmap = plt.get_cmap("viridis").with_extremes(bad="lightgrey")
     im = ax.imshow(data, origin="lower", aspect="auto", cmap=cmap, interpolation="nearest")
     ax.set_xticks(range(grid.shape[1]), [_tick(v) for v in grid.columns], rotation=45, fontsize=8)
     ax.set_yticks(range(grid.shape[0]), [_tick(v) for v in grid.index], fontsize=8)
     for (i, j), v in np.ndenumerate(grid.to_numpy(float)):
-        text = "-" if math.isnan(v) else _tick(v)
-        ax.text(j, i, text, ha="center", va="center", fontsize=7, color="white")
+        text = "-" if math.isnan(v) else f"{v:.4g}"
+        colour = "black" if math.isnan(v) else "white"
+        ax.text(j, i, text, ha="center", va="center", fontsize=7, color=colour)
     ax.set_xlabel(x)
     ax.set_ylabel(y)
     ax.set_title(title)
