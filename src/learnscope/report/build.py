@@ -351,12 +351,15 @@ def build_panels(
         plots.attention_heads(series),
         "no attention_entropy/<site>/h<i> metrics (no attention layers, or not probed)",
     )
+    cycles = sum(e["kind"] == "slingshot" for r in runs for e in r.events)
     add(
         "weight-norms",
         "Weight norms",
         plots.weight_norms(series),
         "no weight norms logged",
-        "slingshot cycles (Thilak et al. 2022) shaded from start to recovery",
+        f"{cycles} slingshot cycle(s) (Thilak et al. 2022) shaded from start to recovery"
+        if cycles
+        else "no slingshot cycle found (Thilak et al. 2022; the rule: learnscope.events)",
     )
 
     spectra, iprs, what, p = [], [], "", None
@@ -372,7 +375,7 @@ def build_panels(
         add(
             "fourier",
             "Fourier power of the first-layer weights",
-            plots.fourier(spectra, what.split(",")[0]),
+            plots.fourier(spectra),
             "",
             what,
         )

@@ -9,16 +9,20 @@ from dataclasses import dataclass
 
 CSS = """
 body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 2em auto;
-       max-width: 1200px; color: #222; padding: 0 1em; }
+       max-width: 1400px; color: #222; padding: 0 1em; }
 h1 { font-size: 1.5em; } h2 { font-size: 1.15em; margin-top: 1.6em; }
-section.panel { border-top: 1px solid #ddd; padding-top: .4em; }
+main { display: grid; grid-template-columns: repeat(auto-fill, minmax(540px, 1fr));
+       gap: 0 1.5em; }
+section.panel { border-top: 1px solid #ddd; padding-top: .4em; min-width: 0; }
+section.wide { grid-column: 1 / -1; }
+.run { display: flex; flex-wrap: wrap; gap: 0 1.5em; align-items: flex-start; }
+.run h3, .run > p { flex-basis: 100%; margin: .3em 0; }
 table { border-collapse: collapse; font-size: .85em; margin: .5em 0; }
 td, th { border: 1px solid #ddd; padding: 2px 8px; text-align: left; vertical-align: top; }
 th { background: #f4f4f4; }
 pre { background: #f7f7f7; padding: .6em; font-size: .8em; overflow-x: auto; }
 img { max-width: 100%; height: auto; display: block; }
 .note { color: #666; font-size: .9em; }
-.run { margin-bottom: 1em; }
 """
 
 
@@ -55,8 +59,12 @@ def render(title: str, panels: list[Panel], notes: list[str], subtitle: str = ""
     ]
     if subtitle:
         parts.append(f'<p class="note">{esc(subtitle)}</p>')
+    parts.append("<main>")
     for p in panels:
-        parts.append(f'<section class="panel" id="panel-{esc(p.id)}" data-panel="{esc(p.id)}">')
+        wide = " wide" if p.png is None or p.id.startswith(("probe-", "fourier")) else ""
+        parts.append(
+            f'<section class="panel{wide}" id="panel-{esc(p.id)}" data-panel="{esc(p.id)}">'
+        )
         parts.append(f"<h2>{esc(p.title)}</h2>")
         if p.body:
             parts.append(p.body)
@@ -72,8 +80,8 @@ def render(title: str, panels: list[Panel], notes: list[str], subtitle: str = ""
     if notes:
         items = "".join(f"<li>{esc(n)}</li>" for n in notes)
         parts.append(
-            '<section class="panel" id="panel-notes" data-panel="notes">'
+            '<section class="panel wide" id="panel-notes" data-panel="notes">'
             f'<h2>Panels left out</h2><ul class="note">{items}</ul></section>'
         )
-    parts.append("</body></html>")
+    parts.append("</main></body></html>")
     return "\n".join(parts)

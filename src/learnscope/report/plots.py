@@ -265,13 +265,25 @@ def weight_norms(runs: list[Series]) -> Figure | None:
     return fig
 
 
-def fourier(spectra: list[tuple[Series, np.ndarray]], what: str) -> Figure | None:
+def fourier(spectra: list[tuple[Series, np.ndarray]]) -> Figure | None:
     """Mean Fourier power per frequency of the first-layer weights (``fourier_power``,
     normalised per neuron, averaged over neurons), one line (or bars) per run."""
     if not spectra:
         return None
-    fig, axes = figure()
+    single = len(spectra) == 1
+    fig, axes = figure(1, 2 if single else 1, width=11 if single else 7.5)
     ax = axes[0, 0]
+    if single:  # each neuron's spectrum, neurons sorted by their strongest frequency
+        power = spectra[0][1]
+        order = np.lexsort((-power.max(0), power.argmax(0)))
+        hx = axes[0, 1]
+        im = hx.imshow(
+            power[:, order], aspect="auto", interpolation="nearest", cmap="magma", origin="lower"
+        )
+        hx.set_xlabel("neuron (sorted by strongest frequency)")
+        hx.set_ylabel("frequency k")
+        hx.set_title("power per neuron")
+        fig.colorbar(im, ax=hx)
     for run, power in spectra:
         k = np.arange(power.shape[0])
         mean = power.mean(1)
@@ -280,8 +292,8 @@ def fourier(spectra: list[tuple[Series, np.ndarray]], what: str) -> Figure | Non
         else:
             ax.plot(k, mean, "o-", ms=3, color=run.colour, label=run.label, lw=1)
     ax.set_xlabel("frequency k")
-    ax.set_ylabel("mean power over neurons")
-    ax.set_title(f"Fourier power of {what} at the last step")
+    ax.set_ylabel("power (per neuron, normalised)")
+    ax.set_title("mean power over neurons")
     ax.grid(alpha=0.3)
     if len(spectra) > 1:
         ax.legend(fontsize=7)
