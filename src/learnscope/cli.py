@@ -166,9 +166,12 @@ def show(
     console.print(summary)
     events = store.events(run_id)
     if len(events):
-        ev = Table("event", "step", "data")
+        from learnscope.events import Event, describe
+
+        ev = Table("event", "step", "what", "data")
         for e in events.itertuples():
-            ev.add_row(e.kind, _fmt(e.step), json.dumps(e.data))
+            what = describe(Event(e.kind, None if e.step != e.step else int(e.step), e.data))
+            ev.add_row(e.kind, _fmt(e.step), what, json.dumps(e.data))
         console.print(ev)
     wide = store.metric_table(run_id)
     if len(wide):

@@ -61,6 +61,8 @@ def test_cli_exits_1_with_the_step_when_the_loss_explodes(tmp_path, tiny_config,
     step = runs["summary"][0]["diverged_step"]
     assert step < 200 and f"diverged at step {step}" in res.output
     assert runs["status"][0] == "diverged"
+    res = CliRunner().invoke(app, ["show", "last", "--runs-dir", str(runs_dir)])
+    assert res.exit_code == 0 and "divergence" in res.output and "diverged" in res.output
 
 
 def test_event_watcher_prints_each_event_once_when_it_fires():
