@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import io
 import math
 
 import pytest
@@ -113,3 +114,26 @@ def test_cli_tensorboard_option(tmp_path, tiny_config, runs_dir):
     )
     assert res.exit_code == 0, res.output
     assert list((tmp_path / "tb").glob("*/events.out.tfevents.*"))
+
+
+def test_live_view_prints_the_event_when_it_fires(runs_dir):
+    """A real (short) grokking-mlp run with the progress bar: the event line appears."""
+    args = ["run", "grokking-mlp", "--set", "task.p=23", "--set", "model.width=64"]
+    res = CliRunner().invoke(app, [*args, "--set", "train.steps=60", "--runs-dir", str(runs_dir)])
+    assert res.exit_code == 0, res.output
+    step = Store(runs_dir).runs()["summary"][0]["grok_train_step"]
+    assert f"event fitted the training set at step {step} (test not yet)" in res.output
+
+
+def test_progress_line_shows_latest_probe_values():
+    from rich.console import Console
+
+    from learnscope.train.live import LiveProgress
+
+    bar = LiveProgress(Console(file=io.StringIO()), "x")
+    bar.task_id = bar.progress.add_task("x", total=10, metrics="")
+    bar.splits = ("train", "test")
+    metrics = {"train/loss": 0.5, "test/acc": 0.25, "effective_rank/layers.0.hook_post": 12.34}
+    bar.on_eval(None, 5, metrics)
+    text = bar.progress.tasks[0].fields["metrics"]
+    assert "train loss 0.5" in text and "erank(layers.0.post) 12.3" in text
