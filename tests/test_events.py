@@ -79,6 +79,10 @@ def test_no_slingshot_without_norm_growth_or_recovery_or_spike():
     t = slingshot_series(cycles=((300, 40.0),))
     t.loc[3000:, "train/loss"] = 1.0  # spikes and never comes back
     assert slingshot(t) == []
+    # the same cycles near float32's floor (loss 1e-8 -> 4e-7) are noise, not slingshots
+    tiny = slingshot_series()
+    tiny["train/loss"] *= 1e-5
+    assert slingshot(tiny) == [] and len(slingshot(tiny, min_peak=0.0)) == 2
     # a spike of 5x is below the default factor of 10
     assert slingshot(slingshot_series(cycles=((100, 4.0),))) == []
 

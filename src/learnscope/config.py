@@ -89,6 +89,7 @@ class EventsConfig(Section):
     slingshot_recover: float = Field(2.0, ge=1, description="back below this x best: recovered")
     slingshot_norm_growth: float = Field(0.05, ge=0, description="last-layer norm growth")
     slingshot_window: int = Field(5, ge=1, description="evals back the norm growth is measured")
+    slingshot_min_peak: float = Field(1e-3, ge=0, description="a spike reaches this loss")
     attention_fraction: float = Field(0.1, gt=0, lt=1, description="of log(context)")
     rank_fraction: float = Field(0.05, gt=0, lt=1, description="of the layer's width")
     collapse_patience: int = Field(3, ge=1, description="evals a collapse must last to the end")

@@ -109,6 +109,7 @@ def slingshot(
     recover: float = 2.0,
     norm_growth: float = 0.05,
     window: int = 5,
+    min_peak: float = 1e-3,
     loss: str | None = None,
     norm: str | None = None,
 ) -> list[Event]:
@@ -119,7 +120,8 @@ def slingshot(
     and the norm ``N`` of the last layer (:func:`last_layer_norm`):
 
     1. the baseline ``b_t = min_{s<t} L_s`` is the best loss so far;
-    2. a cycle starts at the first step ``t`` with ``L_t > spike * b_t``;
+    2. a cycle starts at the first step ``t`` with ``L_t > spike * b_t`` and
+       ``L_t >= min_peak`` (a jump from 1e-8 to 1e-7 is float32 noise near zero, not a spike);
     3. it counts only if the norm grew just before: ``N_t / N_{t-window} - 1 >= norm_growth``
        (``window`` evaluations back, or the first one);
     4. it ends at the first later step with ``L <= recover * b_t`` (it recovered); a spike
@@ -144,7 +146,7 @@ def slingshot(
     found: list[Event] = []
     t, best = 1, L[0] if len(L) else math.inf
     while t < len(L):
-        if not (np.isfinite(L[t]) and L[t] > spike * best and best > 0):
+        if not (np.isfinite(L[t]) and L[t] > spike * best and L[t] >= min_peak and best > 0):
             best = min(best, L[t]) if np.isfinite(L[t]) else best
             t += 1
             continue
@@ -328,6 +330,7 @@ def detect(
         recover=cfg.slingshot_recover,
         norm_growth=cfg.slingshot_norm_growth,
         window=cfg.slingshot_window,
+        min_peak=cfg.slingshot_min_peak,
     )
     found += attention_collapse(table, sizes, cfg.attention_fraction, cfg.collapse_patience)
     found += rank_collapse(table, sizes, cfg.rank_fraction, cfg.collapse_patience)

@@ -115,29 +115,30 @@ def format_probes(metrics: dict[str, float], splits=(), limit: int = 3) -> str:
 
 
 class EventWatcher(Callback):
-    """Runs the event detectors on the metrics seen so far (at most every ``every_s`` seconds,
-    and at the end) and calls ``emit(event)`` once for each new event."""
+    """Runs the event detectors on the metrics seen so far, and calls ``emit(event)`` once for
+    each new event: at most every ``every_s`` seconds and at most once per 20x the time a
+    detection takes (so it costs ~5% of a run at most), and at the end."""
 
     def __init__(self, cfg: Any = None, emit=print, every_s: float = 0.5) -> None:
         self.cfg, self.emit, self.every_s = cfg, emit, every_s
         self.rows: dict[int, dict[str, float]] = {}
         self.seen: set[tuple] = set()
         self.sizes: dict[str, int] = {}
-        self._last = 0.0
+        self._last, self._cost = 0.0, 0.0
 
     def on_train_start(self, trainer: Trainer) -> None:
         self.sizes = site_sizes(trainer)
 
     def on_eval(self, trainer: Trainer, step: int, metrics: dict[str, float]) -> None:
         self.rows.setdefault(step, {}).update(metrics)
-        if time.perf_counter() - self._last >= self.every_s:
+        if time.perf_counter() - self._last >= max(self.every_s, 20 * self._cost):
             self.check()
 
     def on_train_end(self, trainer: Trainer, status: str) -> None:
         self.check()
 
     def check(self) -> list[events_mod.Event]:
-        self._last = time.perf_counter()
+        t0 = self._last = time.perf_counter()
         table = pd.DataFrame.from_dict(self.rows, orient="index").sort_index()
         new = [
             e for e in events_mod.detect(table, self.cfg, self.sizes) if e.key() not in self.seen
@@ -145,6 +146,7 @@ class EventWatcher(Callback):
         for e in new:
             self.seen.add(e.key())
             self.emit(e)
+        self._cost = time.perf_counter() - t0
         return new
 
 
