@@ -131,7 +131,8 @@ class EventWatcher(Callback):
 
     def on_eval(self, trainer: Trainer, step: int, metrics: dict[str, float]) -> None:
         self.rows.setdefault(step, {}).update(metrics)
-        if time.perf_counter() - self._last >= max(self.every_s, 20 * self._cost):
+        wait = max(self.every_s, 20 * self._cost) if self.every_s > 0 else 0.0  # 0: every eval
+        if time.perf_counter() - self._last >= wait:
             self.check()
 
     def on_train_end(self, trainer: Trainer, status: str) -> None:
