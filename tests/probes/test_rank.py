@@ -56,8 +56,10 @@ def test_rankme_adds_its_epsilon_to_each_probability():
     assert rankme(z) != effective_rank(z)
 
 
-def test_all_zero_matrix_is_rank_one_not_nan():
-    assert effective_rank(torch.zeros(3, 3)) == 1.0
+def test_all_zero_matrix_has_rank_zero_and_nan_gives_nan():
+    assert effective_rank(torch.zeros(3, 3)) == 0.0
+    assert incremental_rank(torch.ones(3, 2), torch.ones(3, 2)) == 0.0
+    assert math.isnan(effective_rank(torch.tensor([[1.0, float("nan")]])))
 
 
 @settings(max_examples=25, deadline=None)

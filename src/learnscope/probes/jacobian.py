@@ -24,7 +24,7 @@ def per_sample_jacobians(f: Fn, x: torch.Tensor) -> torch.Tensor:
     if x.dim() != 2:
         raise ValueError(f"expected x: (b, d_in), got shape {tuple(x.shape)}")
     jac = jacrev(lambda v: f(v).sum(0))(x.detach())  # (d_out, b, d_in)
-    return jac.permute(1, 0, 2)
+    return jac.permute(1, 0, 2).detach()
 
 
 def local_rank(f: Fn, x: torch.Tensor, threshold: float = 1e-3) -> float:
@@ -77,7 +77,7 @@ def partial_jacobian_norm(
     for _ in range(n_proj):
         v = torch.randn(out.shape, generator=generator, dtype=out.dtype).to(out.device)
         (g,) = pullback(v)  # row i: v_i^T J_i
-        total += g.double().pow(2).sum() / b
+        total += g.detach().double().pow(2).sum() / b
     return float(total / n_proj / n)
 
 

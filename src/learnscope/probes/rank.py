@@ -15,9 +15,13 @@ def _entropy(p: torch.Tensor) -> torch.Tensor:
 
 
 def _singular_values(z: torch.Tensor) -> torch.Tensor:
+    """Singular values in float64; all NaN when ``z`` holds a non-finite value."""
     if z.dim() != 2:
         raise ValueError(f"expected z: (n, d), got shape {tuple(z.shape)}")
-    return torch.linalg.svdvals(z.detach().double())
+    z = z.detach().double()
+    if not torch.isfinite(z).all():
+        return torch.full((min(z.shape),), float("nan"), dtype=z.dtype, device=z.device)
+    return torch.linalg.svdvals(z)
 
 
 def effective_rank(z: torch.Tensor, eps: float = 1e-12) -> float:
@@ -25,8 +29,8 @@ def effective_rank(z: torch.Tensor, eps: float = 1e-12) -> float:
 
     With ``s`` the singular values of ``z`` (not centred), ``p_k = s_k / sum_j s_j`` and
     ``erank(z) = exp(-sum_k p_k log p_k)``, a real number in ``[1, min(n, d)]``: ``d`` for any
-    multiple of an orthogonal matrix, at most ``k`` for a matrix of rank ``k``. ``eps`` guards
-    the division for an all-zero ``z`` (whose effective rank is then 1).
+    multiple of an orthogonal matrix, at most ``k`` for a matrix of rank ``k``. An all-zero
+    ``z`` (``sum s < eps``) has effective rank 0, like its rank.
 
     >>> effective_rank(torch.eye(4))
     4.0
@@ -34,7 +38,9 @@ def effective_rank(z: torch.Tensor, eps: float = 1e-12) -> float:
     1.0
     """
     s = _singular_values(z)
-    p = s / s.sum().clamp_min(eps)
+    if s.sum() < eps:
+        return 0.0
+    p = s / s.sum()
     return float(torch.exp(_entropy(p)))
 
 
