@@ -136,4 +136,18 @@ def test_progress_line_shows_latest_probe_values():
     metrics = {"train/loss": 0.5, "test/acc": 0.25, "effective_rank/layers.0.hook_post": 12.34}
     bar.on_eval(None, 5, metrics)
     text = bar.progress.tasks[0].fields["metrics"]
-    assert "train loss 0.5" in text and "erank(layers.0.post) 12.3" in text
+    assert "train loss 0.5" in text and "erank(l0.post) 12.3" in text
+
+
+def test_live_view_sees_the_probe_runner_values(tiny_config, runs_dir):
+    """The MLP's default probes (effective rank, IPR) reach the progress line and the live
+    event table at the steps the probe runner recorded them."""
+    from rich.console import Console
+
+    from learnscope.train.live import LiveProgress
+
+    bar = LiveProgress(Console(file=io.StringIO(), width=300), "x")
+    execute(tiny_config, Store(runs_dir), [bar])
+    assert "erank(l0.post)" in bar.progress.tasks[0].fields["metrics"]
+    assert "effective_rank/layers.0.hook_post" in bar.watcher.rows[0]
+    assert "effective_rank/layers.0.hook_post" in bar.watcher.rows[30]

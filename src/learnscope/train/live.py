@@ -95,10 +95,10 @@ _NOT_PROBES = {"lr", "weight_norm", "reg", "train_step"}
 
 
 def format_probes(metrics: dict[str, float], splits=(), limit: int = 3) -> str:
-    """The first ``limit`` probe values, short: ``erank(layers.0.post) 12.3``.
+    """The first ``limit`` probe values, short: ``erank(l0.post) 12.3``.
 
     >>> format_probes({"train/acc": 1.0, "effective_rank/layers.0.hook_post": 12.34, "lr": 1.0})
-    'erank(layers.0.post) 12.3'
+    'erank(l0.post) 12.3'
     """
     parts = []
     for name in sorted(metrics):
@@ -107,7 +107,8 @@ def format_probes(metrics: dict[str, float], splits=(), limit: int = 3) -> str:
             continue
         if site in ("acc", "loss", "token_acc"):  # a split's metric
             continue
-        site = site.replace("hook_", "").replace("blocks.", "b")
+        for long, short in (("hook_", ""), ("blocks.", "b"), ("layers.", "l"), (".weight", ".w")):
+            site = site.replace(long, short)
         parts.append(f"{_SHORT.get(probe, probe)}({site}) {metrics[name]:.3g}")
         if len(parts) == limit:
             break
@@ -160,18 +161,38 @@ class LiveProgress(ProgressBar):
         super().__init__(console, description)
         self.watcher = EventWatcher(cfg, self._print_event)
         self.splits: tuple[str, ...] = ()
+        self.probes: dict[str, float] = {}  # the latest value of every probe series
 
     def _print_event(self, event: events_mod.Event) -> None:
         self.progress.console.print(f"[bold magenta]event[/] {events_mod.describe(event)}")
+
+    def _probe_values(self, step: int, values: dict[str, float]) -> None:
+        self.probes.update(values)
+        self.watcher.rows.setdefault(step, {}).update(values)
 
     def on_train_start(self, trainer: Trainer) -> None:
         super().on_train_start(trainer)
         self.splits = tuple(trainer.splits)
         self.watcher.on_train_start(trainer)
+        # the probe runner logs at its own steps: tee its values into the live view
+        from learnscope.probes.runner import ProbeRunner
+
+        for runner in (cb for cb in trainer.callbacks if isinstance(cb, ProbeRunner)):
+            inner = runner.log
+
+            def tee(step, values, inner=inner):
+                if inner is not None:
+                    inner(step, values)
+                self._probe_values(step, values)
+
+            runner.log = tee
+            if runner.recorded:  # step 0, recorded before this callback started
+                self._probe_values(runner.recorded[-1], dict(runner.latest))
 
     def on_eval(self, trainer: Trainer, step: int, metrics: dict[str, float]) -> None:
+        shown = {**metrics, **self.probes}
         text = " | ".join(
-            s for s in (format_metrics(metrics), format_probes(metrics, self.splits)) if s
+            s for s in (format_metrics(metrics), format_probes(shown, self.splits)) if s
         )
         self.progress.update(self.task_id, completed=step, metrics=text)
         self.watcher.on_eval(trainer, step, metrics)
