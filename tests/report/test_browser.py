@@ -18,7 +18,18 @@ pytestmark = pytest.mark.skipif(
 
 # the grokking-mlp recipe, made small enough for a test: p = 23, 64 neurons, 60 steps
 SHORT = ["task.p=23", "model.width=64", "train.steps=60", "train.eval_every=5"]
-EXPECTED = ["summary", "loss", "accuracy", "weight-norms", "fourier", "ipr", "notes"]
+EXPECTED = [
+    "summary",
+    "loss",
+    "accuracy",
+    "probe-effective_rank",  # the MLP's default probes
+    "probe-ipr_frac",
+    "probe-ipr_mean",
+    "weight-norms",
+    "fourier",
+    "ipr",
+    "notes",  # no attention in an MLP
+]
 
 
 @pytest.fixture(scope="module")
