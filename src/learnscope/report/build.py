@@ -297,11 +297,11 @@ def build_panels(
     ]
     notes: list[str] = []
 
-    def add(pid: str, title: str, fig, missing: str, caption: str = "") -> None:
+    def add(pid: str, title: str, fig, missing: str, caption: str = "", wide=False) -> None:
         if fig is None:
             notes.append(f"{title}: {missing}")
         else:
-            panels.append(Panel(pid, title, png(fig), caption=caption))
+            panels.append(Panel(pid, title, png(fig), caption=caption, wide=wide))
 
     if sweep is not None:
         cells, ax, ay = sweep_cells(runs, x, y)
@@ -344,7 +344,14 @@ def build_panels(
     if not probes:
         notes.append("probes: none were logged (add a probes: section to the config)")
     for name, sites in probes.items():
-        add(f"probe-{name}", f"Probe: {name}", plots.probe(series, name, sites), "no values")
+        fig = plots.probe(series, name, sites)
+        add(
+            f"probe-{name}",
+            f"Probe: {name}",
+            fig,
+            "no values",
+            wide=fig is not None and len(fig.axes) > 1,
+        )
     add(
         "attention",
         "Attention entropy per head",
@@ -378,6 +385,7 @@ def build_panels(
             plots.fourier(spectra),
             "",
             what,
+            wide=len(spectra) == 1,
         )
         add(
             "ipr",

@@ -35,6 +35,7 @@ class Panel:
     png: bytes | None = None
     body: str = ""
     caption: str = ""
+    wide: bool = False  # spans the page (figures with a heat map beside the lines)
 
 
 def esc(text: object) -> str:
@@ -61,7 +62,7 @@ def render(title: str, panels: list[Panel], notes: list[str], subtitle: str = ""
         parts.append(f'<p class="note">{esc(subtitle)}</p>')
     parts.append("<main>")
     for p in panels:
-        wide = " wide" if p.png is None or p.id.startswith(("probe-", "fourier")) else ""
+        wide = " wide" if p.png is None or p.wide else ""
         parts.append(
             f'<section class="panel{wide}" id="panel-{esc(p.id)}" data-panel="{esc(p.id)}">'
         )
