@@ -156,6 +156,19 @@ def test_divergence_inf_or_nan_at_an_eval_step():
         index=[0, 5, 10],
     )
     assert divergence(t3) is None
+    # a series that starts late (the training batch's loss has no value at step 0), or is
+    # evaluated less often than the others, has NaNs at eval steps but did not diverge
+    t4 = pd.DataFrame(
+        {
+            "train_step/loss": [np.nan, 0.9, 0.8, 0.7],
+            "test_len_12/loss": [2.0, np.nan, 1.5, np.nan],
+            "train/loss": [1.0, 0.9, 0.8, 0.7],
+            "lr": [1.0, 1.0, 1.0, 1.0],
+        },
+        index=[0, 10, 20, 30],
+    )
+    t4.loc[30, "test_len_12/loss"] = 1.4
+    assert divergence(t4) is None
 
 
 def test_healthy_run_has_no_events_but_grokking():

@@ -279,9 +279,14 @@ def rank_collapse(
 
 
 def divergence(table: pd.DataFrame) -> Event | None:
-    """The first non-finite loss: a ``*/loss`` value that is +-inf, or NaN at a step where the
-    evaluation happened (``lr`` is logged there: SQLite stores NaN as NULL, so a NaN loss reads
-    back as missing, and ``lr`` tells it apart from a step where the loss was not logged).
+    """The first non-finite loss in a ``*/loss`` column: a value of +-inf, or a NaN that
+    ends the series.
+
+    SQLite stores NaN as NULL, so a NaN loss reads back as missing. A missing value counts
+    only where an evaluation happened (``lr`` is logged at every eval), after the column's
+    last finite value (a diverged run stops, so its losses never come back; a series that
+    starts late, like ``train_step/loss`` at step 0, or one logged less often, is not
+    diverged).
 
     >>> t = pd.DataFrame({"train/loss": [1.0, 0.5, np.nan], "lr": [1.0, 1.0, 1.0]})
     >>> divergence(t).to_dict()
@@ -291,11 +296,15 @@ def divergence(table: pd.DataFrame) -> Event | None:
         (c for c in table.columns if str(c).endswith("/loss")),
         key=lambda c: (not str(c).startswith("train"), str(c)),
     )
-    evaluated = table["lr"].notna() if "lr" in table else pd.Series(False, index=table.index)
+    evaluated = table["lr"].notna().to_numpy() if "lr" in table else np.zeros(len(table), bool)
     first: tuple[int, str] | None = None
     for col in losses:
-        values = table[col]
-        bad = np.isinf(values.to_numpy(float)) | (values.isna() & evaluated).to_numpy()
+        values = table[col].to_numpy(float)
+        bad = np.isinf(values)
+        finite = np.flatnonzero(np.isfinite(values))
+        if len(finite):
+            after = np.arange(len(values)) > finite[-1]
+            bad |= np.isnan(values) & evaluated & after
         if bad.any():
             step = int(table.index[np.flatnonzero(bad)[0]])
             if first is None or step < first[0]:
