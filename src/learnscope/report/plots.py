@@ -90,7 +90,8 @@ def curves(runs: list[Series], metric: str, title: str, logy: bool = False) -> F
             if s.empty:
                 continue
             split = col.split("/")[0]
-            label = split if len(runs) == 1 else f"{split} · {run.label}"
+            name = "train (last batch)" if split == "train_step" else split
+            label = name if len(runs) == 1 else f"{name} · {run.label}"
             ax.plot(
                 s.index,
                 s.to_numpy(),
