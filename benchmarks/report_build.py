@@ -5,7 +5,7 @@ then builds the report of one run and of all runs overlaid, timing each build (l
 store and the checkpoint, drawing every panel, encoding the PNGs, writing the files). Printed:
 seconds per report, and the ratio of the one-run report's time to the run's own training time.
 
-    python benchmarks/report_build.py [--runs 3] [--repeats 3]
+    python benchmarks/report_build.py [--runs 3] [--repeats 3] [--steps 300]
 """
 
 from __future__ import annotations
@@ -26,13 +26,19 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--steps", type=int, default=300, help="training steps of each run")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         store = Store(Path(tmp) / "runs")
         ids, train_s = [], []
         for seed in range(args.runs):
             t0 = time.perf_counter()
-            ids.append(execute(load_config("grokking-mlp", [f"seed={seed}"]), store).run_id)
+            ids.append(
+                execute(
+                    load_config("grokking-mlp", [f"seed={seed}", f"train.steps={args.steps}"]),
+                    store,
+                ).run_id
+            )
             train_s.append(time.perf_counter() - t0)
         build_report(store, ids[:1], Path(tmp) / "warm.html")  # imports (matplotlib, torch)
         medians = {}
