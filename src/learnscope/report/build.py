@@ -159,14 +159,14 @@ def first_layer_spectrum(run: RunData) -> tuple[np.ndarray, np.ndarray, str, int
     """
     task = run.config.get("task", {})
     if task.get("name") != "modular" or not task.get("p"):
-        return f"{run.label}: Fourier power and IPR are drawn for modular tasks only"
+        return "drawn for modular tasks only"
     p = int(task["p"])
     from learnscope.probes import fourier_power, ipr
     from learnscope.train import checkpoint
 
     found = checkpoint.latest(run.dir / "checkpoints")
     if found is None:
-        return f"{run.label}: no readable checkpoint for the Fourier and IPR panels"
+        return "no readable checkpoint"
     step, state = found
     weights = state["model"]
     w, what = None, ""
@@ -180,10 +180,10 @@ def first_layer_spectrum(run: RunData) -> tuple[np.ndarray, np.ndarray, str, int
                     w, what = t[:p], f"the embedding {name}"
                     break
     if w is None:
-        return f"{run.label}: no first-layer weight indexed by the residues mod {p}"
+        return f"no first-layer weight indexed by the residues mod {p}"
     w = w.detach().double().cpu()
     if not bool(w.isfinite().all()):
-        return f"{run.label}: the weights at step {step} are not finite (the run diverged)"
+        return "the weights of the last checkpoint are not finite (the run diverged)"
     return fourier_power(w, p).numpy(), ipr(w, p).numpy(), f"{what}, step {step}", p
 
 
@@ -370,14 +370,18 @@ def build_panels(
     )
 
     spectra, iprs, what, p = [], [], "", None
+    why: dict[str, list[str]] = {}  # reason -> runs, one note per reason
     for r, s in zip(runs, series):
         got = first_layer_spectrum(r)
         if isinstance(got, str):
-            notes.append(got)
+            why.setdefault(got, []).append(r.label)
             continue
         power, values, what, p = got
         spectra.append((s, power))
         iprs.append((s, values))
+    for reason, labels in why.items():
+        who = labels[0] if len(labels) == 1 else f"{len(labels)} runs"
+        notes.append(f"Fourier power and IPR ({who}): {reason}")
     if spectra:
         add(
             "fourier",
