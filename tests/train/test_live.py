@@ -96,13 +96,17 @@ def test_tensorboard_sink_writes_the_scalars(tiny_config, runs_dir, tmp_path):
     assert len(files) == 1
     acc = EventAccumulator(str(files[0].parent))
     acc.Reload()
-    assert (
-        "train/acc" in acc.Tags()["scalars"] and "weight_norm/out.weight" in acc.Tags()["scalars"]
-    )
+    tags = acc.Tags()["scalars"]
+    assert {"train/acc", "weight_norm/out.weight", "effective_rank/layers.0.hook_post"} <= set(tags)
     got = [(s.step, s.value) for s in acc.Scalars("test/acc")]
     table = Store(runs_dir).metric_table(result.run_id)
     assert [s for s, _ in got] == [0, 10, 20, 30]
     assert [v for _, v in got] == pytest.approx(list(table["test/acc"]), rel=1e-6)
+    # the probe runner's values, at the steps it recorded them
+    rank = [(s.step, s.value) for s in acc.Scalars("effective_rank/layers.0.hook_post")]
+    stored = table["effective_rank/layers.0.hook_post"].dropna()
+    assert [s for s, _ in rank] == list(stored.index)
+    assert [v for _, v in rank] == pytest.approx(list(stored), rel=1e-6)
 
 
 def test_cli_tensorboard_option(tmp_path, tiny_config, runs_dir):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -77,6 +78,25 @@ class DivergenceGuard(Callback):
             if name.endswith("/loss") and not math.isfinite(value):
                 self._trip(trainer, step, name, value)
                 return
+
+
+def tee_probes(trainer: Trainer, also: Callable[[int, dict[str, float]], None]) -> None:
+    """Send the probe runner's values to ``also(step, values)`` too, at the steps it records
+    them (it logs at its own steps, not through ``on_eval``); the values it recorded before
+    this call (step 0) are sent at once."""
+    from learnscope.probes.runner import ProbeRunner
+
+    for runner in (cb for cb in trainer.callbacks if isinstance(cb, ProbeRunner)):
+        inner = runner.log
+
+        def tee(step: int, values: dict[str, float], inner=inner) -> None:
+            if inner is not None:
+                inner(step, values)
+            also(step, values)
+
+        runner.log = tee
+        if runner.recorded:
+            also(runner.recorded[-1], dict(runner.latest))
 
 
 # -- the live view --------------------------------------------------------------------------
@@ -174,20 +194,7 @@ class LiveProgress(ProgressBar):
         super().on_train_start(trainer)
         self.splits = tuple(trainer.splits)
         self.watcher.on_train_start(trainer)
-        # the probe runner logs at its own steps: tee its values into the live view
-        from learnscope.probes.runner import ProbeRunner
-
-        for runner in (cb for cb in trainer.callbacks if isinstance(cb, ProbeRunner)):
-            inner = runner.log
-
-            def tee(step, values, inner=inner):
-                if inner is not None:
-                    inner(step, values)
-                self._probe_values(step, values)
-
-            runner.log = tee
-            if runner.recorded:  # step 0, recorded before this callback started
-                self._probe_values(runner.recorded[-1], dict(runner.latest))
+        tee_probes(trainer, self._probe_values)
 
     def on_eval(self, trainer: Trainer, step: int, metrics: dict[str, float]) -> None:
         shown = {**metrics, **self.probes}
@@ -207,7 +214,8 @@ class LiveProgress(ProgressBar):
 
 class TensorBoardSink(Callback):
     """Writes every eval's scalars (the names of the store) to TensorBoard event files under
-    ``log_dir/<run id>`` (``tensorboard --logdir log_dir`` compares runs)."""
+    ``log_dir/<run id>`` (``tensorboard --logdir log_dir`` compares runs), and the probe
+    runner's values at the steps it records them."""
 
     def __init__(self, log_dir: str | Path) -> None:
         try:
@@ -225,10 +233,14 @@ class TensorBoardSink(Callback):
 
         run = getattr(trainer, "run_id", None) or time.strftime("%Y%m%d-%H%M%S")
         self.writer = SummaryWriter(log_dir=str(self.log_dir / run))
+        tee_probes(trainer, self.write)
 
-    def on_eval(self, trainer: Trainer, step: int, metrics: dict[str, float]) -> None:
+    def write(self, step: int, metrics: dict[str, float]) -> None:
         for name, value in metrics.items():
             self.writer.add_scalar(name, value, step)
+
+    def on_eval(self, trainer: Trainer, step: int, metrics: dict[str, float]) -> None:
+        self.write(step, metrics)
 
     def on_train_end(self, trainer: Trainer, status: str) -> None:
         if self.writer is not None:
