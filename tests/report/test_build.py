@@ -229,3 +229,20 @@ def test_cli_report_unwritable_file(tmp_path):
         app, ["report", run_id, "--runs-dir", str(tmp_path / "runs"), "-o", str(locked / "r.html")]
     )
     assert res.exit_code == 2 and "cannot write" in res.output
+
+
+def test_report_of_a_diverged_run(tmp_path, tiny_config):
+    from learnscope.runner import execute
+    from tests.train.test_live import PoisonAt
+
+    store = Store(tmp_path / "runs")
+    tiny_config["train"].update(steps=40, eval_every=5)
+    result = execute(tiny_config, store, [PoisonAt(12)])
+    assert result.status == "diverged"
+    rep = build_report(store, [result.run_id], tmp_path / "d.html")
+    page = rep.path.read_text()
+    assert "diverged at step 13 (train_step/loss not finite)" in page
+    assert {"loss", "accuracy", "weight-norms"} <= set(rep.panels) and "fourier" not in rep.panels
+    assert any("not finite (the run diverged)" in n for n in rep.notes)
+    for p in rep.files:
+        check_png(p)
