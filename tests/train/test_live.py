@@ -31,6 +31,7 @@ class PoisonAt(Callback):
 
 def test_nan_loss_stops_the_run_at_once_and_keeps_metrics(tiny_config, runs_dir):
     tiny_config["train"].update(steps=100, eval_every=5)
+    tiny_config["probes"] = []
     store = Store(runs_dir)
     result = execute(tiny_config, store, [PoisonAt(12)])
     assert result.status == "diverged"
@@ -46,6 +47,7 @@ def test_nan_loss_stops_the_run_at_once_and_keeps_metrics(tiny_config, runs_dir)
 
 
 def test_healthy_run_is_not_diverged(tiny_config, runs_dir):
+    tiny_config["probes"] = []
     result = execute(tiny_config, Store(runs_dir))
     assert result.status == "finished" and "diverged_step" not in result.summary
     assert not [e for e in result.events if e.kind == "divergence"]
@@ -110,6 +112,7 @@ def test_tensorboard_sink_writes_the_scalars(tiny_config, runs_dir, tmp_path):
 
 
 def test_cli_tensorboard_option(tmp_path, tiny_config, runs_dir):
+    tiny_config["probes"] = []
     pytest.importorskip("tensorboard", reason="tensorboard is not installed")
     path = tmp_path / "t.yaml"
     path.write_text(yaml.safe_dump(tiny_config))
@@ -123,6 +126,7 @@ def test_cli_tensorboard_option(tmp_path, tiny_config, runs_dir):
 def test_live_view_prints_the_event_when_it_fires(runs_dir):
     """A real (short) grokking-mlp run with the progress bar: the event line appears."""
     args = ["run", "grokking-mlp", "--set", "task.p=23", "--set", "model.width=64"]
+    args += ["--set", "probes=[]"]
     res = CliRunner().invoke(app, [*args, "--set", "train.steps=60", "--runs-dir", str(runs_dir)])
     assert res.exit_code == 0, res.output
     step = Store(runs_dir).runs()["summary"][0]["grok_train_step"]
