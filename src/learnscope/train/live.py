@@ -18,6 +18,16 @@ from typing import Any
 import pandas as pd
 import torch
 from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    TextColumn,
+    TimeElapsedColumn,
+)
+from rich.table import Column
+from rich.text import Text
 
 from learnscope import events as events_mod
 from learnscope.errors import UserError
@@ -172,6 +182,16 @@ class EventWatcher(Callback):
         return new
 
 
+class MetricsColumn(ProgressColumn):
+    """The task's ``metrics`` field on one line, cut with an ellipsis where it does not fit."""
+
+    def __init__(self) -> None:
+        super().__init__(table_column=Column(no_wrap=False))  # the column that may shrink
+
+    def render(self, task) -> Text:
+        return Text(task.fields.get("metrics", ""), no_wrap=True, overflow="ellipsis")
+
+
 class LiveProgress(ProgressBar):
     """The progress bar with the latest probe values, and each event printed when it fires."""
 
@@ -179,6 +199,18 @@ class LiveProgress(ProgressBar):
         self, console: Console | None = None, description: str = "train", cfg: Any = None
     ) -> None:
         super().__init__(console, description)
+        # only the metrics column gives way (cut with an ellipsis) when the line is too long:
+        # a long line of probe values never squeezes the name, the bar or the step count
+        fixed = Column(no_wrap=True)
+        self.progress = Progress(
+            TextColumn("[bold]{task.description}", table_column=fixed),
+            BarColumn(bar_width=30, table_column=fixed),
+            MofNCompleteColumn(table_column=fixed),
+            TimeElapsedColumn(table_column=fixed),
+            MetricsColumn(),
+            console=console,
+            transient=False,
+        )
         self.watcher = EventWatcher(cfg, self._print_event)
         self.splits: tuple[str, ...] = ()
         self.probes: dict[str, float] = {}  # the latest value of every probe series
