@@ -46,6 +46,14 @@ def test_nan_loss_stops_the_run_at_once_and_keeps_metrics(tiny_config, runs_dir)
     assert div["step"] == 13 and div["data"]["metric"] == "train_step/loss"
 
 
+def test_divergence_at_a_probe_step_is_still_diverged(tiny_config, runs_dir):
+    """The default probes run on the poisoned weights at step 15 (a probe step) and the run
+    still ends as diverged, not failed."""
+    tiny_config["train"].update(steps=100, eval_every=5)
+    result = execute(tiny_config, Store(runs_dir), [PoisonAt(14)])
+    assert result.status == "diverged" and result.summary["diverged_step"] == 15
+
+
 def test_healthy_run_is_not_diverged(tiny_config, runs_dir):
     tiny_config["probes"] = []
     result = execute(tiny_config, Store(runs_dir))
