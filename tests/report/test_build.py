@@ -213,6 +213,7 @@ def test_cli_report_and_its_errors(tmp_path):
         (["report"], "RUN"),
         (["report", run_id, "-o", str(tmp_path / "missing" / "r.html")], "-o"),
         (["report", run_id, "--sweep", "nope"], "--sweep"),
+        (["report", run_id, "--x", "train.lr"], "--x"),
     ]:
         res = runner.invoke(app, [*args, "--runs-dir", rd])
         assert res.exit_code == 2 and field in res.output and "Traceback" not in res.output

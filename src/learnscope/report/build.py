@@ -419,6 +419,8 @@ def build_report(
     to ``<out stem>_files/<panel>.png``; everything is drawn in memory first, so an error
     leaves nothing half-written."""
     t0 = time.perf_counter()
+    if (x or y) and sweep is None:
+        raise UserError("--x/--y: the axes of a sweep's phase diagrams; give --sweep SWEEP too")
     runs = load_runs(store, refs, sweep)
     label_runs(runs)
     out = Path(out) if out is not None else default_output(store, runs, sweep)

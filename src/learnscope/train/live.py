@@ -148,7 +148,8 @@ def format_probes(metrics: dict[str, float], splits=(), limit: int = 3) -> str:
 class EventWatcher(Callback):
     """Runs the event detectors on the metrics seen so far, and calls ``emit(event)`` once for
     each new event: at most every ``every_s`` seconds and at most once per 20x the time a
-    detection takes (so it costs ~5% of a run at most), and at the end."""
+    detection takes (so it costs ~5% of a run at most), and at the end. Each detection sees
+    the series so far: a collapse that later recovers may be printed live and not stored."""
 
     def __init__(self, cfg: Any = None, emit=print, every_s: float = 0.5) -> None:
         self.cfg, self.emit, self.every_s = cfg, emit, every_s
