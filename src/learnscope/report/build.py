@@ -301,7 +301,8 @@ def build_panels(
         if fig is None:
             notes.append(f"{title}: {missing}")
         else:
-            panels.append(Panel(pid, title, png(fig), caption=caption, wide=wide))
+            wide_fig = wide or len(runs) > 1  # several runs: a legend beside the axes
+            panels.append(Panel(pid, title, png(fig), caption=caption, wide=wide_fig))
 
     if sweep is not None:
         cells, ax, ay = sweep_cells(runs, x, y)

@@ -45,9 +45,19 @@ class Series:
     splits: list[str] = field(default_factory=list)
 
 
-def figure(rows: int = 1, cols: int = 1, width: float = 7.5, height: float = 3.4):
+def figure(rows: int = 1, cols: int = 1, width: float = 7.5, height: float = 3.4, runs=1):
+    """A grid of axes; wider for several runs, whose legend goes to the right."""
+    width = width + (3.5 if runs > 1 else 0)
     fig, axes = plt.subplots(rows, cols, figsize=(width, height * rows), squeeze=False)
     return fig, axes
+
+
+def legend(ax, runs: list[Series], **kw) -> None:
+    """In the axes for one run; to the right of them for several (long config labels)."""
+    if len(runs) > 1:
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
+    else:
+        ax.legend(fontsize=7, **kw)
 
 
 def log_steps(ax, tables: list[pd.DataFrame]) -> None:
@@ -80,7 +90,7 @@ def mark_events(ax, runs: list[Series], kinds: tuple[str, ...] = tuple(EVENT_COL
 
 def curves(runs: list[Series], metric: str, title: str, logy: bool = False) -> Figure | None:
     """``{split}/{metric}`` for every split, over log-scaled steps, with events marked."""
-    fig, axes = figure()
+    fig, axes = figure(runs=len(runs))
     ax, drawn = axes[0, 0], 0
     for run in runs:
         cols = [c for c in run.table.columns if str(c).endswith(f"/{metric}")]
@@ -111,7 +121,7 @@ def curves(runs: list[Series], metric: str, title: str, logy: bool = False) -> F
     ax.set_title(title)
     ax.set_ylabel(metric)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, ncol=2)
+    legend(ax, runs, ncol=2)
     fig.tight_layout()
     return fig
 
@@ -134,7 +144,7 @@ def probe(runs: list[Series], name: str, sites: list[str]) -> Figure | None:
     """One probe over training: a line per site (layer); for a single run with several sites,
     also a heat map site x step."""
     heat = len(runs) == 1 and len(sites) >= 2
-    fig, axes = figure(1, 2 if heat else 1, width=11 if heat else 7.5)
+    fig, axes = figure(1, 2 if heat else 1, width=11 if heat else 7.5, runs=len(runs))
     ax, drawn = axes[0, 0], 0
     styles = ["-", "--", ":", "-."]
     for run in runs:
@@ -164,7 +174,7 @@ def probe(runs: list[Series], name: str, sites: list[str]) -> Figure | None:
     mark_events(ax, runs, ("grokking", "rank_collapse", "slingshot"))
     ax.set_title(f"{name} per layer")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
+    legend(ax, runs)
     if heat:
         cols = [f"{name}/{s}" for s in sites if f"{name}/{s}" in runs[0].table]
         grid = runs[0].table[cols].dropna(how="all")
@@ -192,7 +202,7 @@ def attention_heads(runs: list[Series]) -> Figure | None:
                 sites.setdefault(m["site"], set()).add(int(m["head"]))
     if not sites:
         return None
-    fig, axes = figure(len(sites), 1, height=3.0)
+    fig, axes = figure(len(sites), 1, height=3.0, runs=len(runs))
     cmap = plt.get_cmap("tab10")
     for ax, (site, heads) in zip(axes[:, 0], sorted(sites.items())):
         for run in runs:
@@ -212,14 +222,14 @@ def attention_heads(runs: list[Series]) -> Figure | None:
         ax.set_title(f"attention entropy per head: {site}")
         ax.set_ylabel("nats")
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=7, ncol=4)
+        legend(ax, runs, ncol=4)
     fig.tight_layout()
     return fig
 
 
 def weight_norms(runs: list[Series]) -> Figure | None:
     """``weight_norm/*`` per parameter (log y), slingshot cycles shaded from start to end."""
-    fig, axes = figure()
+    fig, axes = figure(runs=len(runs))
     ax, drawn = axes[0, 0], 0
     styles = ["-", "--", ":", "-."]
     for run in runs:
@@ -261,7 +271,7 @@ def weight_norms(runs: list[Series]) -> Figure | None:
     ax.set_yscale("log")
     ax.set_title("weight norms ||W||_F" + (" (slingshot cycles shaded)" if shaded else ""))
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
+    legend(ax, runs)
     fig.tight_layout()
     return fig
 
