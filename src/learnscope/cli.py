@@ -1,4 +1,4 @@
-"""The ``learnscope`` command line: run, recipes, ls, show.
+"""The ``learnscope`` command line: run, recipes, ls, show, probe.
 
 Every mistake a user can make ends in one line naming the field and what is allowed, exit
 code 2, no traceback, and nothing written (see ``learnscope.errors``).
@@ -57,10 +57,13 @@ def run(
     device: Annotated[str | None, typer.Option(help="auto, cpu, cuda, cuda:N, mps")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress bar")] = False,
     resume: Annotated[str | None, typer.Option(help="resume RUN from its last checkpoint")] = None,
+    tensorboard: Annotated[
+        Path | None, typer.Option(help="also write the scalars for TensorBoard under DIR/<run>")
+    ] = None,
 ) -> None:
     """Train a recipe or config file and record the run."""
     from learnscope.runner import execute  # torch is imported only by commands that train
-    from learnscope.train.callbacks import ProgressBar
+    from learnscope.train.live import LiveProgress, TensorBoardSink
 
     try:
         store = Store(runs_dir)
@@ -72,7 +75,9 @@ def run(
             cfg, run_id = load_config(recipe, overrides), None
         else:
             fail(f"recipe: give a recipe ({', '.join(recipe_names())}) or a YAML file")
-        callbacks = [] if quiet else [ProgressBar(console, cfg.name)]
+        callbacks = [] if quiet else [LiveProgress(console, cfg.name, cfg.events)]
+        if tensorboard is not None:
+            callbacks.append(TensorBoardSink(tensorboard))
         result = execute(cfg, store, callbacks, resume=run_id)
     except UserError as err:
         fail(str(err))
@@ -101,6 +106,14 @@ def run(
     table.add_row("run", result.run_id)
     table.add_row("dir", str(result.dir))
     console.print(table)
+    if result.status == "diverged":  # not a usage error: exit 1, with the step
+        err_console.print(
+            f"[bold red]diverged[/] at step {s.get('diverged_step')}: "
+            f"{s.get('diverged_metric')} is not finite; the metrics logged until then are kept "
+            f"in run {result.run_id}",
+            highlight=False,
+            soft_wrap=True,
+        )
     if result.status not in ("finished", "stopped"):
         raise typer.Exit(1)
 
@@ -153,19 +166,23 @@ def show(
     console.print(summary)
     events = store.events(run_id)
     if len(events):
-        ev = Table("event", "step", "data")
+        from learnscope.events import Event, describe
+
+        ev = Table("event", "step", "what", "data")
         for e in events.itertuples():
-            ev.add_row(e.kind, _fmt(e.step), json.dumps(e.data))
+            what = describe(Event(e.kind, None if e.step != e.step else int(e.step), e.data))
+            ev.add_row(e.kind, _fmt(e.step), what, json.dumps(e.data))
         console.print(ev)
     wide = store.metric_table(run_id)
+    probe_cols = _probe_columns(wide.columns)
+    if probe_cols:
+        _print_probe_series(wide[probe_cols])
+        wide = wide.drop(columns=probe_cols).dropna(how="all")
     if len(wide):
         cols = [c for c in wide.columns if not c.startswith("weight_norm/")]
         norms = [c for c in wide.columns if c.startswith("weight_norm/")]
-        pick = wide.iloc[
-            sorted(
-                {round(i * (len(wide) - 1) / max(1, rows - 1)) for i in range(min(rows, len(wide)))}
-            )
-        ]
+        n = min(rows, len(wide))
+        pick = wide.iloc[sorted({round(i * (len(wide) - 1) / max(1, n - 1)) for i in range(n)})]
         table = Table("step", *cols)
         for step, row in pick[cols].iterrows():
             table.add_row(str(step), *(_fmt(v) for v in row))
@@ -178,6 +195,82 @@ def show(
                     for c in norms
                 )
             )
+
+
+@app.command()
+def report(
+    run_refs: Annotated[
+        list[str] | None,
+        typer.Argument(metavar="RUN...", help="run ids, unique prefixes or 'last'"),
+    ] = None,
+    sweep: Annotated[str | None, typer.Option(help="add a sweep's runs: phase diagrams")] = None,
+    x: Annotated[str | None, typer.Option("--x", help="sweep axis: a config path")] = None,
+    y: Annotated[str | None, typer.Option("--y", help="second sweep axis")] = None,
+    output: Annotated[
+        Path | None,
+        typer.Option("-o", "--output", help="HTML file (default: <run dir>/report.html)"),
+    ] = None,
+    runs_dir: RunsDir = None,
+) -> None:
+    """One self-contained HTML report (plots embedded, also saved as PNGs next to it)."""
+    from learnscope.report import build_report  # matplotlib only for this command
+
+    try:
+        result = build_report(Store(runs_dir), list(run_refs or []), output, sweep, x, y)
+    except UserError as err:
+        fail(str(err))
+    console.print(
+        f"wrote {result.path} ({len(result.panels)} panels, {len(result.files)} PNGs in "
+        f"{result.files[0].parent if result.files else '-'}) in {result.seconds:.1f} s",
+        highlight=False,
+        soft_wrap=True,
+    )
+    for note in result.notes:
+        console.print(f"  left out: {note}", highlight=False, soft_wrap=True)
+
+
+def _probe_columns(columns) -> list[str]:
+    from learnscope.probes.runner import metric_prefixes
+
+    prefixes = metric_prefixes()
+    return [c for c in columns if c.split("/")[0] in prefixes]
+
+
+def _print_probe_series(table) -> None:
+    """One row per probe series: how many records, the last step and value."""
+    out = Table("probe series", "records", "last step", "last value")
+    for name in table.columns:
+        series = table[name].dropna()
+        out.add_row(name, str(len(series)), _fmt(series.index[-1]), _fmt(series.iloc[-1]))
+    console.print(out)
+
+
+@app.command()
+def probe(
+    run_ref: Annotated[str, typer.Argument(metavar="RUN", help="run id, unique prefix or 'last'")],
+    step: Annotated[int | None, typer.Option(help="checkpoint step (default: latest)")] = None,
+    probe_name: Annotated[
+        str | None, typer.Option("--probe", help="one probe (default: the run's probes)")
+    ] = None,
+    site: Annotated[
+        list[str] | None, typer.Option("--site", help="glob pattern of sites for --probe")
+    ] = None,
+    runs_dir: RunsDir = None,
+) -> None:
+    """Compute probes on a saved checkpoint of RUN and print them."""
+    from learnscope.probes.runner import probe_checkpoint
+
+    try:
+        store = Store(runs_dir)
+        run_id = store.resolve(run_ref)
+        rec = store.run(run_id)
+        at, values = probe_checkpoint(rec["config"], rec["dir"], step, probe_name, site)
+    except UserError as err:
+        fail(str(err))
+    table = Table("probe", "value", title=f"{rec['name']}  {run_id}  step {at}")
+    for name, value in values.items():
+        table.add_row(name, f"{value:.10g}")
+    console.print(table if values else "no probe values (no site applies to this model)")
 
 
 def main() -> None:  # pragma: no cover - the console script

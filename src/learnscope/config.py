@@ -84,6 +84,48 @@ class TrainConfig(Section):
 
 class EventsConfig(Section):
     grok_threshold: float = Field(0.99, gt=0, le=1, description="accuracy counted as learned")
+    # thresholds of the other detectors (see learnscope.events for each rule)
+    slingshot_spike: float = Field(10.0, gt=1, description="loss above this x best so far")
+    slingshot_recover: float = Field(2.0, ge=1, description="back below this x best: recovered")
+    slingshot_norm_growth: float = Field(0.05, ge=0, description="last-layer norm growth")
+    slingshot_window: int = Field(5, ge=1, description="evals back the norm growth is measured")
+    slingshot_min_peak: float = Field(1e-3, ge=0, description="a spike reaches this loss")
+    attention_fraction: float = Field(0.1, gt=0, lt=1, description="of log(context)")
+    rank_fraction: float = Field(0.05, gt=0, lt=1, description="of the layer's width")
+    collapse_patience: int = Field(3, ge=1, description="evals a collapse must last to the end")
+
+
+class ProbeSpec(BaseModel):
+    """One probe to record: ``{probe, sites, every, **options}`` (see ``learnscope.probes.runner``).
+
+    ``sites`` are glob patterns over activation sites (``layers.*.hook_post``) or parameter
+    names (``layers.0.linear.weight``); any other key is an option of the probe.
+    """
+
+    model_config = ConfigDict(extra="allow")
+    probe: str
+    sites: list[str] = Field(default_factory=list)
+    every: int | None = Field(None, ge=1, description="steps between records; None: eval_every")
+
+    @property
+    def options(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+    @field_validator("probe")
+    @classmethod
+    def _probe(cls, v: str) -> str:
+        from learnscope.probes.runner import PROBES  # imported late: it imports the trainer
+
+        if v not in PROBES and v != "defaults":
+            raise ValueError(f"unknown probe {v!r}; allowed: {', '.join(PROBES)} or defaults")
+        return v
+
+
+class ProbeBatchConfig(Section):
+    """The fixed probe batch: ``size`` rows drawn once (seeded by the run seed) from ``split``."""
+
+    split: str = "train"
+    size: int = Field(512, ge=1)
 
 
 class RunConfig(Section):
@@ -94,6 +136,10 @@ class RunConfig(Section):
     model: ModelSection = ModelSection()
     train: TrainConfig = TrainConfig()
     events: EventsConfig = EventsConfig()
+    probes: list[ProbeSpec] | None = Field(
+        None, description="None: the model kind's default probes; []: none"
+    )
+    probe_batch: ProbeBatchConfig = ProbeBatchConfig()
     expect: dict[str, str] = Field(default_factory=dict, description="outcome the recipe shows")
 
     @field_validator("expect")
@@ -102,6 +148,16 @@ class RunConfig(Section):
         for key, cond in v.items():
             if not _EXPECT.fullmatch(str(cond)):
                 raise ValueError(f"{key}: {cond!r} is not a comparison like '>=0.99' or '<=200'")
+        return v
+
+    @field_validator("probes", mode="before")
+    @classmethod
+    def _probes(cls, v: Any) -> Any:
+        """The item ``defaults`` stands for the model kind's default probes."""
+        if v == "defaults":
+            return [{"probe": "defaults"}]
+        if isinstance(v, list):
+            return [{"probe": "defaults"} if x == "defaults" else x for x in v]
         return v
 
     def to_dict(self) -> dict[str, Any]:

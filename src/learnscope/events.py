@@ -1,14 +1,31 @@
 """Events read off the stored metric series.
 
-Detectors are pure functions of a wide metric table (one row per step, one column per metric,
-as returned by ``Store.metric_table``) and return :class:`Event` records.
+Detectors are small pure functions of a wide metric table (one row per step, one column per
+metric, as returned by ``Store.metric_table``; names follow the metrics contract) and return
+:class:`Event` records. :func:`detect` runs them all with the thresholds of the ``events:``
+config section (:class:`learnscope.config.EventsConfig`):
+
+- ``grokking`` (Power et al. 2022): when the training set is fitted, when the test set is;
+- ``slingshot`` (Thilak et al. 2022): cycles of last-layer norm growth and a loss spike;
+- ``attention_collapse`` (Zhai et al. 2023, sigmaReparam): a head's attention entropy falls
+  below a fraction of log(context) and stays there;
+- ``rank_collapse``: a layer's effective rank falls below a fraction of its width and stays;
+- ``divergence``: the first non-finite loss.
+
+Sizes that the metric names do not carry (a site's width, an attention pattern's context
+length) come in ``sizes``: site name -> size of the activation's last dimension (keys, for an
+attention pattern ``(b, head, query, key)``); :func:`learnscope.train.live.site_sizes` measures
+them on a model.
 """
 
 from __future__ import annotations
 
+import math
+import re
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 
@@ -20,6 +37,10 @@ class Event:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    def key(self) -> tuple:
+        """Identity of an event across re-detections (an online watcher prints each once)."""
+        return (self.kind, self.step, self.data.get("site"), self.data.get("head"))
 
 
 def first_step_at_or_above(series: pd.Series, threshold: float) -> int | None:
@@ -66,7 +87,301 @@ def grokking(
     return Event("grokking", test_step if test_step is not None else train_step, data)
 
 
-def detect(table: pd.DataFrame, grok_threshold: float = 0.99) -> list[Event]:
-    """Every event found in a run's metric table."""
-    found = [grokking(table, grok_threshold)]
-    return [e for e in found if e is not None]
+# -- slingshot ------------------------------------------------------------------------------
+
+
+def last_layer_norm(table: pd.DataFrame) -> str | None:
+    """The ``weight_norm/...`` column of the model's final projection to logits.
+
+    ``out.weight`` (MLP), ``unembed.weight`` or ``lm_head.weight`` (GPT); otherwise the last
+    ``weight_norm/`` column in logging order.
+    """
+    norms = [c for c in table.columns if str(c).startswith("weight_norm/")]
+    for name in ("out.weight", "unembed.weight", "lm_head.weight", "head.weight"):
+        if f"weight_norm/{name}" in norms:
+            return f"weight_norm/{name}"
+    return norms[-1] if norms else None
+
+
+def slingshot(
+    table: pd.DataFrame,
+    spike: float = 10.0,
+    recover: float = 2.0,
+    norm_growth: float = 0.05,
+    window: int = 5,
+    min_peak: float = 1e-3,
+    loss: str | None = None,
+    norm: str | None = None,
+) -> list[Event]:
+    """Slingshot cycles (Thilak et al. 2022): the last layer's weight norm grows quickly, then
+    the training loss spikes and recovers.
+
+    The rule, on the evaluated training loss ``L`` (``train/loss``, else ``train_step/loss``)
+    and the norm ``N`` of the last layer (:func:`last_layer_norm`):
+
+    1. the baseline ``b_t = min_{s<t} L_s`` is the best loss so far;
+    2. a cycle starts at the first step ``t`` with ``L_t > spike * b_t`` and
+       ``L_t >= min_peak`` (a jump from 1e-8 to 1e-7 is float32 noise near zero, not a spike);
+    3. it counts only if the norm grew just before: ``N_t / N_{t-window} - 1 >= norm_growth``
+       (``window`` evaluations back, or the first one);
+    4. it ends at the first later step with ``L <= recover * b_t`` (it recovered); a spike
+       that never recovers is not a cycle.
+
+    Each cycle is an event at its start step with ``size = max L / b_t`` over the cycle (the
+    spike's height as a factor), ``peak_step``, ``end_step``, ``baseline_loss``, ``peak_loss``
+    and ``norm_growth``. The search resumes after the cycle's end.
+
+    >>> L = [1.0, 0.1, 0.01, 0.01, 0.5, 0.02, 0.01]
+    >>> N = [1.0, 1.0, 1.1, 1.3, 1.4, 1.4, 1.4]
+    >>> t = pd.DataFrame({"train/loss": L, "weight_norm/out.weight": N}, index=range(7))
+    >>> [(e.step, e.data["size"], e.data["end_step"]) for e in slingshot(t, window=2)]
+    [(4, 50.0, 5)]
+    """
+    loss = loss or next((c for c in ("train/loss", "train_step/loss") if c in table), None)
+    norm = norm or last_layer_norm(table)
+    if loss is None or norm is None:
+        return []
+    both = table[[loss, norm]].dropna()
+    L, N, steps = both[loss].to_numpy(float), both[norm].to_numpy(float), both.index.to_numpy()
+    found: list[Event] = []
+    t, best = 1, L[0] if len(L) else math.inf
+    while t < len(L):
+        if not (np.isfinite(L[t]) and L[t] > spike * best and L[t] >= min_peak and best > 0):
+            best = min(best, L[t]) if np.isfinite(L[t]) else best
+            t += 1
+            continue
+        before = N[max(0, t - window)]
+        growth = N[t] / before - 1 if before > 0 else 0.0
+        end = next((u for u in range(t + 1, len(L)) if L[u] <= recover * best), None)
+        if growth < norm_growth or end is None:
+            t += 1
+            continue
+        peak = t + int(np.argmax(L[t:end]))
+        found.append(
+            Event(
+                "slingshot",
+                int(steps[t]),
+                {
+                    "step": int(steps[t]),
+                    "size": round(float(L[peak] / best), 6),
+                    "peak_step": int(steps[peak]),
+                    "end_step": int(steps[end]),
+                    "baseline_loss": float(best),
+                    "peak_loss": float(L[peak]),
+                    "norm_growth": round(float(growth), 6),
+                    "loss": loss,
+                    "norm": norm,
+                },
+            )
+        )
+        best = min(best, L[end])
+        t = end + 1
+    return found
+
+
+# -- collapse -------------------------------------------------------------------------------
+
+
+def stays_below(series: pd.Series, threshold: float, patience: int = 3) -> int | None:
+    """First step from which ``series`` stays below ``threshold`` to its last value, provided
+    that covers at least ``patience`` values; else None.
+
+    >>> stays_below(pd.Series([5.0, 0.5, 3.0, 0.4, 0.3, 0.2], index=range(0, 60, 10)), 1.0)
+    30
+    >>> stays_below(pd.Series([5.0, 0.5, 3.0, 0.4, 0.3], index=range(0, 50, 10)), 1.0) is None
+    True
+    """
+    s = series.dropna()
+    above = np.flatnonzero(~(s.to_numpy(float) < threshold))
+    start = 0 if len(above) == 0 else above[-1] + 1
+    if len(s) - start < max(1, patience):
+        return None
+    return int(s.index[start])
+
+
+_HEAD = re.compile(r"^attention_entropy/(?P<site>.+)/h(?P<head>\d+)$")
+
+
+def attention_collapse(
+    table: pd.DataFrame, contexts: dict[str, int], fraction: float = 0.1, patience: int = 3
+) -> list[Event]:
+    """Attention-entropy collapse (Zhai et al. 2023): a head's entropy
+    ``Ent(A) = -sum_j A_ij log A_ij`` (averaged over queries, column
+    ``attention_entropy/{site}/h{i}``) falls below ``fraction * log(context)`` and stays there
+    for the rest of the run (at least ``patience`` evaluations). ``log(context)`` is the
+    entropy of uniform attention over ``context`` keys, the most a head can have; ``contexts``
+    maps the site to its context length (heads of sites without one are skipped).
+
+    >>> t = pd.DataFrame({"attention_entropy/b.0.attn.hook_pattern/h1": [2.0, 1.0, 0.1, 0.1, 0.05]})
+    >>> e = attention_collapse(t, {"b.0.attn.hook_pattern": 8})[0]
+    >>> e.step, e.data["head"], round(e.data["threshold"], 4)
+    (2, 1, 0.2079)
+    """
+    found = []
+    for col in table.columns:
+        m = _HEAD.match(str(col))
+        if not m or contexts.get(m["site"], 0) < 2:
+            continue
+        threshold = fraction * math.log(contexts[m["site"]])
+        step = stays_below(table[col], threshold, patience)
+        if step is not None:
+            data = {
+                "site": m["site"],
+                "head": int(m["head"]),
+                "entropy": float(table[col].dropna().iloc[-1]),
+                "threshold": threshold,
+                "context": int(contexts[m["site"]]),
+                "fraction": fraction,
+            }
+            found.append(Event("attention_collapse", step, data))
+    return found
+
+
+def rank_collapse(
+    table: pd.DataFrame,
+    widths: dict[str, int],
+    fraction: float = 0.05,
+    patience: int = 3,
+    probes: tuple[str, ...] = ("effective_rank", "rankme"),
+) -> list[Event]:
+    """Rank collapse: a layer's effective rank (column ``effective_rank/{site}`` or
+    ``rankme/{site}``; Roy & Vetterli 2007, ``exp`` of the entropy of the normalised singular
+    values) falls below ``fraction * width`` and stays there (at least ``patience``
+    evaluations). ``widths`` maps a site to its width (the activation's last dimension, or the
+    smaller side of a weight matrix); sites without one are skipped.
+
+    >>> t = pd.DataFrame({"effective_rank/layers.0.hook_post": [40.0, 30.0, 2.0, 1.5, 1.2]})
+    >>> e = rank_collapse(t, {"layers.0.hook_post": 64})[0]
+    >>> e.step, e.data["threshold"]
+    (2, 3.2)
+    """
+    found = []
+    for col in table.columns:
+        probe, _, site = str(col).partition("/")
+        if probe not in probes or site not in widths:
+            continue
+        threshold = fraction * widths[site]
+        step = stays_below(table[col], threshold, patience)
+        if step is not None:
+            data = {
+                "site": site,
+                "probe": probe,
+                "rank": float(table[col].dropna().iloc[-1]),
+                "threshold": threshold,
+                "width": int(widths[site]),
+                "fraction": fraction,
+            }
+            found.append(Event("rank_collapse", step, data))
+    return found
+
+
+# -- divergence -----------------------------------------------------------------------------
+
+
+def divergence(table: pd.DataFrame) -> Event | None:
+    """The first non-finite loss in a ``*/loss`` column: a value of +-inf, or a NaN that
+    ends the series.
+
+    SQLite stores NaN as NULL, so a NaN loss reads back as missing. A missing value counts
+    only where an evaluation happened (``lr`` is logged at every eval), after the column's
+    last finite value (a diverged run stops, so its losses never come back; a series that
+    starts late, like ``train_step/loss`` at step 0, or one logged less often, is not
+    diverged).
+
+    >>> t = pd.DataFrame({"train/loss": [1.0, 0.5, np.nan], "lr": [1.0, 1.0, 1.0]})
+    >>> divergence(t).to_dict()
+    {'kind': 'divergence', 'step': 2, 'data': {'step': 2, 'metric': 'train/loss'}}
+    """
+    losses = sorted(  # training losses first: on a tie they name the cause
+        (c for c in table.columns if str(c).endswith("/loss")),
+        key=lambda c: (not str(c).startswith("train"), str(c)),
+    )
+    evaluated = table["lr"].notna().to_numpy() if "lr" in table else np.zeros(len(table), bool)
+    first: tuple[int, str] | None = None
+    for col in losses:
+        values = table[col].to_numpy(float)
+        bad = np.isinf(values)
+        finite = np.flatnonzero(np.isfinite(values))
+        if len(finite):
+            after = np.arange(len(values)) > finite[-1]
+            bad |= np.isnan(values) & evaluated & after
+        if bad.any():
+            step = int(table.index[np.flatnonzero(bad)[0]])
+            if first is None or step < first[0]:
+                first = (step, str(col))
+    if first is None:
+        return None
+    return Event("divergence", first[0], {"step": first[0], "metric": first[1]})
+
+
+# -- all of them ----------------------------------------------------------------------------
+
+
+def detect(
+    table: pd.DataFrame, cfg: Any = None, sizes: dict[str, int] | None = None
+) -> list[Event]:
+    """Every event found in a run's metric table, ordered by step.
+
+    ``cfg`` is the ``events`` config section (:class:`learnscope.config.EventsConfig`), or a
+    float taken as the grokking threshold (older callers), or None for the defaults.
+    """
+    from learnscope.config import EventsConfig
+
+    if cfg is None or isinstance(cfg, (int, float)):
+        cfg = EventsConfig() if cfg is None else EventsConfig(grok_threshold=cfg)
+    if table is None or table.empty:
+        return []
+    sizes = sizes or {}
+    found: list[Event | None] = [grokking(table, cfg.grok_threshold)]
+    found += slingshot(
+        table,
+        spike=cfg.slingshot_spike,
+        recover=cfg.slingshot_recover,
+        norm_growth=cfg.slingshot_norm_growth,
+        window=cfg.slingshot_window,
+        min_peak=cfg.slingshot_min_peak,
+    )
+    found += attention_collapse(table, sizes, cfg.attention_fraction, cfg.collapse_patience)
+    found += rank_collapse(table, sizes, cfg.rank_fraction, cfg.collapse_patience)
+    found.append(divergence(table))
+    events = [e for e in found if e is not None]
+    return sorted(events, key=lambda e: (e.step is None, e.step or 0))
+
+
+def describe(event: Event) -> str:
+    """One line for a person: ``grokked at step 4 200 (5.3x after fitting)``.
+
+    >>> describe(Event("divergence", 1200, {"metric": "train/loss"}))
+    'diverged at step 1 200 (train/loss not finite)'
+    """
+    d, step = event.data, _num(event.step)
+    if event.kind == "grokking":
+        if d.get("test_step") is None:
+            return f"fitted the training set at step {_num(d['train_step'])} (test not yet)"
+        ratio = f", {d['ratio']:.3g}x after fitting" if d.get("ratio") else ""
+        return (
+            f"grokked at step {_num(d['test_step'])} "
+            f"(train fitted at step {_num(d['train_step'])}{ratio})"
+        )
+    if event.kind == "slingshot":
+        return (
+            f"slingshot at step {step}: loss x{d['size']:.3g}, "
+            f"recovered by step {_num(d['end_step'])}"
+        )
+    if event.kind == "attention_collapse":
+        return (
+            f"attention entropy collapsed at step {step}: {d['site']} head {d['head']} "
+            f"({d['entropy']:.3g} < {d['threshold']:.3g} nats)"
+        )
+    if event.kind == "rank_collapse":
+        return (
+            f"rank collapsed at step {step}: {d['site']} ({d['rank']:.3g} < {d['threshold']:.3g})"
+        )
+    if event.kind == "divergence":
+        return f"diverged at step {step} ({d.get('metric', 'loss')} not finite)"
+    return f"{event.kind} at step {step}"
+
+
+def _num(n: Any) -> str:
+    """Thousands separated by a space: ``4 200``."""
+    return f"{n:,}".replace(",", " ") if isinstance(n, int) else str(n)

@@ -18,10 +18,12 @@ from learnscope import events as events_mod
 from learnscope.config import RunConfig, check_expectation, validate_config
 from learnscope.errors import UserError
 from learnscope.models import build_model
+from learnscope.probes.runner import ProbeRunner, plan_probes
 from learnscope.store import Store
 from learnscope.tasks import make_task
 from learnscope.train import checkpoint
 from learnscope.train.callbacks import Checkpointer, StoreLogger
+from learnscope.train.live import DivergenceGuard, site_sizes
 from learnscope.train.loop import Callback, Trainer
 
 
@@ -64,6 +66,8 @@ def summarize(trainer: Trainer, found: list[events_mod.Event]) -> dict[str, Any]
             summary.update(
                 {f"grok_{k}": e.data[k] for k in ("train_step", "test_step", "gap", "ratio")}
             )
+        if e.kind == "divergence":
+            summary.update(diverged_step=e.step, diverged_metric=e.data.get("metric"))
     return summary
 
 
@@ -82,6 +86,7 @@ def execute(
     """Train ``cfg`` (or resume run ``resume``) and record it in ``store``."""
     cfg = cfg if isinstance(cfg, RunConfig) else validate_config(cfg)
     trainer = build(cfg)
+    probe_plan = plan_probes(cfg, trainer)  # sites checked, initial weights kept: before loading
     if resume is None:
         run = store.create_run(cfg.name, cfg.to_dict(), sweep_id)
         run_id, run_dir = run.id, run.dir
@@ -94,6 +99,11 @@ def execute(
         trainer.load_state_dict(state)
         store.truncate_metrics(run_id, step)
         store.set_status(run_id, "running")
+    trainer.run_id = run_id  # for callbacks that name their output after the run
+    guard = DivergenceGuard()  # a non-finite loss stops the run at once: status "diverged"
+    trainer.add_callback(guard)
+    if probe_plan.items:
+        trainer.add_callback(ProbeRunner(probe_plan, lambda step, v: store.log(run_id, step, v)))
     trainer.add_callback(StoreLogger(store, run_id))
     trainer.add_callback(Checkpointer(run_dir / "checkpoints", cfg.train.checkpoint_every))
     for cb in callbacks:
@@ -103,7 +113,10 @@ def execute(
     except BaseException:
         store.finish_run(run_id, "failed", {"steps": trainer.step})
         raise
-    found_events = events_mod.detect(store.metric_table(run_id), cfg.events.grok_threshold)
+    table = store.metric_table(run_id)
+    found_events = events_mod.detect(table, cfg.events, site_sizes(trainer))
+    if guard.event:  # the guard saw the exact step and metric; the table only the next eval
+        found_events = [e for e in found_events if e.kind != "divergence"] + [guard.event]
     for e in found_events:
         store.add_event(run_id, e.step, e.kind, e.data)
     summary = summarize(trainer, found_events)

@@ -1,0 +1,452 @@
+"""From runs in the store to one HTML file (plus a PNG per plot next to it).
+
+Panels, each left out with a note when the runs hold no data for it:
+
+- ``summary``: config, final metrics and events of each run;
+- ``loss``, ``accuracy``: curves per split over log-scaled steps, events marked;
+- ``probe-{name}``: each probe over training, a line per layer (and a layer x step heat map);
+- ``attention``: attention entropy per head; ``weight-norms``: with slingshot cycles shaded;
+- ``fourier``, ``ipr``: for modular tasks, the first-layer weights at the latest checkpoint;
+- ``phase-grok-step``, ``phase-test-acc``: for a sweep, heat maps over two config axes.
+
+Several runs share the panels, one colour per run, labelled by the config values that differ.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from learnscope import events as events_mod
+from learnscope.errors import UserError
+from learnscope.report import plots
+from learnscope.report.html import Panel, esc, render, table
+from learnscope.store import Store
+
+MAX_OVERLAID = 12  # more runs than this: the sweep's phase diagrams, not overlaid curves
+
+
+@dataclass
+class RunData:
+    id: str
+    name: str
+    status: str
+    config: dict[str, Any]
+    summary: dict[str, Any]
+    dir: Path
+    table: pd.DataFrame
+    events: list[dict[str, Any]]
+    label: str = ""
+
+
+@dataclass
+class Report:
+    path: Path
+    files: list[Path]
+    panels: list[str]
+    notes: list[str]
+    seconds: float = 0.0
+    runs: list[str] = field(default_factory=list)
+
+
+# -- loading ------------------------------------------------------------------------------
+
+
+def load_runs(store: Store, refs: list[str], sweep: str | None = None) -> list[RunData]:
+    """The runs named (id, prefix or ``last``) plus the members of ``sweep``; UserError for a
+    run or sweep that does not exist."""
+    ids = [store.resolve(r) for r in refs]
+    if sweep is not None:
+        runs = store.runs()
+        members = runs[runs["sweep_id"].fillna("").str.startswith(sweep)] if sweep else runs[:0]
+        if members.empty:
+            known = ", ".join(sorted(set(runs["sweep_id"].dropna()))[-5:]) or "none"
+            raise UserError(f"--sweep: no runs in sweep {sweep!r}; sweeps: {known}")
+        ids += [i for i in members["id"] if i not in ids]
+    if not ids:
+        raise UserError("run: give at least one RUN (id, prefix or 'last') or --sweep SWEEP")
+    out = []
+    for run_id in dict.fromkeys(ids):
+        rec = store.run(run_id)
+        evs = store.events(run_id)
+        out.append(
+            RunData(
+                id=run_id,
+                name=rec["name"],
+                status=rec["status"],
+                config=rec["config"],
+                summary=rec["summary"],
+                dir=Path(rec["dir"]),
+                table=store.metric_table(run_id),
+                events=[
+                    {
+                        "kind": e.kind,
+                        "step": None if pd.isna(e.step) else int(e.step),
+                        "data": e.data,
+                    }
+                    for e in evs.itertuples()
+                ],
+            )
+        )
+    return out
+
+
+def flatten(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``{"train": {"lr": 1}}`` -> ``{"train.lr": 1}``.
+
+    >>> flatten({"seed": 0, "train": {"lr": 0.1, "betas": [0.9, 0.98]}})
+    {'seed': 0, 'train.lr': 0.1, 'train.betas': '[0.9, 0.98]'}
+    """
+    out: dict[str, Any] = {}
+    for key, value in config.items():
+        path = f"{prefix}{key}"
+        if isinstance(value, dict):
+            out.update(flatten(value, path + "."))
+        else:
+            out[path] = json.dumps(value) if isinstance(value, (list, tuple)) else value
+    return out
+
+
+def differing(configs: list[dict[str, Any]]) -> list[str]:
+    """Dotted config paths whose values differ between the runs (descriptions ignored).
+
+    >>> differing([{"seed": 0, "train": {"lr": 1}}, {"seed": 0, "train": {"lr": 2}}])
+    ['train.lr']
+    """
+    flats = [flatten(c) for c in configs]
+    keys = dict.fromkeys(k for f in flats for k in f)
+    return [
+        k
+        for k in keys
+        if k != "description" and len({json.dumps(f.get(k), sort_keys=True) for f in flats}) > 1
+    ]
+
+
+def label_runs(runs: list[RunData]) -> None:
+    """Each run's label: the config values that differ (``train.weight_decay=5``), else its
+    name and id."""
+    keys = differing([r.config for r in runs]) if len(runs) > 1 else []
+    keys = [k for k in keys if k != "name"] or keys
+    for r in runs:
+        flat = flatten(r.config)
+        r.label = ", ".join(f"{k}={flat.get(k)}" for k in keys[:4]) or f"{r.name} {r.id[-6:]}"
+
+
+def splits_of(table: pd.DataFrame) -> list[str]:
+    names = [str(c).split("/")[0] for c in table.columns if str(c).endswith(("/acc", "/loss"))]
+    return [n for n in dict.fromkeys(names) if n != "train_step"]
+
+
+# -- the weights of a modular task ----------------------------------------------------------
+
+
+def first_layer_spectrum(run: RunData) -> tuple[np.ndarray, np.ndarray, str, int] | str:
+    """``(fourier power (p//2+1, neurons), IPR (neurons,), what, p)`` of the first layer's
+    operand-a block at the latest checkpoint, or a note saying why there is none.
+
+    For the MLP on one-hot inputs the first-layer weight ``layers.0.linear.weight`` is
+    ``(width, n_inputs * p)`` and columns ``0..p-1`` are operand a: its transpose ``(p, width)``
+    goes to :func:`learnscope.probes.fourier_power` and :func:`learnscope.probes.ipr`. With a
+    learned embedding table the table's first ``p`` rows are used instead.
+    """
+    task = run.config.get("task", {})
+    if task.get("name") != "modular" or not task.get("p"):
+        return "drawn for modular tasks only"
+    p = int(task["p"])
+    from learnscope.probes import fourier_power, ipr
+    from learnscope.train import checkpoint
+
+    found = checkpoint.latest(run.dir / "checkpoints")
+    if found is None:
+        return "no readable checkpoint"
+    step, state = found
+    weights = state["model"]
+    w, what = None, ""
+    first = weights.get("layers.0.linear.weight")
+    if first is not None and first.dim() == 2 and first.shape[1] % p == 0 and first.shape[1] > 0:
+        w, what = first[:, :p].T, "the first-layer weights (operand a block)"
+    else:
+        for name, t in weights.items():
+            if name.endswith(("embed.weight", "wte.weight", "W_E")) and t.dim() == 2:
+                if t.shape[0] >= p:
+                    w, what = t[:p], f"the embedding {name}"
+                    break
+    if w is None:
+        return f"no first-layer weight indexed by the residues mod {p}"
+    w = w.detach().double().cpu()
+    if not bool(w.isfinite().all()):
+        return "the weights of the last checkpoint are not finite (the run diverged)"
+    return fourier_power(w, p).numpy(), ipr(w, p).numpy(), f"{what}, step {step}", p
+
+
+# -- the sweep ------------------------------------------------------------------------------
+
+SWEEP_SKIP = {"name", "description", "seed", "task.seed"}
+
+
+def sweep_cells(runs: list[RunData], x: str | None, y: str | None) -> tuple[pd.DataFrame, str, str]:
+    """One row per run: the two axes' values, the grok step and the final test accuracy."""
+    varying = [k for k in differing([r.config for r in runs]) if k not in SWEEP_SKIP]
+    flats = [flatten(r.config) for r in runs]
+    for axis, name in ((x, "--x"), (y, "--y")):
+        if axis is not None and not any(axis in f for f in flats):
+            raise UserError(
+                f"{name}: {axis!r} is not a config path of these runs; "
+                f"varying: {', '.join(varying) or 'none'}"
+            )
+    x = x or (varying[0] if varying else None)
+    y = y or next((k for k in varying if k != x), None)
+    if x is None:
+        return pd.DataFrame(), "", ""
+    rows = []
+    for r, f in zip(runs, flats):
+        rows.append(
+            {
+                x: f.get(x),
+                (y or "all"): f.get(y) if y else "all",
+                "grok_test_step": r.summary.get("grok_test_step"),
+                "test_acc": r.summary.get("test_acc"),
+            }
+        )
+    cells = pd.DataFrame(rows)
+    for col in ("grok_test_step", "test_acc"):
+        cells[col] = pd.to_numeric(cells[col], errors="coerce")
+    return cells, x, y or "all"
+
+
+# -- the page -------------------------------------------------------------------------------
+
+
+def png(fig) -> bytes:
+    import matplotlib.pyplot as plt
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100)
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def summary_html(runs: list[RunData]) -> str:
+    if len(runs) > MAX_OVERLAID:
+        rows = [
+            [
+                r.id,
+                r.label,
+                r.status,
+                _fmt(r.summary.get("test_acc")),
+                _fmt(r.summary.get("grok_test_step")),
+                _fmt(r.summary.get("steps")),
+            ]
+            for r in runs
+        ]
+        return table(["run", "label", "status", "test acc", "grok step", "steps"], rows)
+    parts = []
+    for r in runs:
+        summary = [[k, _fmt(v)] for k, v in r.summary.items() if not isinstance(v, dict)]
+        expect = r.summary.get("expect_met") or {}
+        summary += [
+            [f"expect {k} {r.config.get('expect', {}).get(k, '')}", "met" if ok else "NOT met"]
+            for k, ok in expect.items()
+        ]
+        evs = [
+            [
+                e["kind"],
+                _fmt(e["step"]),
+                events_mod.describe(events_mod.Event(e["kind"], e["step"], e["data"])),
+            ]
+            for e in r.events
+        ]
+        parts.append(
+            f'<div class="run" data-run="{esc(r.id)}"><h3>{esc(r.name)} · {esc(r.id)} · '
+            f'{esc(r.status)}</h3><p class="note">{esc(r.label)}</p>'
+            + table(["final metric", "value"], summary)
+            + (table(["event", "step", "what"], evs) if evs else '<p class="note">no events</p>')
+            + "<details><summary>config</summary><pre>"
+            + esc(yaml.safe_dump(r.config, sort_keys=False))
+            + "</pre></details></div>"
+        )
+    return "".join(parts)
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    return "-" if v is None else str(v)
+
+
+def build_panels(
+    runs: list[RunData], sweep: str | None, x: str | None, y: str | None
+) -> tuple[list[Panel], list[str]]:
+    import matplotlib.pyplot as plt
+
+    colours = plt.get_cmap("tab10")
+    series = [
+        plots.Series(r.id, r.label, colours(i % 10), r.table, r.events, splits_of(r.table))
+        for i, r in enumerate(runs)
+    ]
+    panels = [
+        Panel("summary", "Run summary" if len(runs) == 1 else "Runs", body=summary_html(runs))
+    ]
+    notes: list[str] = []
+
+    def add(pid: str, title: str, fig, missing: str, caption: str = "", wide=False) -> None:
+        if fig is None:
+            notes.append(f"{title}: {missing}")
+        else:
+            wide_fig = wide or len(runs) > 1  # several runs: a legend beside the axes
+            panels.append(Panel(pid, title, png(fig), caption=caption, wide=wide_fig))
+
+    if sweep is not None:
+        cells, ax, ay = sweep_cells(runs, x, y)
+        what = f"sweep {sweep}: {len(runs)} runs"
+        add(
+            "phase-grok-step",
+            "Phase diagram: grok step",
+            plots.phase_diagram(cells, ax, ay, "grok_test_step", f"grok step ({what})"),
+            "no run of the sweep reached the test threshold, or no config axis varies",
+            "first step with test accuracy >= the grokking threshold; mean over seeds",
+        )
+        add(
+            "phase-test-acc",
+            "Phase diagram: final test accuracy",
+            plots.phase_diagram(cells, ax, ay, "test_acc", f"final test accuracy ({what})"),
+            "no test accuracy recorded, or no config axis varies",
+            "mean over seeds",
+        )
+    if len(series) > MAX_OVERLAID:
+        notes.append(
+            f"curves: {len(series)} runs are too many to overlay (at most "
+            f"{MAX_OVERLAID}); see the phase diagrams, or name a few runs"
+        )
+        return panels, notes
+
+    add(
+        "loss",
+        "Loss",
+        plots.curves(series, "loss", "loss per split", logy=True),
+        "no loss was logged",
+    )
+    add(
+        "accuracy",
+        "Accuracy",
+        plots.curves(series, "acc", "exact-match accuracy per split"),
+        "no accuracy was logged",
+        "dotted: training set fitted; solid: test set reached (grokking threshold)",
+    )
+    probes = plots.probe_columns(series)
+    if not probes:
+        notes.append("probes: none were logged (add a probes: section to the config)")
+    for name, sites in probes.items():
+        fig = plots.probe(series, name, sites)
+        add(
+            f"probe-{name}",
+            f"Probe: {name}",
+            fig,
+            "no values",
+            wide=fig is not None and len(fig.axes) > 1,
+        )
+    add(
+        "attention",
+        "Attention entropy per head",
+        plots.attention_heads(series),
+        "no attention_entropy/<site>/h<i> metrics (no attention layers, or not probed)",
+    )
+    cycles = sum(e["kind"] == "slingshot" for r in runs for e in r.events)
+    add(
+        "weight-norms",
+        "Weight norms",
+        plots.weight_norms(series),
+        "no weight norms logged",
+        f"{cycles} slingshot cycle(s) (Thilak et al. 2022) shaded from start to recovery"
+        if cycles
+        else "no slingshot cycle found (Thilak et al. 2022; the rule: learnscope.events)",
+    )
+
+    spectra, iprs, what, p = [], [], "", None
+    why: dict[str, list[str]] = {}  # reason -> runs, one note per reason
+    for r, s in zip(runs, series):
+        got = first_layer_spectrum(r)
+        if isinstance(got, str):
+            why.setdefault(got, []).append(r.label)
+            continue
+        power, values, what, p = got
+        spectra.append((s, power))
+        iprs.append((s, values))
+    for reason, labels in why.items():
+        who = labels[0] if len(labels) == 1 else f"{len(labels)} runs"
+        notes.append(f"Fourier power and IPR ({who}): {reason}")
+    if spectra:
+        add(
+            "fourier",
+            "Fourier power of the first-layer weights",
+            plots.fourier(spectra),
+            "",
+            what,
+            wide=len(spectra) == 1,
+        )
+        add(
+            "ipr",
+            "IPR of the neurons",
+            plots.ipr_histogram(iprs, p),
+            "",
+            "IPR = sum_k nu_k^2 of each neuron's normalised spectrum (Doshi et al. 2024)",
+        )
+    return panels, notes
+
+
+def default_output(store: Store, runs: list[RunData], sweep: str | None) -> Path:
+    if len(runs) == 1 and sweep is None:
+        return runs[0].dir / "report.html"
+    return Path("report.html")
+
+
+def build_report(
+    store: Store,
+    refs: list[str],
+    out: str | Path | None = None,
+    sweep: str | None = None,
+    x: str | None = None,
+    y: str | None = None,
+) -> Report:
+    """Write the report of runs ``refs`` (and sweep ``sweep``) to ``out`` (HTML) and its plots
+    to ``<out stem>_files/<panel>.png``; everything is drawn in memory first, so an error
+    leaves nothing half-written."""
+    t0 = time.perf_counter()
+    if (x or y) and sweep is None:
+        raise UserError("--x/--y: the axes of a sweep's phase diagrams; give --sweep SWEEP too")
+    runs = load_runs(store, refs, sweep)
+    label_runs(runs)
+    out = Path(out) if out is not None else default_output(store, runs, sweep)
+    if not out.parent.is_dir():
+        raise UserError(f"-o: directory {out.parent} does not exist")
+    panels, notes = build_panels(runs, sweep, x, y)
+    title = (
+        f"learnscope report: {runs[0].name}"
+        if len(runs) == 1
+        else f"learnscope report: {len(runs)} runs" + (f", sweep {sweep}" if sweep else "")
+    )
+    subtitle = ", ".join(r.id for r in runs[:MAX_OVERLAID]) + (" ..." if len(runs) > 12 else "")
+    page = render(title, panels, notes, subtitle)
+    files_dir = out.with_name(out.stem + "_files")
+    written: list[Path] = []
+    try:
+        files_dir.mkdir(exist_ok=True)
+        for p in panels:
+            if p.png is not None:
+                path = files_dir / f"{p.id}.png"
+                path.write_bytes(p.png)
+                written.append(path)
+        out.write_text(page, encoding="utf-8")
+    except OSError as err:
+        raise UserError(f"-o: cannot write {out}: {err.strerror or err}") from None
+    return Report(
+        out, written, [p.id for p in panels], notes, time.perf_counter() - t0, [r.id for r in runs]
+    )

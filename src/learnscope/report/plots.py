@@ -1,0 +1,365 @@
+"""The report's figures: pure functions from metric tables (and weights) to matplotlib figures.
+
+Each function takes a list of :class:`Series` (one run's wide metric table, its events, its
+label and colour) and returns a figure, or ``None`` when the runs hold no data for it; the
+caller then leaves the panel out with a note. Matplotlib runs on the Agg backend (no display).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+SPLIT_STYLES = {"train": "-", "test": "--", "train_clean": ":", "train_corrupted": "-."}
+EVENT_COLOURS = {
+    "grokking": "tab:green",
+    "slingshot": "tab:orange",
+    "divergence": "tab:red",
+    "attention_collapse": "tab:purple",
+    "rank_collapse": "tab:brown",
+}
+NOT_PROBES = {"lr", "weight_norm", "reg", "train_step", "attention_entropy"}
+_HEAD = re.compile(r"^attention_entropy/(?P<site>.+)/h(?P<head>\d+)$")
+
+
+@dataclass
+class Series:
+    """One run as the plots see it."""
+
+    run_id: str
+    label: str
+    colour: Any
+    table: pd.DataFrame
+    events: list[dict[str, Any]] = field(default_factory=list)  # {"kind", "step", "data"}
+    splits: list[str] = field(default_factory=list)
+
+
+def figure(rows: int = 1, cols: int = 1, width: float = 7.5, height: float = 3.4, runs=1):
+    """A grid of axes; wider for several runs, whose legend goes to the right."""
+    width = width + (3.5 if runs > 1 else 0)
+    fig, axes = plt.subplots(rows, cols, figsize=(width, height * rows), squeeze=False)
+    return fig, axes
+
+
+def legend(ax, runs: list[Series], **kw) -> None:
+    """In the axes for one run; to the right of them for several (long config labels)."""
+    if len(runs) > 1:
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
+    else:
+        ax.legend(fontsize=7, **kw)
+
+
+def log_steps(ax, tables: list[pd.DataFrame]) -> None:
+    """Steps on a log scale; step 0 stays visible on a short linear stretch (symlog)."""
+    steps = np.concatenate([t.index.to_numpy(float) for t in tables if len(t)] or [[1.0]])
+    positive = steps[steps > 0]
+    ax.set_xscale("symlog", linthresh=float(positive.min()) if len(positive) else 1.0)
+    ax.set_xlabel("step (log)")
+
+
+def mark_events(ax, runs: list[Series], kinds: tuple[str, ...] = tuple(EVENT_COLOURS)) -> None:
+    """Vertical lines at events: grokking (fit dotted, generalisation solid), slingshot starts,
+    divergence, collapses; one legend entry per kind."""
+    labelled: set[str] = set()
+    for run in runs:
+        for e in run.events:
+            kind, data = e["kind"], e["data"]
+            if kind not in kinds or e["step"] is None:
+                continue
+            colour = EVENT_COLOURS[kind] if len(runs) == 1 else run.colour
+            label = None if kind in labelled else kind.replace("_", " ")
+            labelled.add(kind)
+            if kind == "grokking":
+                ax.axvline(data["train_step"], color=colour, ls=":", lw=1.2, alpha=0.8)
+                if data.get("test_step") is not None:
+                    ax.axvline(data["test_step"], color=colour, lw=1.4, alpha=0.8, label=label)
+            else:
+                ax.axvline(e["step"], color=colour, lw=1.0, alpha=0.7, ls="-.", label=label)
+
+
+def curves(runs: list[Series], metric: str, title: str, logy: bool = False) -> Figure | None:
+    """``{split}/{metric}`` for every split, over log-scaled steps, with events marked."""
+    fig, axes = figure(runs=len(runs))
+    ax, drawn = axes[0, 0], 0
+    for run in runs:
+        cols = [c for c in run.table.columns if str(c).endswith(f"/{metric}")]
+        cols = [c for c in cols if c.split("/")[0] in run.splits or c.startswith("train_step/")]
+        for col in cols:
+            s = run.table[col].dropna()
+            if s.empty:
+                continue
+            split = col.split("/")[0]
+            name = "train (last batch)" if split == "train_step" else split
+            label = name if len(runs) == 1 else f"{name} · {run.label}"
+            ax.plot(
+                s.index,
+                s.to_numpy(),
+                SPLIT_STYLES.get(split, "-"),
+                color=None if len(runs) == 1 else run.colour,
+                label=label,
+                lw=1.4,
+            )
+            drawn += 1
+    if not drawn:
+        plt.close(fig)
+        return None
+    log_steps(ax, [r.table for r in runs])
+    if logy:
+        ax.set_yscale("log")
+    mark_events(ax, runs)
+    ax.set_title(title)
+    ax.set_ylabel(metric)
+    ax.grid(alpha=0.3)
+    legend(ax, runs, ncol=2)
+    fig.tight_layout()
+    return fig
+
+
+def probe_columns(runs: list[Series]) -> dict[str, list[str]]:
+    """Probe name -> its sites, over all runs (per-head attention columns excluded)."""
+    found: dict[str, list[str]] = {}
+    for run in runs:
+        for col in run.table.columns:
+            probe, _, site = str(col).partition("/")
+            if not site or probe in NOT_PROBES or probe in run.splits:
+                continue
+            sites = found.setdefault(probe, [])
+            if site not in sites:
+                sites.append(site)
+    return found
+
+
+def probe(runs: list[Series], name: str, sites: list[str]) -> Figure | None:
+    """One probe over training: a line per site (layer); for a single run with several sites,
+    also a heat map site x step."""
+    heat = len(runs) == 1 and len(sites) >= 2
+    fig, axes = figure(1, 2 if heat else 1, width=11 if heat else 7.5, runs=len(runs))
+    ax, drawn = axes[0, 0], 0
+    styles = ["-", "--", ":", "-."]
+    for run in runs:
+        for i, site in enumerate(sites):
+            col = f"{name}/{site}"
+            if col not in run.table:
+                continue
+            s = run.table[col].dropna()
+            if s.empty:
+                continue
+            if len(runs) == 1:
+                ax.plot(s.index, s.to_numpy(), label=site, lw=1.3)
+            else:
+                ax.plot(
+                    s.index,
+                    s.to_numpy(),
+                    styles[i % 4],
+                    color=run.colour,
+                    lw=1.3,
+                    label=f"{site} · {run.label}",
+                )
+            drawn += 1
+    if not drawn:
+        plt.close(fig)
+        return None
+    log_steps(ax, [r.table for r in runs])
+    mark_events(ax, runs, ("grokking", "rank_collapse", "slingshot"))
+    ax.set_title(f"{name} per layer")
+    ax.grid(alpha=0.3)
+    legend(ax, runs)
+    if heat:
+        cols = [f"{name}/{s}" for s in sites if f"{name}/{s}" in runs[0].table]
+        grid = runs[0].table[cols].dropna(how="all")
+        hx = axes[0, 1]
+        im = hx.imshow(
+            grid.T.to_numpy(float), aspect="auto", interpolation="nearest", cmap="viridis"
+        )
+        hx.set_yticks(range(len(cols)), [c.split("/", 1)[1] for c in cols], fontsize=7)
+        ticks = np.linspace(0, len(grid) - 1, min(6, len(grid))).round().astype(int)
+        hx.set_xticks(ticks, [str(grid.index[t]) for t in ticks])
+        hx.set_xlabel("step")
+        hx.set_title(f"{name}: layer x step")
+        fig.colorbar(im, ax=hx)
+    fig.tight_layout()
+    return fig
+
+
+def attention_heads(runs: list[Series]) -> Figure | None:
+    """Attention entropy per head over training, one subplot per attention site; the collapse
+    threshold ``fraction * log(context)`` dashed where a collapse event carries it."""
+    sites: dict[str, set[int]] = {}
+    for run in runs:
+        for col in run.table.columns:
+            if m := _HEAD.match(str(col)):
+                sites.setdefault(m["site"], set()).add(int(m["head"]))
+    if not sites:
+        return None
+    fig, axes = figure(len(sites), 1, height=3.0, runs=len(runs))
+    cmap = plt.get_cmap("tab10")
+    for ax, (site, heads) in zip(axes[:, 0], sorted(sites.items())):
+        for run in runs:
+            for h in sorted(heads):
+                col = f"attention_entropy/{site}/h{h}"
+                if col in run.table:
+                    s = run.table[col].dropna()
+                    colour = cmap(h % 10) if len(runs) == 1 else run.colour
+                    label = f"h{h}" if len(runs) == 1 else f"h{h} · {run.label}"
+                    ax.plot(s.index, s.to_numpy(), color=colour, lw=1.2, label=label)
+        for run in runs:
+            for e in run.events:
+                if e["kind"] == "attention_collapse" and e["data"].get("site") == site:
+                    ax.axhline(e["data"]["threshold"], color="tab:purple", ls="--", lw=1)
+                    ax.axvline(e["step"], color="tab:purple", ls="-.", lw=1)
+        log_steps(ax, [r.table for r in runs])
+        ax.set_title(f"attention entropy per head: {site}")
+        ax.set_ylabel("nats")
+        ax.grid(alpha=0.3)
+        legend(ax, runs, ncol=4)
+    fig.tight_layout()
+    return fig
+
+
+def weight_norms(runs: list[Series]) -> Figure | None:
+    """``weight_norm/*`` per parameter (log y), slingshot cycles shaded from start to end."""
+    fig, axes = figure(runs=len(runs))
+    ax, drawn = axes[0, 0], 0
+    styles = ["-", "--", ":", "-."]
+    for run in runs:
+        cols = [c for c in run.table.columns if str(c).startswith("weight_norm/")]
+        for i, col in enumerate(cols):
+            s = run.table[col].dropna()
+            s = s[np.isfinite(s.to_numpy(float))]
+            if s.empty:
+                continue
+            name = col.removeprefix("weight_norm/")
+            if len(runs) == 1:
+                ax.plot(s.index, s.to_numpy(), label=name, lw=1.3)
+            else:
+                ax.plot(
+                    s.index,
+                    s.to_numpy(),
+                    styles[i % 4],
+                    color=run.colour,
+                    lw=1.3,
+                    label=f"{name} · {run.label}",
+                )
+            drawn += 1
+    if not drawn:
+        plt.close(fig)
+        return None
+    shaded = False
+    for run in runs:
+        for e in run.events:
+            if e["kind"] == "slingshot":
+                ax.axvspan(
+                    e["step"],
+                    e["data"].get("end_step", e["step"]),
+                    color="tab:orange",
+                    alpha=0.25,
+                    label=None if shaded else "slingshot cycle",
+                )
+                shaded = True
+    log_steps(ax, [r.table for r in runs])
+    ax.set_yscale("log")
+    ax.set_title("weight norms ||W||_F" + (" (slingshot cycles shaded)" if shaded else ""))
+    ax.grid(alpha=0.3)
+    legend(ax, runs)
+    fig.tight_layout()
+    return fig
+
+
+def fourier(spectra: list[tuple[Series, np.ndarray]]) -> Figure | None:
+    """Mean Fourier power per frequency of the first-layer weights (``fourier_power``,
+    normalised per neuron, averaged over neurons), one line (or bars) per run."""
+    if not spectra:
+        return None
+    single = len(spectra) == 1
+    fig, axes = figure(1, 2 if single else 1, width=11 if single else 7.5)
+    ax = axes[0, 0]
+    if single:  # each neuron's spectrum, neurons sorted by their strongest frequency
+        power = spectra[0][1]
+        order = np.lexsort((-power.max(0), power.argmax(0)))
+        hx = axes[0, 1]
+        im = hx.imshow(
+            power[:, order], aspect="auto", interpolation="nearest", cmap="magma", origin="lower"
+        )
+        hx.set_xlabel("neuron (sorted by strongest frequency)")
+        hx.set_ylabel("frequency k")
+        hx.set_title("power per neuron")
+        fig.colorbar(im, ax=hx)
+    for run, power in spectra:
+        k = np.arange(power.shape[0])
+        mean = power.mean(1)
+        if len(spectra) == 1:
+            ax.bar(k, mean, color="tab:blue", width=0.8)
+        else:
+            ax.plot(k, mean, "o-", ms=3, color=run.colour, label=run.label, lw=1)
+    ax.set_xlabel("frequency k")
+    ax.set_ylabel("power (per neuron, normalised)")
+    ax.set_title("mean power over neurons")
+    ax.grid(alpha=0.3)
+    if len(spectra) > 1:
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def ipr_histogram(iprs: list[tuple[Series, np.ndarray]], p: int | None = None) -> Figure | None:
+    """Histogram of the neurons' IPR at the last step (1: one frequency, generalising;
+    ~2/p: flat spectrum, memorising; Doshi et al. 2024)."""
+    if not iprs:
+        return None
+    fig, axes = figure()
+    ax = axes[0, 0]
+    bins = np.linspace(0, 1, 41)
+    for run, values in iprs:
+        colour = "tab:blue" if len(iprs) == 1 else run.colour
+        ax.hist(
+            values, bins=bins, color=colour, alpha=0.6 if len(iprs) > 1 else 0.9, label=run.label
+        )
+    if p:
+        ax.axvline(2 / p, color="grey", ls=":", lw=1, label=f"flat spectrum (~2/p = {2 / p:.3f})")
+    ax.set_xlabel("IPR of a neuron's spectrum")
+    ax.set_ylabel("neurons")
+    ax.set_title("IPR of the first-layer neurons at the last step")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def phase_diagram(cells: pd.DataFrame, x: str, y: str, value: str, title: str) -> Figure | None:
+    """A heat map of ``value`` over the grid (x, y): the mean over runs in a cell (seeds), the
+    cells without a value grey and marked ``-``."""
+    if cells.empty or value not in cells or cells[value].notna().sum() == 0:
+        return None
+    grid = cells.pivot_table(index=y, columns=x, values=value, aggfunc="mean", dropna=False)
+    fig, axes = figure(width=6.5, height=4.5)
+    ax = axes[0, 0]
+    data = np.ma.masked_invalid(grid.to_numpy(float))
+    cmap = plt.get_cmap("viridis").with_extremes(bad="lightgrey")
+    im = ax.imshow(data, origin="lower", aspect="auto", cmap=cmap, interpolation="nearest")
+    ax.set_xticks(range(grid.shape[1]), [_tick(v) for v in grid.columns], rotation=45, fontsize=8)
+    ax.set_yticks(range(grid.shape[0]), [_tick(v) for v in grid.index], fontsize=8)
+    for (i, j), v in np.ndenumerate(grid.to_numpy(float)):
+        text = "-" if math.isnan(v) else f"{v:.4g}"
+        colour = "black" if math.isnan(v) else "white"
+        ax.text(j, i, text, ha="center", va="center", fontsize=7, color=colour)
+    ax.set_xlabel(x)
+    ax.set_ylabel(y)
+    ax.set_title(title)
+    fig.colorbar(im, ax=ax)
+    fig.tight_layout()
+    return fig
+
+
+def _tick(v: Any) -> str:
+    return f"{v:.3g}" if isinstance(v, (float, np.floating)) else str(v)

@@ -1,0 +1,74 @@
+"""The report as a person sees it: a real short run's report opened in headless Chromium."""
+
+from __future__ import annotations
+
+import pytest
+from matplotlib import image as mpimg
+
+from learnscope.config import load_config
+from learnscope.report import build_report
+from learnscope.runner import execute
+from learnscope.store import Store
+from tests.report.chromium import find_chromium, inspect_page
+
+CHROMIUM = find_chromium()
+pytestmark = pytest.mark.skipif(
+    CHROMIUM is None, reason="no chromium on PATH (Debian: apt-get install chromium)"
+)
+
+# the grokking-mlp recipe, made small enough for a test: p = 23, 64 neurons, 60 steps
+SHORT = ["task.p=23", "model.width=64", "train.steps=60", "train.eval_every=5"]
+EXPECTED = [
+    "summary",
+    "loss",
+    "accuracy",
+    "probe-effective_rank",  # the MLP's default probes
+    "probe-ipr_frac",
+    "probe-ipr_mean",
+    "weight-norms",
+    "fourier",
+    "ipr",
+    "notes",  # no attention in an MLP
+]
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory):
+    pytest.importorskip(
+        "websocket", reason="websocket-client is not installed (pip install -e .[dev])"
+    )
+    root = tmp_path_factory.mktemp("browser")
+    store = Store(root / "runs")
+    result = execute(load_config("grokking-mlp", SHORT), store)
+    rep = build_report(store, [result.run_id], root / "report.html")
+    shot = root / "report.png"
+    return rep, inspect_page(rep.path, shot, CHROMIUM), shot
+
+
+def test_page_loads_without_console_errors_or_network(report):
+    rep, page, _ = report
+    assert page["errors"] == []
+    assert page["title"] == "learnscope report: grokking-mlp"
+    assert [r for r in page["resources"] if not r.startswith("data:")] == []
+
+
+def test_every_expected_panel_is_present(report):
+    rep, page, _ = report
+    assert page["panels"] == EXPECTED
+    assert rep.panels + ["notes"] == EXPECTED
+
+
+def test_every_image_decodes_and_is_not_blank(report):
+    rep, page, _ = report
+    images = page["images"]
+    assert [i["panel"] for i in images] == [p for p in EXPECTED if p not in ("summary", "notes")]
+    for img in images:
+        assert img["width"] > 100 and img["height"] > 100, img
+        assert img["std"] > 5.0, img  # grey-level spread on 0..255: something is drawn
+
+
+def test_screenshot_is_saved_and_shows_the_page(report):
+    _, page, shot = report
+    pixels = mpimg.imread(shot)
+    assert pixels.shape[1] == 1280 and pixels.shape[0] >= min(page["height"], 6000) - 1
+    assert float(pixels[..., :3].std()) > 0.02
