@@ -263,6 +263,7 @@ BAD = [
         r"not an attention pattern",
         "shape",
     ),
+    ("probes=[{probe: local_rank, sites: [hook_logits], rows: many}]", r"probes\.0\.rows", "int"),
     ("probe_batch.split=valid", r"probe_batch\.split", "train"),
     ("probe_batch.size=0", r"probe_batch\.size", ""),
 ]

@@ -417,6 +417,17 @@ def resolve(
         if unknown:
             allowed = ", ".join(pdef.options) or "none"
             raise UserError(f"{where}.{unknown[0]}: unknown option of {name}; allowed: {allowed}")
+        for key, value in spec.items():
+            default = pdef.options[key]
+            kind = float if isinstance(default, float) else type(default)
+            if kind is float and isinstance(value, str):  # YAML 1.1 reads 1e-3 as a string
+                try:
+                    spec[key] = value = float(value)
+                except ValueError:
+                    pass
+            ok = default is None or isinstance(value, kind) and not isinstance(value, bool)
+            if not ok and not (kind is float and isinstance(value, int)):
+                raise UserError(f"{where}.{key}: expected {kind.__name__} (got {value!r})")
         options = {**pdef.options, **spec}
         names = {"hooks": hooks, "params": params, "both": hooks + params, "none": []}[pdef.targets]
         if pdef.targets == "none":
