@@ -125,7 +125,7 @@ class ProbeBatchConfig(Section):
     """The fixed probe batch: ``size`` rows drawn once (seeded by the run seed) from ``split``."""
 
     split: str = "train"
-    size: int = Field(512, ge=1)
+    size: int = Field(256, ge=1)
 
 
 class RunConfig(Section):

@@ -56,6 +56,17 @@ def test_rankme_adds_its_epsilon_to_each_probability():
     assert rankme(z) != effective_rank(z)
 
 
+def test_matches_svd_reference_in_float32_and_float64():
+    g = torch.Generator().manual_seed(0)
+    z = torch.randn(300, 40, generator=g, dtype=torch.float64) * torch.linspace(0.01, 3, 40)
+    s = torch.linalg.svdvals(z)
+    p = s / s.sum()
+    reference = math.exp(-(p * p.log()).sum().item())
+    assert effective_rank(z) == pytest.approx(reference, rel=1e-10)
+    assert effective_rank(z.float()) == pytest.approx(reference, rel=1e-5)
+    assert effective_rank(z.T) == pytest.approx(reference, rel=1e-10)
+
+
 def test_all_zero_matrix_has_rank_zero_and_nan_gives_nan():
     assert effective_rank(torch.zeros(3, 3)) == 0.0
     assert incremental_rank(torch.ones(3, 2), torch.ones(3, 2)) == 0.0
@@ -74,11 +85,11 @@ def test_effective_rank_bounds_and_invariances(n, d, scale, seed):
     z = torch.randn(n, d, generator=g, dtype=torch.float64)
     r = effective_rank(z)
     assert 1.0 - 1e-9 <= r <= min(n, d) + 1e-9
-    assert effective_rank(scale * z) == pytest.approx(r, rel=1e-9)
+    assert effective_rank(scale * z) == pytest.approx(r, rel=1e-7)
     rotated = orthogonal(n, seed) @ z @ orthogonal(d, seed + 1)
-    assert effective_rank(rotated) == pytest.approx(r, rel=1e-9)
-    assert effective_rank(z.T) == pytest.approx(r, rel=1e-9)
-    assert matrix_entropy(rotated) == pytest.approx(matrix_entropy(z), rel=1e-9, abs=1e-12)
+    assert effective_rank(rotated) == pytest.approx(r, rel=1e-7)
+    assert effective_rank(z.T) == pytest.approx(r, rel=1e-7)
+    assert matrix_entropy(rotated) == pytest.approx(matrix_entropy(z), rel=1e-7, abs=1e-9)
 
 
 # -- matrix entropy -----------------------------------------------------------------------

@@ -263,6 +263,7 @@ BAD = [
         r"not an attention pattern",
         "shape",
     ),
+    ("probes=[{probe: local_rank, sites: [hook_logits], rows: many}]", r"probes\.0\.rows", "int"),
     ("probe_batch.split=valid", r"probe_batch\.split", "train"),
     ("probe_batch.size=0", r"probe_batch\.size", ""),
 ]
@@ -306,7 +307,7 @@ def test_show_and_probe_commands(tmp_path, tiny_config):
     trainer = build(cfg)
     trainer.model.load_state_dict(state["model"])
     train = trainer.task.split("train")
-    rows = torch.randperm(len(train), generator=torch.Generator().manual_seed(cfg.seed))[:512]
+    rows = torch.randperm(len(train), generator=torch.Generator().manual_seed(cfg.seed))[:256]
     x = train["x"][rows.sort().values]
     with torch.no_grad(), capture(trainer.model.eval(), "layers.0.hook_post") as acts:
         trainer.model(x)

@@ -59,7 +59,8 @@ def partial_jacobian_norm(
     Exact (``n`` backward passes, vectorised) when ``n <= exact_max``; above it the
     Hutchinson-style estimate ``||J||_F^2 = E_v ||v^T J||^2`` over ``n_proj`` Gaussian
     vectors ``v ~ N(0, I_n)``, one vector-Jacobian product each (unbiased; relative standard
-    error about ``sqrt(2 / (n_proj * b))`` when the singular values are alike).
+    error ``sqrt(2 / (r * n_proj * b))`` for ``r`` equal singular values, at most
+    ``sqrt(2 / (n_proj * b))``).
 
     >>> w = torch.tensor([[1.0, 2.0], [3.0, 4.0], [0.0, 1.0]])
     >>> partial_jacobian_norm(lambda h: h @ w.T, torch.randn(4, 2))

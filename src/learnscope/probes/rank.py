@@ -15,13 +15,23 @@ def _entropy(p: torch.Tensor) -> torch.Tensor:
 
 
 def _singular_values(z: torch.Tensor) -> torch.Tensor:
-    """Singular values in float64; all NaN when ``z`` holds a non-finite value."""
+    """Singular values of ``z`` in float64, largest first; all NaN if ``z`` is not finite.
+
+    Computed as the square roots of the eigenvalues of the smaller Gram matrix (``z z^T`` or
+    ``z^T z``), several times faster than an SVD. Eigenvalues below ``min(n, d) * eps64``
+    times the largest are rounding noise and set to 0, so a rank-``k`` matrix has exactly
+    ``k`` non-zero values; the others are accurate to about ``1e-8`` of the largest, which
+    moves an entropy of ``p = s / sum(s)`` by less than ``1e-6``.
+    """
     if z.dim() != 2:
         raise ValueError(f"expected z: (n, d), got shape {tuple(z.shape)}")
     z = z.detach().double()
     if not torch.isfinite(z).all():
         return torch.full((min(z.shape),), float("nan"), dtype=z.dtype, device=z.device)
-    return torch.linalg.svdvals(z)
+    gram = z @ z.T if z.shape[0] <= z.shape[1] else z.T @ z
+    lam = torch.linalg.eigvalsh(gram).flip(0)
+    lam = torch.where(lam > lam[0] * min(z.shape) * torch.finfo(lam.dtype).eps, lam, 0.0)
+    return lam.sqrt()
 
 
 def effective_rank(z: torch.Tensor, eps: float = 1e-12) -> float:

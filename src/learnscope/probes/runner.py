@@ -8,7 +8,7 @@ by the run seed::
       - defaults                                    # the model kind's built-in probes
       - {probe: matrix_entropy, sites: ["layers.*.hook_post"], every: 20}
       - {probe: local_rank, sites: ["layers.0.hook_pre"], every: 100, rows: 32}
-    probe_batch: {split: train, size: 512}
+    probe_batch: {split: train, size: 256}
 
 Leaving ``probes`` out records the :data:`DEFAULTS` of the model kind; ``probes: []`` records
 nothing. ``every`` defaults to ``train.eval_every``. Probes are recorded at step 0, at every
@@ -238,7 +238,7 @@ def _ipr(ctx: Context, item: Planned) -> Values:
     out: Values = {}
     for site in item.sites:
         blocks = residue_blocks(ctx.tensor(site), p)
-        per_neuron = torch.stack([ipr(b, p) for b in blocks]).mean(0)
+        per_neuron = ipr(torch.cat(blocks, 1), p).view(len(blocks), -1).mean(0)
         out[f"ipr_mean/{site}"] = float(per_neuron.mean())
         out[f"ipr_frac/{site}"] = float((per_neuron > item.options["threshold"]).double().mean())
     return out
@@ -278,7 +278,7 @@ PROBES: dict[str, ProbeDef] = {
     "nc1": ProbeDef(_labelled(nc1), "hooks", needs_labels=True),
     "ncc_accuracy": ProbeDef(_labelled(ncc_accuracy), "hooks", needs_labels=True),
     "angular_distance": ProbeDef(_angular_distance, "hooks", {"n": 1}),
-    "hessian_top_eigenvalue": ProbeDef(_hessian, "none", {"iters": 20, "rows": 512}),
+    "hessian_top_eigenvalue": ProbeDef(_hessian, "none", {"iters": 20, "rows": 256}),
 }
 
 #: Built-in probes per model kind; an entry with ``when: modular`` applies only to tasks with
@@ -417,6 +417,17 @@ def resolve(
         if unknown:
             allowed = ", ".join(pdef.options) or "none"
             raise UserError(f"{where}.{unknown[0]}: unknown option of {name}; allowed: {allowed}")
+        for key, value in spec.items():
+            default = pdef.options[key]
+            kind = float if isinstance(default, float) else type(default)
+            if kind is float and isinstance(value, str):  # YAML 1.1 reads 1e-3 as a string
+                try:
+                    spec[key] = value = float(value)
+                except ValueError:
+                    pass
+            ok = default is None or isinstance(value, kind) and not isinstance(value, bool)
+            if not ok and not (kind is float and isinstance(value, int)):
+                raise UserError(f"{where}.{key}: expected {kind.__name__} (got {value!r})")
         options = {**pdef.options, **spec}
         names = {"hooks": hooks, "params": params, "both": hooks + params, "none": []}[pdef.targets]
         if pdef.targets == "none":
