@@ -1,6 +1,15 @@
 """Procedurally generated tasks with exact answers: ``make_task(name, **params)``."""
 
-from learnscope.tasks import modular
+from learnscope.tasks import modular, modular_seq
 from learnscope.tasks.base import TASKS, Split, Task, TaskParams, make_task, validate_task_params
 
-__all__ = ["TASKS", "Split", "Task", "TaskParams", "make_task", "validate_task_params", "modular"]
+__all__ = [
+    "TASKS",
+    "Split",
+    "Task",
+    "TaskParams",
+    "make_task",
+    "validate_task_params",
+    "modular",
+    "modular_seq",
+]
