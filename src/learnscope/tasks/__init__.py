@@ -1,6 +1,6 @@
 """Procedurally generated tasks with exact answers: ``make_task(name, **params)``."""
 
-from learnscope.tasks import modular, modular_seq
+from learnscope.tasks import addition, lis, modular, modular_seq, multiplication, parity, pvr
 from learnscope.tasks.base import TASKS, Split, Task, TaskParams, make_task, validate_task_params
 
 __all__ = [
@@ -12,4 +12,9 @@ __all__ = [
     "validate_task_params",
     "modular",
     "modular_seq",
+    "multiplication",
+    "addition",
+    "parity",
+    "lis",
+    "pvr",
 ]

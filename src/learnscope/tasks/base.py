@@ -70,9 +70,12 @@ class Task(abc.ABC):
     Params: ClassVar[type[TaskParams]]
     kind: ClassVar[str]
 
-    def __init_subclass__(cls, **kwargs: Any) -> None:
+    def __init_subclass__(cls, register: bool = True, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        missing = [a for a in ("name", "Params", "kind") if a not in cls.__dict__]
+        if not register:  # a shared base of a kind of task (e.g. SequenceTask), not a task
+            return
+        missing = [a for a in ("name", "Params") if a not in cls.__dict__]
+        missing += [] if hasattr(cls, "kind") else ["kind"]  # may come from a shared base
         if missing:
             raise TypeError(f"task class {cls.__name__} must define {', '.join(missing)}")
         if cls.name in TASKS:
