@@ -110,3 +110,21 @@ def test_modular_seq_bad_params_are_user_errors():
         make_task("modular_seq", p=1)
     with pytest.raises(UserError, match="task.op"):
         make_task("modular_seq", op="pow")
+
+
+def test_fresh_tasks_draw_every_batch_with_task_sample():
+    import copy
+
+    c = copy.deepcopy(SEQ)
+    c["task"] = {"name": "multiplication", "n_digits": 2, "m_digits": 1, "fresh": True}
+    c["task"].update(n_train=20, n_test=10)
+    c["train"].update(steps=3, eval_every=3, batch_size=8, eval_examples=4)
+    trainer = build(validate_config(c))
+    drawn = []
+    sample = trainer.task.sample
+    trainer.task.sample = lambda n, g: drawn.append(n) or sample(n, g)
+    metrics = trainer.fit()
+    assert drawn == [8, 8, 8] and 0 <= metrics["test/acc"] <= 1
+    c["train"]["batch_size"] = None
+    with pytest.raises(UserError, match="train.batch_size"):
+        build(validate_config(c))
