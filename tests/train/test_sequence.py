@@ -128,3 +128,10 @@ def test_fresh_tasks_draw_every_batch_with_task_sample():
     c["train"]["batch_size"] = None
     with pytest.raises(UserError, match="train.batch_size"):
         build(validate_config(c))
+
+
+def test_mixed_precision_is_a_no_op_on_cpu():
+    trainer = build(cfg(precision="auto", steps=2, eval_every=2, device="cpu"))
+    assert not trainer.scaler.is_enabled()
+    with trainer.autocast():
+        assert trainer.model(torch.zeros(1, 3, dtype=torch.long)).dtype == torch.float32
