@@ -76,7 +76,8 @@ class Trainer:
         return self
 
     def _regularizers(self) -> Regularizers:
-        probe = self.splits["train"].rows(torch.arange(2, device=self.device))
+        n = min(2, len(self.splits["train"]))
+        probe = self.splits["train"].rows(torch.arange(n, device=self.device))
         regs = Regularizers(
             self.cfg.regularizers, self.model, lambda: self.objective.forward(self.model, probe)
         )
