@@ -1,6 +1,17 @@
 """Procedurally generated tasks with exact answers: ``make_task(name, **params)``."""
 
-from learnscope.tasks import addition, lis, modular, modular_seq, multiplication, parity, pvr
+from learnscope.tasks import (
+    addition,
+    arithmetic,
+    icl_modular,
+    lis,
+    modular,
+    modular_seq,
+    multiplication,
+    parity,
+    pvr,
+    relational,
+)
 from learnscope.tasks.base import TASKS, Split, Task, TaskParams, make_task, validate_task_params
 
 __all__ = [
@@ -17,4 +28,7 @@ __all__ = [
     "parity",
     "lis",
     "pvr",
+    "arithmetic",
+    "relational",
+    "icl_modular",
 ]

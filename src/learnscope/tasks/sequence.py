@@ -22,6 +22,12 @@ Splits: every test split (``test`` and the family's out-of-distribution splits, 
 NumPy PCG64 stream seeded by ``seed``, so the same seed gives the same rows on any machine.
 Within a split the questions are distinct; a parameter asking for more distinct examples than
 the task has is a :class:`~learnscope.errors.UserError` naming ``n_train`` or ``n_test``.
+With ``fresh: true`` the trainer draws every batch with :meth:`SequenceTask.sample` (never a
+held-out question) and ``train`` is a fixed sample of ``n_train`` rows for evaluation.
+
+A family is a subclass of :class:`SequenceTask` with ``name``, ``Params`` (a subclass of
+:class:`SequenceParams`) and the methods ``symbols``, ``draw`` and ``max_example_len``
+(``test_splits`` and ``answer_marker`` when it has more splits or a chain of thought).
 
 ``score`` is exact match of the answer: the generated tokens up to the first ``<eos>`` must be
 the answer (or, with a chain of thought, the tokens after its last answer marker must be, so
@@ -231,28 +237,27 @@ class SequenceTask(Task, register=False):
 
     def rows(self, examples: list[Example]) -> dict[str, torch.Tensor]:
         """The contract tensors of ``examples``, padded to ``block_size``."""
-        n, T = len(examples), self.block_size
-        tokens = np.zeros((n, T), dtype=np.int64)
-        loss_mask = np.zeros((n, T), dtype=bool)
-        answer_mask = np.zeros((n, T), dtype=bool)
-        prompt_len = np.zeros(n, dtype=np.int64)
-        pauses = [self.pause_id] * self.params.n_pause
-        for i, e in enumerate(examples):
+        T, pauses = self.block_size, [self.pause_id] * self.params.n_pause
+        ids, bounds = [], []  # bounds: prompt end, answer start, eos position
+        for e in examples:
             prompt = [self.bos_id, *self.encode(e.question), *pauses]
             row = prompt + self.encode(e.cot) + self.encode(e.answer) + [self.eos_id]
             if len(row) > T:
                 raise ValueError(f"{self.name}: a row of {len(row)} tokens > block size {T}")
-            tokens[i, : len(row)] = row
-            p, a = len(prompt), len(prompt) + len(e.cot)
-            loss_mask[i, p : len(row)] = True
+            ids.append(row)
+            bounds.append((len(prompt), len(prompt) + len(e.cot), len(row) - 1))
+        p, a, eos = np.array(bounds, dtype=np.int64).reshape(-1, 3).T[:, :, None]
+        t = np.arange(T)
+        tokens = np.zeros((len(ids), T), dtype=np.int64)
+        tokens[t < eos + 1] = np.fromiter((i for row in ids for i in row), dtype=np.int64)
+        loss_mask = (t >= p) & (t <= eos)
+        for i, e in enumerate(examples):
             loss_mask[i, [1 + j for j in e.targets]] = True
-            answer_mask[i, a : a + len(e.answer)] = True
-            prompt_len[i] = p
         return {
             "tokens": torch.from_numpy(tokens),
             "loss_mask": torch.from_numpy(loss_mask),
-            "answer_mask": torch.from_numpy(answer_mask),
-            "prompt_len": torch.from_numpy(prompt_len),
+            "answer_mask": torch.from_numpy((t >= a) & (t < eos)),
+            "prompt_len": torch.from_numpy(p[:, 0].copy()),
         }
 
     # -- the contract -----------------------------------------------------------------------
