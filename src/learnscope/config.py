@@ -56,6 +56,21 @@ class ModelSection(BaseModel):
         return dict(self.model_extra or {})
 
 
+class RegularizerConfig(Section):
+    """One ``seq_vcr`` (Arefin et al. 2024) or ``vcr`` (Zhu et al. 2023) term; see
+    ``learnscope.train.regularizers``."""
+
+    kind: Literal["seq_vcr", "vcr"]
+    layers: list[str] = Field(
+        ["ln_final.hook_normalized"], min_length=1, description="hook-name globs"
+    )
+    positions: Literal["all"] | list[int] = Field("all", description="'all' or position indices")
+    proj_dim: int | None = Field(None, ge=1, description="projector width d'; None: none")
+    lambda_var: float = Field(1.0, ge=0)
+    lambda_cov: float = Field(0.004, ge=0)
+    eps: float = Field(1e-3, gt=0)
+
+
 class TrainConfig(Section):
     optimizer: Literal["adamw", "adam", "sgd"] = "adamw"
     lr: float = Field(1e-3, gt=0)
@@ -73,6 +88,13 @@ class TrainConfig(Section):
     eval_every: int = Field(10, ge=1)
     checkpoint_every: int = Field(0, ge=0, description="0: a checkpoint at the end only")
     device: str = "auto"
+    precision: Literal["fp32", "auto", "bf16", "fp16"] = Field(
+        "fp32", description="autocast on CUDA (auto: bf16 if supported, else fp16); CPU: fp32"
+    )
+    eval_examples: int | None = Field(
+        None, ge=1, description="sequence tasks: rows decoded per split at eval (None: all)"
+    )
+    regularizers: list[RegularizerConfig] = Field(default_factory=list)
 
     @field_validator("device")
     @classmethod

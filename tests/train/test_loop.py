@@ -92,4 +92,4 @@ def test_resume_continues_exactly(tiny_config, runs_dir):
     a = Store(runs_dir / "a").metric_table(straight.run_id)
     b = store.metric_table(first.run_id)
     assert list(a.index) == list(b.index) == [0, 10, 20, 30, 40]
-    assert torch.allclose(torch.tensor(a.values), torch.tensor(b.values))
+    assert torch.allclose(torch.tensor(a.values), torch.tensor(b.values), equal_nan=True)

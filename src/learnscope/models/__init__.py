@@ -9,11 +9,15 @@ from pydantic import TypeAdapter, ValidationError
 from torch import nn
 
 from learnscope.errors import UserError, from_validation
+from learnscope.models.gpt import GPT, GPTConfig
 from learnscope.models.hooks import HookPoint, capture, hook_names, match_sites
 from learnscope.models.mlp import MLP, MLPConfig
 
 #: kind -> (config dataclass, module class)
-MODELS: dict[str, tuple[type, type[nn.Module]]] = {"mlp": (MLPConfig, MLP)}
+MODELS: dict[str, tuple[type, type[nn.Module]]] = {
+    "mlp": (MLPConfig, MLP),
+    "gpt": (GPTConfig, GPT),
+}
 
 
 def model_config(kind: str, params: dict[str, Any], dims: dict[str, int] | None = None):
@@ -48,6 +52,8 @@ def config_dict(cfg: Any) -> dict[str, Any]:
 
 __all__ = [
     "MODELS",
+    "GPT",
+    "GPTConfig",
     "MLP",
     "MLPConfig",
     "HookPoint",

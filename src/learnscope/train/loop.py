@@ -8,6 +8,7 @@ probes, events) is a :class:`Callback`.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from typing import Any
 
@@ -15,10 +16,13 @@ import torch
 from torch import nn
 
 from learnscope.config import TrainConfig
+from learnscope.errors import UserError
+from learnscope.models.hooks import capture
 from learnscope.probes.weights import weight_norms
 from learnscope.tasks import Task
-from learnscope.train.objectives import OBJECTIVES
+from learnscope.train.objectives import make_objective
 from learnscope.train.optim import make_optimizer, make_scheduler
+from learnscope.train.regularizers import Regularizers
 
 EVAL_CHUNK = 16384  # rows per forward pass when evaluating a split
 
@@ -46,10 +50,18 @@ class Trainer:
         self.cfg, self.task, self.seed = cfg, task, seed
         self.device = resolve_device(cfg.device)
         self.model = model.to(self.device)
-        self.objective = OBJECTIVES[task.kind](cfg.loss)
+        self.objective = make_objective(task.kind, cfg)
         self.splits = {name: task.split(name).to(self.device) for name in task.eval_splits}
+        self.fresh = bool(getattr(task.params, "fresh", False))  # a new batch every step
+        if self.fresh and cfg.batch_size is None:
+            raise UserError("train.batch_size: a task with fresh=True needs a batch size")
+        self.regularizers = self._regularizers()
         self.optimizer = make_optimizer(self.model, cfg)
+        if len(list(self.regularizers.parameters())):  # the regularisers' projectors
+            self.optimizer.add_param_group({"params": list(self.regularizers.parameters())})
         self.scheduler = make_scheduler(self.optimizer, cfg)
+        self.autocast, self.scaler = self._precision()
+        self.last_terms: dict[str, torch.Tensor] = {}  # of the latest training batch
         self.generator = torch.Generator().manual_seed(seed)  # data order
         self.order, self.cursor = torch.empty(0, dtype=torch.long), 0  # the current epoch
         self.callbacks: list[Callback] = []
@@ -62,6 +74,24 @@ class Trainer:
     def add_callback(self, cb: Callback) -> Trainer:
         self.callbacks.append(cb)
         return self
+
+    def _regularizers(self) -> Regularizers:
+        n = min(2, len(self.splits["train"]))
+        probe = self.splits["train"].rows(torch.arange(n, device=self.device))
+        regs = Regularizers(
+            self.cfg.regularizers, self.model, lambda: self.objective.forward(self.model, probe)
+        )
+        return regs.to(self.device)
+
+    def _precision(self):
+        """Autocast context and gradient scaler: mixed precision on CUDA only (see config)."""
+        dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(self.cfg.precision)
+        if self.device.type != "cuda" or self.cfg.precision == "fp32":
+            return contextlib.nullcontext, torch.amp.GradScaler("cuda", enabled=False)
+        if dtype is None:  # auto
+            dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        scaler = torch.amp.GradScaler("cuda", enabled=dtype == torch.float16)
+        return lambda: torch.autocast("cuda", dtype=dtype), scaler
 
     def _emit(self, event: str, *args: Any) -> None:
         for cb in self.callbacks:
@@ -83,8 +113,12 @@ class Trainer:
                 if done or self.should_stop:
                     break
 
-                # data: the whole training split, or the next minibatch of a shuffled epoch
-                if full_batch:
+                # data: fresh samples, the whole training split, or the next minibatch of a
+                # shuffled epoch
+                if self.fresh:
+                    batch = self.task.sample(cfg.batch_size, self.generator)
+                    batch = {k: v.to(self.device) for k, v in batch.items()}
+                elif full_batch:
                     batch = train.tensors
                 else:
                     if self.cursor + cfg.batch_size > len(self.order):
@@ -94,17 +128,25 @@ class Trainer:
                     batch = train.rows(index.to(self.device))
                     self.cursor += cfg.batch_size
 
-                # forward and loss
+                # forward and loss (+ regularisers on the activations captured by hooks)
                 self.model.train()
-                logits = self.objective.forward(self.model, batch)
-                loss = self.objective.loss(logits, batch)
+                with self.autocast(), capture(self.model, self.regularizers.sites, False) as acts:
+                    logits = self.objective.forward(self.model, batch)
+                    loss = self.objective.loss(logits, batch)
+                self.last_terms = {"train_step/loss": loss.detach()}
+                if self.regularizers.sites:
+                    reg_loss, terms = self.regularizers(acts)
+                    loss = loss + reg_loss
+                    self.last_terms.update({f"reg/{k}": v for k, v in terms.items()})
 
-                # backward, clip, step
+                # backward, clip, step (the scaler is a no-op unless training in fp16)
                 self.optimizer.zero_grad(set_to_none=True)
-                loss.backward()
+                self.scaler.scale(loss).backward()
                 if cfg.grad_clip is not None:
+                    self.scaler.unscale_(self.optimizer)
                     nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
-                self.optimizer.step()
+                self.scaler.step(self.optimizer)
+                self.scaler.update()
                 self.scheduler.step()
                 self.step += 1
                 self._emit("on_step_end", self.step, loss.detach())
@@ -123,6 +165,10 @@ class Trainer:
         self.model.eval()
         out: dict[str, float] = {}
         for name, split in self.splits.items():
+            if hasattr(self.objective, "evaluate_split"):  # sequence tasks decode
+                metrics = self.objective.evaluate_split(self.model, self.task, name, split)
+                out.update({f"{name}/{key}": value for key, value in metrics.items()})
+                continue
             totals: dict[str, float] = {}
             for start in range(0, len(split), EVAL_CHUNK):
                 rows = torch.arange(start, min(start + EVAL_CHUNK, len(split)), device=self.device)
@@ -130,6 +176,7 @@ class Trainer:
                 for key, value in self.objective.evaluate(self.model, batch).items():
                     totals[key] = totals.get(key, 0.0) + value * len(rows)
             out.update({f"{name}/{key}": value / len(split) for key, value in totals.items()})
+        out.update({k: v.item() for k, v in self.last_terms.items()})
         out["lr"] = self.optimizer.param_groups[0]["lr"]
         out.update({f"weight_norm/{k}": v for k, v in weight_norms(self.model).items()})
         return out
@@ -145,6 +192,9 @@ class Trainer:
             "order": self.order,
             "cursor": self.cursor,
             "torch_rng": torch.get_rng_state(),
+            "regularizers": self.regularizers.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "last_terms": self.last_terms,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -154,4 +204,8 @@ class Trainer:
         self.generator.set_state(state["generator"])
         self.order, self.cursor = state["order"], state["cursor"]
         torch.set_rng_state(state["torch_rng"])
+        self.regularizers.load_state_dict(state.get("regularizers", {}))
+        self.last_terms = state.get("last_terms", {})
+        if state.get("scaler"):
+            self.scaler.load_state_dict(state["scaler"])
         self.step = state["step"]

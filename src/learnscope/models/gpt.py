@@ -1,0 +1,269 @@
+"""A decoder-only Transformer (GPT) for sequence tasks, after karpathy/nanoGPT ``model.py``.
+
+``tokens: (b, t)`` -> ``logits: (b, t, vocab_size)``; position ``i`` predicts token ``i + 1``.
+Pre-LayerNorm blocks, ``x + attn(ln_1(x))`` then ``x + mlp(ln_2(x))``, a final LayerNorm and an
+unembedding ``unembed`` (its weight norm is the slingshot signal of Thilak et al. 2022).
+
+Positions (``pos``): ``learned`` table, ``sinusoidal`` (Vaswani et al. 2017), ``rope`` (rotary,
+Su et al. 2021, applied to queries and keys) or ``none`` (the causal mask alone).
+
+``sigma_reparam`` (Zhai et al. 2023, "Stabilizing Transformer Training by Preventing Attention
+Entropy Collapse"): every linear layer uses ``W_hat = (gamma / sigma(W)) W``. ``sigma(W)`` is
+estimated by one power-iteration step per training forward pass on persistent buffers ``u, v``
+without gradient (``v <- norm(W u)``, ``u <- norm(W^T v)``), then ``sigma = v^T W u`` with the
+gradient flowing through ``W``. ``u, v`` start at the exact top singular vectors (an SVD), and
+the learned scalar ``gamma`` starts at ``sigma(W_0)``, so the initial function is that of the
+plain model (the paper's vision ``SNLinear``).
+
+``attn_identity`` (Boix-Adsera et al. 2023, "When can transformers reason with abstract
+symbols?"): head ``h`` gets trainable scalars ``alpha_h, beta_h`` (initialised to 0) so that its
+query-key product is ``W_Q W_K^T + alpha_h I`` and its value-output product
+``W_V W_O + beta_h I``: ``score_ij = (q_i . k_j + alpha_h x_i . x_j) / sqrt(d_head)`` and the
+head adds ``beta_h sum_j A_ij x_j`` to the output, ``x`` the attention input. Implemented by
+appending ``alpha_h x`` to the queries, ``x`` to the keys and ``x`` to the values.
+
+Activation sites (TransformerLens names; see ``learnscope.models.hooks``)::
+
+    hook_embed                  # (b, t, d_model) token (+ position) embedding
+    blocks.{i}.attn.hook_pattern  # (b, n_head, q, k) attention probabilities
+    blocks.{i}.hook_resid_mid   # (b, t, d_model) after the attention sublayer
+    blocks.{i}.mlp.hook_post    # (b, t, d_mlp) after the GELU
+    blocks.{i}.hook_resid_post  # (b, t, d_model) after the MLP sublayer
+    ln_final.hook_normalized    # (b, t, d_model)
+    hook_logits                 # (b, t, vocab_size)
+
+Attention runs through ``F.scaled_dot_product_attention``; the explicit softmax is computed
+only when a forward hook is registered on ``hook_pattern``. Initialisation as nanoGPT: N(0,
+``init_std``^2) weights, zero biases, residual output projections scaled by 1/sqrt(2 n_layer).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from learnscope.models.hooks import HookPoint
+
+
+@dataclass
+class GPTConfig:
+    vocab_size: int = 16  # from the task
+    block_size: int = 64  # longest sequence, from the task
+    n_layer: int = 2
+    n_head: int = 4
+    d_model: int = 128
+    d_mlp: int | None = None  # None: 4 * d_model
+    dropout: float = 0.0
+    pos: Literal["learned", "sinusoidal", "rope", "none"] = "learned"
+    tied_embeddings: bool = False
+    bias: bool = True
+    sigma_reparam: bool = False
+    attn_identity: bool = False
+    init_std: float = 0.02
+
+    def __post_init__(self) -> None:
+        for field in ("vocab_size", "block_size", "n_layer", "n_head", "d_model"):
+            if getattr(self, field) < 1:
+                raise ValueError(f"{field} must be >= 1 (got {getattr(self, field)})")
+        if self.d_model % self.n_head:
+            raise ValueError(f"d_model ({self.d_model}) must be divisible by n_head")
+        if self.pos == "rope" and (self.d_model // self.n_head) % 2:
+            raise ValueError("pos 'rope' needs an even head size d_model / n_head")
+        if self.d_mlp is None:
+            self.d_mlp = 4 * self.d_model
+        if self.d_mlp < 1:
+            raise ValueError(f"d_mlp must be >= 1 (got {self.d_mlp})")
+        if not 0 <= self.dropout < 1:
+            raise ValueError(f"dropout must be in [0, 1) (got {self.dropout})")
+        if self.tied_embeddings and self.sigma_reparam:
+            raise ValueError("tied_embeddings and sigma_reparam cannot both be set")
+
+
+class SigmaReparamLinear(nn.Linear):
+    """``y = x (gamma / sigma(W)) W^T + b`` (Zhai et al. 2023); see the module docstring."""
+
+    def __init__(self, d_in: int, d_out: int, bias: bool = True) -> None:
+        super().__init__(d_in, d_out, bias=bias)
+        self.register_buffer("u", F.normalize(torch.randn(d_in), dim=0))  # right sing. vector
+        self.register_buffer("v", F.normalize(torch.randn(d_out), dim=0))  # left sing. vector
+        self.gamma = nn.Parameter(torch.ones(()))
+
+    @torch.no_grad()
+    def init_sigma(self) -> None:
+        """Exact top singular pair by SVD; ``gamma = sigma(W)`` so that ``W_hat = W``."""
+        left, s, right = torch.linalg.svd(self.weight.float(), full_matrices=False)
+        self.v.copy_(left[:, 0])
+        self.u.copy_(right[0])
+        self.gamma.fill_(s[0].item())
+
+    @torch.no_grad()
+    def power_step(self) -> None:
+        self.v.copy_(F.normalize(self.weight @ self.u, dim=0))
+        self.u.copy_(F.normalize(self.weight.T @ self.v, dim=0))
+
+    def sigma(self) -> torch.Tensor:
+        return self.v.clone() @ self.weight @ self.u.clone()  # grad through W only
+
+    def effective_weight(self) -> torch.Tensor:
+        return self.weight * (self.gamma / self.sigma())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.training:
+            self.power_step()
+        return F.linear(x, self.effective_weight(), self.bias)
+
+
+def linear(cfg: GPTConfig, d_in: int, d_out: int) -> nn.Linear:
+    return (SigmaReparamLinear if cfg.sigma_reparam else nn.Linear)(d_in, d_out, bias=cfg.bias)
+
+
+def rope(x: torch.Tensor, base: float = 10000.0) -> torch.Tensor:
+    """Rotate pairs ``(x_{2i}, x_{2i+1})`` of ``x: (b, h, t, d)`` by ``pos * base^(-2i/d)``."""
+    t, d = x.shape[-2], x.shape[-1]
+    inv = base ** (-torch.arange(0, d, 2, device=x.device, dtype=torch.float32) / d)
+    angle = torch.arange(t, device=x.device, dtype=torch.float32)[:, None] * inv  # (t, d/2)
+    cos, sin = angle.cos().to(x.dtype), angle.sin().to(x.dtype)
+    x1, x2 = x[..., 0::2], x[..., 1::2]
+    return torch.stack((x1 * cos - x2 * sin, x1 * sin + x2 * cos), dim=-1).flatten(-2)
+
+
+def sinusoidal(t: int, d: int) -> torch.Tensor:
+    """``PE[p, 2i] = sin(p / 10000^(2i/d))``, ``PE[p, 2i+1] = cos(...)``: ``(t, d)``."""
+    pos = torch.arange(t, dtype=torch.float32)[:, None]
+    angle = pos * 10000.0 ** (-torch.arange(0, d, 2, dtype=torch.float32) / d)
+    pe = torch.zeros(t, d)
+    pe[:, 0::2] = angle.sin()
+    pe[:, 1::2] = angle.cos()[:, : d // 2]
+    return pe
+
+
+class Attention(nn.Module):
+    def __init__(self, cfg: GPTConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.qkv = linear(cfg, cfg.d_model, 3 * cfg.d_model)
+        self.out = linear(cfg, cfg.d_model, cfg.d_model)
+        if cfg.attn_identity:
+            self.alpha = nn.Parameter(torch.zeros(cfg.n_head))
+            self.beta = nn.Parameter(torch.zeros(cfg.n_head))
+        self.hook_pattern = HookPoint()
+        self.drop = nn.Dropout(cfg.dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, t, d = x.shape
+        h, dh = self.cfg.n_head, d // self.cfg.n_head
+        q, k, v = (z.view(b, t, h, dh).transpose(1, 2) for z in self.qkv(x).split(d, dim=2))
+        if self.cfg.pos == "rope":
+            q, k = rope(q), rope(k)
+        if self.cfg.attn_identity:  # (b, h, t, dh + d): the alpha I and beta I terms
+            xh = x[:, None].expand(b, h, t, d)
+            q = torch.cat((q, self.alpha.view(1, h, 1, 1).to(x.dtype) * xh), dim=-1)
+            k, v = torch.cat((k, xh), dim=-1), torch.cat((v, xh), dim=-1)
+        scale, p_drop = 1.0 / math.sqrt(dh), self.cfg.dropout if self.training else 0.0
+        if self.hook_pattern._forward_hooks:  # someone wants the pattern: explicit softmax
+            causal = torch.ones(t, t, dtype=torch.bool, device=x.device).tril()
+            att = (q @ k.transpose(-2, -1) * scale).masked_fill(~causal, float("-inf"))
+            att = self.hook_pattern(att.softmax(dim=-1))  # (b, h, q, k)
+            y = self.drop(att) @ v
+        else:
+            y = F.scaled_dot_product_attention(
+                q, k, v, dropout_p=p_drop, is_causal=True, scale=scale
+            )
+        if self.cfg.attn_identity:
+            y, yx = y[..., :dh], y[..., dh:]  # A v, and A x per head
+            extra = (self.beta.view(1, h, 1, 1).to(x.dtype) * yx).sum(dim=1)  # (b, t, d)
+        y = self.out(y.transpose(1, 2).reshape(b, t, d))
+        return y + extra if self.cfg.attn_identity else y
+
+
+class MLP(nn.Module):
+    def __init__(self, cfg: GPTConfig) -> None:
+        super().__init__()
+        self.fc = linear(cfg, cfg.d_model, cfg.d_mlp)
+        self.act = nn.GELU()
+        self.hook_post = HookPoint()
+        self.proj = linear(cfg, cfg.d_mlp, cfg.d_model)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.proj(self.hook_post(self.act(self.fc(x))))
+
+
+class Block(nn.Module):
+    def __init__(self, cfg: GPTConfig) -> None:
+        super().__init__()
+        self.ln_1 = nn.LayerNorm(cfg.d_model, bias=cfg.bias)
+        self.attn = Attention(cfg)
+        self.hook_resid_mid = HookPoint()
+        self.ln_2 = nn.LayerNorm(cfg.d_model, bias=cfg.bias)
+        self.mlp = MLP(cfg)
+        self.hook_resid_post = HookPoint()
+        self.drop = nn.Dropout(cfg.dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.hook_resid_mid(x + self.drop(self.attn(self.ln_1(x))))
+        return self.hook_resid_post(x + self.drop(self.mlp(self.ln_2(x))))
+
+
+class FinalNorm(nn.LayerNorm):
+    """LayerNorm whose output is the site ``ln_final.hook_normalized``."""
+
+    def __init__(self, d: int, bias: bool) -> None:
+        super().__init__(d, bias=bias)
+        self.hook_normalized = HookPoint()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.hook_normalized(super().forward(x))
+
+
+class GPT(nn.Module):
+    def __init__(self, cfg: GPTConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.embed = nn.Embedding(cfg.vocab_size, cfg.d_model)
+        if cfg.pos == "learned":
+            self.pos_embed = nn.Embedding(cfg.block_size, cfg.d_model)
+        elif cfg.pos == "sinusoidal":
+            self.register_buffer("pos_table", sinusoidal(cfg.block_size, cfg.d_model), False)
+        self.hook_embed = HookPoint()
+        self.drop = nn.Dropout(cfg.dropout)
+        self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layer))
+        self.ln_final = FinalNorm(cfg.d_model, cfg.bias)
+        self.unembed = linear(cfg, cfg.d_model, cfg.vocab_size)
+        self.hook_logits = HookPoint()
+        self._init_weights()
+        if cfg.tied_embeddings:
+            self.unembed.weight = self.embed.weight
+
+    def _init_weights(self) -> None:
+        std = self.cfg.init_std
+        with torch.no_grad():
+            for name, m in self.named_modules():
+                if isinstance(m, (nn.Linear, nn.Embedding)):
+                    resid = name.endswith(("attn.out", "mlp.proj"))
+                    nn.init.normal_(
+                        m.weight, std=std / math.sqrt(2 * self.cfg.n_layer) if resid else std
+                    )
+                    if getattr(m, "bias", None) is not None:
+                        m.bias.zero_()
+                if isinstance(m, SigmaReparamLinear):
+                    m.init_sigma()
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        """tokens: (b, t) int64, t <= block_size -> logits (b, t, vocab_size)."""
+        t = tokens.shape[1]
+        if t > self.cfg.block_size:
+            raise ValueError(f"sequence length {t} > block_size {self.cfg.block_size}")
+        x = self.embed(tokens)
+        if self.cfg.pos == "learned":
+            x = x + self.pos_embed.weight[:t]
+        elif self.cfg.pos == "sinusoidal":
+            x = x + self.pos_table[:t].to(x.dtype)
+        x = self.drop(self.hook_embed(x))
+        for block in self.blocks:
+            x = block(x)
+        return self.hook_logits(self.unembed(self.ln_final(x)))

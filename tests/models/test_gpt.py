@@ -1,0 +1,128 @@
+from __future__ import annotations
+
+import pytest
+import torch
+
+from learnscope.errors import UserError
+from learnscope.models import build_model, capture, hook_names
+from learnscope.models.gpt import GPT, GPTConfig, SigmaReparamLinear, rope
+
+DIMS = {"vocab_size": 13, "block_size": 10}
+
+
+def tiny(**kw) -> GPT:
+    torch.manual_seed(0)
+    return build_model("gpt", {"n_layer": 2, "d_model": 32, "n_head": 4, **kw}, DIMS)
+
+
+def test_hooks_have_the_documented_shapes():
+    net = tiny(d_mlp=48)
+    x = torch.randint(0, 13, (3, 7))
+    with capture(net, "*") as acts:
+        logits = net(x)
+    shapes = {k: tuple(v.shape) for k, v in acts.items()}
+    assert shapes == {
+        "hook_embed": (3, 7, 32),
+        **{f"blocks.{i}.attn.hook_pattern": (3, 4, 7, 7) for i in range(2)},
+        **{f"blocks.{i}.hook_resid_mid": (3, 7, 32) for i in range(2)},
+        **{f"blocks.{i}.mlp.hook_post": (3, 7, 48) for i in range(2)},
+        **{f"blocks.{i}.hook_resid_post": (3, 7, 32) for i in range(2)},
+        "ln_final.hook_normalized": (3, 7, 32),
+        "hook_logits": (3, 7, 13),
+    }
+    assert hook_names(net)[0] == "hook_embed" and logits.shape == (3, 7, 13)
+    pattern = acts["blocks.0.attn.hook_pattern"]
+    assert torch.allclose(pattern.sum(-1), torch.ones(3, 4, 7))
+    assert (pattern.triu(1) == 0).all()  # causal
+
+
+@pytest.mark.parametrize(
+    "kw",
+    [{}, {"pos": "rope"}, {"pos": "sinusoidal", "attn_identity": True}, {"sigma_reparam": True}],
+)
+def test_sdpa_path_equals_explicit_softmax_path(kw):
+    net = tiny(**kw).eval()
+    if kw.get("attn_identity"):  # make the identity terms matter
+        for block in net.blocks:
+            block.attn.alpha.data.normal_()
+            block.attn.beta.data.normal_()
+    x = torch.randint(0, 13, (4, 10))
+    fast = net(x)
+    with capture(net, "blocks.*.attn.hook_pattern"):
+        slow = net(x)
+    torch.testing.assert_close(fast, slow, rtol=1e-5, atol=1e-5)
+
+
+def test_causal_future_tokens_do_not_change_past_logits():
+    net = tiny(pos="rope").eval()
+    x = torch.randint(0, 13, (2, 8))
+    y = x.clone()
+    y[:, 5:] = (y[:, 5:] + 1) % 13
+    torch.testing.assert_close(net(x)[:, :5], net(y)[:, :5])
+
+
+def test_attn_identity_adds_alpha_to_scores_and_beta_times_x_to_output():
+    """With W_Q = W_K = W_V = 0 the scores are alpha x_i . x_j / sqrt(dh): check by hand."""
+    cfg = GPTConfig(vocab_size=5, block_size=4, n_layer=1, n_head=1, d_model=4, bias=False)
+    cfg.attn_identity = True
+    net = GPT(cfg).eval()
+    attn = net.blocks[0].attn
+    with torch.no_grad():
+        attn.qkv.weight.zero_()
+        attn.alpha.fill_(2.0)
+        attn.beta.fill_(0.5)
+    x = torch.randn(1, 4, 4)
+    scores = 2.0 * x[0] @ x[0].T / 2.0
+    a = scores.masked_fill(torch.ones(4, 4).triu(1).bool(), float("-inf")).softmax(-1)
+    torch.testing.assert_close(attn(x)[0], 0.5 * a @ x[0])
+
+
+def test_sigma_reparam_top_singular_value_is_gamma():
+    torch.manual_seed(0)
+    layer = SigmaReparamLinear(12, 7)
+    with torch.no_grad():
+        layer.weight.normal_()
+        layer.u.normal_()  # forget the SVD start: power iteration must find it
+        layer.gamma.fill_(-0.7)
+    for _ in range(200):
+        layer.power_step()
+    top = torch.linalg.matrix_norm(layer.effective_weight().detach(), ord=2)
+    assert top.item() == pytest.approx(0.7, rel=1e-4)
+
+
+def test_sigma_reparam_starts_as_the_plain_model_and_has_no_grad_through_u_v():
+    torch.manual_seed(0)
+    layer = SigmaReparamLinear(6, 5)
+    torch.nn.init.normal_(layer.weight)
+    layer.init_sigma()
+    torch.testing.assert_close(layer.effective_weight(), layer.weight)
+    assert not layer.u.requires_grad and not layer.v.requires_grad
+    x = torch.randn(3, 6)
+    layer(x).sum().backward()
+    assert layer.gamma.grad is not None and layer.weight.grad is not None
+    net = tiny(sigma_reparam=True)
+    assert all(
+        isinstance(m, SigmaReparamLinear)
+        for n, m in net.named_modules()
+        if isinstance(m, torch.nn.Linear)
+    )
+
+
+def test_rope_keeps_norms_and_makes_scores_relative():
+    q, k = torch.randn(1, 1, 1, 8), torch.randn(1, 1, 1, 8)
+    qs, ks = q.expand(1, 1, 6, 8), k.expand(1, 1, 6, 8)
+    rq, rk = rope(qs), rope(ks)
+    torch.testing.assert_close(rq.norm(dim=-1), qs.norm(dim=-1))
+    s = rq[0, 0] @ rk[0, 0].T  # depends on i - j only
+    torch.testing.assert_close(s[3, 1], s[5, 3])
+
+
+def test_bad_model_config_is_a_user_error():
+    with pytest.raises(UserError, match="model: d_model .30. must be divisible by n_head"):
+        build_model("gpt", {"d_model": 30, "n_head": 4}, DIMS)
+    with pytest.raises(UserError, match="model: n_layer must be >= 1"):
+        build_model("gpt", {"n_layer": 0}, DIMS)
+    with pytest.raises(UserError, match="model.pos"):
+        build_model("gpt", {"pos": "alibi"}, DIMS)
+    with pytest.raises(UserError, match="model.block_size"):
+        build_model("gpt", {"block_size": 3}, DIMS)
