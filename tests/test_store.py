@@ -72,3 +72,13 @@ def test_two_concurrent_writer_processes_lose_nothing(tmp_path):
     assert len(runs) == 2 and set(runs["status"]) == {"finished"}
     for run_id in runs["id"]:
         assert len(store.metrics(run_id)) == 400
+
+
+def test_runs_lists_an_unfinished_run_beside_a_finished_one(tmp_path):
+    # a killed run has no summary (NULL); pandas reads it as NaN, which must not be parsed
+    store = Store(tmp_path)
+    killed = store.create_run("killed", {})
+    done = store.create_run("done", {})
+    store.finish_run(done.id, "finished", {"test_acc": 1.0})
+    runs = Store(tmp_path).runs().set_index("id")
+    assert runs.loc[killed.id, "summary"] == {} and runs.loc[done.id, "summary"] == {"test_acc": 1.0}

@@ -168,7 +168,7 @@ class Store:
             f"SELECT {', '.join(cols)} FROM runs ORDER BY created, id", self._db(create=False)
         )
         df["config"] = df["config"].map(json.loads)
-        df["summary"] = df["summary"].map(lambda s: json.loads(s) if s else {})
+        df["summary"] = df["summary"].map(lambda s: json.loads(s) if isinstance(s, str) else {})
         return df
 
     def resolve(self, ref: str) -> str:
