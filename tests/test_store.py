@@ -81,4 +81,6 @@ def test_runs_lists_an_unfinished_run_beside_a_finished_one(tmp_path):
     done = store.create_run("done", {})
     store.finish_run(done.id, "finished", {"test_acc": 1.0})
     runs = Store(tmp_path).runs().set_index("id")
-    assert runs.loc[killed.id, "summary"] == {} and runs.loc[done.id, "summary"] == {"test_acc": 1.0}
+    assert runs.loc[killed.id, "summary"] == {} and runs.loc[done.id, "summary"] == {
+        "test_acc": 1.0
+    }
