@@ -53,6 +53,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from learnscope.config import RunConfig, load_recipe_dict, validate_config
 from learnscope.errors import UserError, from_validation
 from learnscope.store import Store
+from learnscope.train.loop import resolve_device
 
 DISTRIBUTIONS = ("uniform", "loguniform", "choice")
 
@@ -289,23 +290,72 @@ def _activation_bytes(cfg: RunConfig, k: int) -> int:
     return 4 * 8 * k * rows * width
 
 
+_PEAK: dict[str, float] = {}
+
+
+def peak_flops(device: str = "cpu") -> float:
+    """Measured FLOP/s of a 512^3 float32 matmul on ``device`` (once per process)."""
+    import torch
+
+    if device not in _PEAK:
+        a = torch.randn(512, 512, device=device)
+        b = torch.randn(512, 512, device=device)
+        for _ in range(2):
+            a @ b
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
+        t0, n = time.perf_counter(), 8
+        for _ in range(n):
+            a @ b
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
+        _PEAK[device] = n * 2 * 512**3 / (time.perf_counter() - t0)
+    return _PEAK[device]
+
+
+def member_step_flops(cfg: RunConfig) -> float:
+    """Cost model of one member's training step: ``6 x rows x weights`` (forward 2, backward 4
+    multiply-adds per weight and row, Kaplan et al. 2020)."""
+    from learnscope.models import build_model
+    from learnscope.train.ensemble import member_task
+
+    task = member_task(cfg)
+    n_train = len(task.split("train"))
+    rows = min(cfg.train.batch_size or n_train, n_train)
+    model = build_model(cfg.model.kind, cfg.model.params, task.model_dims())
+    return 6.0 * rows * sum(p.numel() for p in model.parameters() if p.dim() >= 2)
+
+
 def choose_chunk(cfgs: list[RunConfig], steps: int = 3) -> tuple[int, dict[str, float]]:
     """How many members to train at once: 1 (the plain trainer, in turn) or an ensemble size.
 
-    Calibration: the seconds per member-step of the plain trainer, then of ensembles of 8, 32,
-    128... members (those that fit :data:`MEMORY_BUDGET`), stopping as soon as a larger one is
-    not at least 10% cheaper per member than the best so far. Returns the chunk size and the
-    measured seconds per member-step by size.
+    1. Time a few steps of one member with the plain trainer. If its FLOP rate (cost model
+       :func:`member_step_flops`) is already over half of the device's matmul rate
+       (:func:`peak_flops`), one member keeps the hardware busy and stacking cannot pay
+       for its larger, freshly allocated activations: members go in turn.
+    2. Otherwise time ensembles of 8, 32, 128... members (within :data:`MEMORY_BUDGET`, and
+       while calibrating costs under a tenth of the group's work), stopping as soon as a
+       larger one is not at least 10% cheaper per member-step than the best so far.
+
+    Returns the chunk size and the measured seconds per member-step by size (``"util"``: the
+    single member's fraction of the peak rate).
     """
     from learnscope.train.ensemble import ensemble_key
 
     if len(cfgs) == 1 or ensemble_key(cfgs[0]) is None:
         return 1, {}
-    cost = {1: _time_alone(cfgs[0], steps)}
+    cfg0 = cfgs[0]
+    cost: dict = {1: _time_alone(cfg0, steps)}
+    device = str(resolve_device(cfg0.train.device))
+    cost["util"] = member_step_flops(cfg0) / cost[1] / peak_flops(device)
+    if cost["util"] > 0.5:
+        return 1, cost
     best = 1
+    budget = 0.1 * len(cfgs) * cfg0.train.steps  # member-steps calibration may spend
     sizes = [c for c in CANDIDATES if c < len(cfgs)] + [len(cfgs)]
-    for k in sizes:
-        if k > 1 and _activation_bytes(cfgs[0], k) > MEMORY_BUDGET:
+    for i, k in enumerate(sizes):
+        over_budget = i > 0 and k * (steps + 2) > budget
+        if over_budget or _activation_bytes(cfg0, k) > MEMORY_BUDGET:
             break
         cost[k] = _time_ensemble(cfgs[:k], steps) / k
         if cost[k] < cost[best]:
