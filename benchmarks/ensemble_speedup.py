@@ -80,26 +80,36 @@ def main() -> None:
     for size in args.sizes:
         for k in args.ks:
             cfgs = members(size, k)
-            dicts = [c.to_dict() for c in cfgs]
-            train_alone(cfgs[0])  # warm up (allocator, kernels)
-            t0 = time.perf_counter()
-            loop = timed(lambda: [train_alone(c) for c in cfgs], 1)
-            reps = args.repeats if time.perf_counter() - t0 < 20 else 1
-            if reps > 1:
-                loop = min(loop, timed(lambda: [train_alone(c) for c in cfgs], reps - 1))
-            ens = timed(lambda: Ensemble(cfgs).fit(), reps)
-            chosen = {}
-
-            def choice(cfgs=cfgs, dicts=dicts, chosen=chosen):
-                chosen["k"], _ = choose_chunk(cfgs)
-                run_group(dicts, chunk=chosen["k"])
-
-            ch = timed(choice, reps)
+            loop, ens, ch, chosen = measure(cfgs, args.repeats)
             print(
                 f"{size:<7}{k:>4}{cfgs[0].train.steps:>6}{loop:>9.2f}{ens:>9.2f}{ch:>9.2f}"
-                f"{chosen['k']:>8}{loop / ens:>9.2f}x{loop / ch:>11.2f}x",
+                f"{chosen:>8}{loop / ens:>9.2f}x{loop / ch:>11.2f}x",
                 flush=True,
             )
+
+
+def measure(cfgs: list, repeats: int) -> tuple[float, float, float, int]:
+    """Seconds of the loop, the ensemble and the runner's choice, and the chunk it chose."""
+    dicts = [c.to_dict() for c in cfgs]
+    chosen = {}
+
+    def loop():
+        for c in cfgs:
+            train_alone(c)
+
+    def choice():
+        chosen["k"], _ = choose_chunk(cfgs)
+        run_group(dicts, chunk=chosen["k"])
+
+    train_alone(cfgs[0])  # warm up (allocator, kernels)
+    t0 = time.perf_counter()
+    loop_s = timed(loop, 1)
+    reps = repeats if time.perf_counter() - t0 < 20 else 1
+    if reps > 1:
+        loop_s = min(loop_s, timed(loop, reps - 1))
+    ens_s = timed(lambda: Ensemble(cfgs).fit(), reps)
+    choice_s = timed(choice, reps)
+    return loop_s, ens_s, choice_s, chosen["k"]
 
 
 if __name__ == "__main__":
