@@ -149,7 +149,7 @@ def show(
     ] = None,
     runs_dir: RunsDir = None,
 ) -> None:
-    """The members of a sweep with their final metrics; ``--pivot A B`` as a grid."""
+    """The members of a sweep with their final metrics; --pivot A B: a grid of --value."""
     try:
         store = Store(runs_dir)
         from learnscope.sweep import resolve_sweep

@@ -105,3 +105,16 @@ def test_keys_separate_incompatible_members():
     assert ensemble_key(d) is None  # dropout: trained alone
     alone = train_alone(d)
     assert alone.mode == "loop" and alone.steps == 12 and len(alone.rows) == 4
+
+
+def test_chunked_evaluation_equals_one_pass(monkeypatch):
+    import learnscope.train.ensemble as ens_mod
+
+    cfgs = [validate_config(_member(BASE, v)) for v in VARIANTS]
+    ens = Ensemble(cfgs)
+    whole = ens.evaluate()
+    monkeypatch.setattr(ens_mod, "EVAL_ELEMENTS", 1)  # 64 rows per chunk: several chunks
+    chunked = ens.evaluate()
+    for a, b in zip(whole, chunked):
+        assert a.keys() == b.keys()
+        assert all(a[k] == pytest.approx(b[k], rel=1e-5) for k in a)

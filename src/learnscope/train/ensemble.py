@@ -331,9 +331,9 @@ class Ensemble:
         """Per member: loss and accuracy on every eval split, the lr and the weight norms."""
         cfg = self.train_cfg
         out: list[dict[str, float]] = [{} for _ in range(self.k)]
-        widest = max(p.shape[1:].numel() for p in self.params.values())
+        widest = max(max(p.shape[1:]) for p in self.params.values())  # activation width
         for name, s in self.splits.items():
-            chunk = max(64, EVAL_ELEMENTS // max(1, self.k * widest // 64))
+            chunk = max(64, EVAL_ELEMENTS // (self.k * widest))
             loss_sum = torch.zeros(self.k, device=self.device)
             correct = torch.zeros(self.k, device=self.device)
             for start in range(0, s.x.shape[1], chunk):
