@@ -564,22 +564,18 @@ def member_table(store: Store, sweep_id: str) -> pd.DataFrame:
     runs = store.runs()
     runs = runs[runs["sweep_id"] == sweep_id]
     rows = []
+    first_seed = min((c["seed"] for c in runs["config"]), default=0)
     for r in runs.itertuples():
         row: dict[str, Any] = {"run": r.id, "status": r.status}
         for axis in spec.axes:
-            value = _lookup(r.config, axis)
-            if axis == "seed":
-                value = r.config["seed"] - int(_lookup(_base_of(spec), "seed") or 0)
-            row[axis] = value
+            row[axis] = _lookup(r.config, axis)
+        if "seed" in spec.axes:
+            row["seed"] = r.config["seed"] - first_seed  # 0 .. seeds - 1
         for key in ("train_acc", "test_acc", "test_loss", "grok_train_step", "grok_test_step"):
             row[key] = r.summary.get(key)
         row["mode"] = r.summary.get("mode")
         rows.append(row)
     return pd.DataFrame(rows)
-
-
-def _base_of(spec: SweepSpec) -> dict[str, Any]:
-    return spec.config if spec.config is not None else load_recipe_dict(spec.base)
 
 
 def pivot(table: pd.DataFrame, rows: str, cols: str, value: str) -> pd.DataFrame:
