@@ -149,9 +149,9 @@ def test_resume_trains_only_unfinished_members(tmp_path):
     s = load_spec(SPEC)
     calls = []
 
-    def stop_after_first(done, total):
+    def stop_after_first(done, total):  # Ctrl-C once the first two members are recorded
         calls.append(done)
-        if done >= 2:
+        if len(store.runs()) >= 2:
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
@@ -189,3 +189,21 @@ def test_process_pool_two_workers(tmp_path):
     runs = store.runs()
     assert len(runs) == 2 and set(runs["status"]) == {"finished"}
     assert set(runs["sweep_id"]) == {sweep_id}
+
+
+def test_interrupt_mid_ensemble_then_resume(tmp_path):
+    store = Store(tmp_path / "runs")
+    s = load_spec(SPEC)
+
+    def ctrl_c(done, total):  # the first report after step 0 of the first ensemble
+        if done > 0:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_sweep(s, store, max_members=2, workers=1, chunk=2, progress=ctrl_c)
+    first = store.runs()
+    assert list(first["status"]) == ["interrupted"] * 2
+    assert all(r["steps"] < 20 for r in first["summary"])
+    run_sweep(s, store, max_members=2, workers=1, chunk=2, resume=True)
+    runs = store.runs()
+    assert (runs["status"] == "finished").sum() == 8 and len(runs) == 10

@@ -373,12 +373,14 @@ def run_group(
     chunk: int | None = None,
     threads: int | None = None,
     on_results: Callable[[list[Any]], None] | None = None,
+    on_progress: Callable[[float], None] | None = None,
 ) -> list[Any]:
     """Train one group of compatible members; returns their results in order.
 
     ``chunk``: members per ensemble (1: the plain trainer, member after member); None
     chooses it with :func:`choose_chunk`. Runs in a worker process or a Ray task, and writes
-    nothing: results go back to the caller (and to ``on_results`` after each chunk).
+    nothing: results go back to the caller (and to ``on_results`` after each chunk;
+    ``on_progress(members)`` gets the fraction of the current chunk done, in members).
     """
     import torch
 
@@ -392,10 +394,17 @@ def run_group(
     results: list[Any] = []
     for i in range(0, len(cfgs), chunk):
         part = cfgs[i : i + chunk]
-        done = [train_alone(c) for c in part] if chunk == 1 else Ensemble(part).fit()
+
+        def report(step: int, k: int = len(part), steps: int = part[0].train.steps) -> None:
+            if on_progress is not None:
+                on_progress(k * step / steps)
+
+        done = [train_alone(c, report) for c in part] if chunk == 1 else Ensemble(part).fit(report)
         results += done
         if on_results is not None:
             on_results(done)
+        if any(r.status == "interrupted" for r in done):
+            raise KeyboardInterrupt  # recorded as interrupted; --resume trains them again
     return results
 
 
@@ -432,7 +441,8 @@ def run_sweep(
 ) -> str:
     """Expand, validate, group and train ``spec``; record everything; return the sweep id.
 
-    ``progress(done, total)`` is called as members finish (for the CLI's progress bar).
+    ``progress(done, total)`` is called as members finish, and in between with fractional
+    ``done`` as the running chunk evaluates (inline runs only; for the CLI's progress bar).
     """
     from learnscope.train.ensemble import record
 
@@ -457,6 +467,10 @@ def run_sweep(
     if progress:
         progress(finished, len(members))
 
+    def partial(in_flight: float) -> None:  # members' worth of the running chunk
+        if progress:
+            progress(finished + in_flight, len(members))
+
     def take(results: list[Any]) -> None:
         nonlocal finished
         for r in results:
@@ -471,7 +485,7 @@ def run_sweep(
         if backend == "ray":
             _run_ray(payloads, spec.resources, take, workers, address, chunk)
         else:
-            _run_local(payloads, take, workers, chunk)
+            _run_local(payloads, take, workers, chunk, partial)
     except KeyboardInterrupt:
         status = "interrupted"
         raise
@@ -483,14 +497,14 @@ def run_sweep(
     return sweep_id
 
 
-def _run_local(payloads, take, workers: int | None, chunk: int | None) -> None:
+def _run_local(payloads, take, workers: int | None, chunk: int | None, partial=None) -> None:
     """One process when ``workers`` is 1 (or there is one group); else a spawn process pool,
     each worker with ``cores // workers`` torch threads."""
     cores = os.cpu_count() or 1
     workers = min(workers or cores, len(payloads)) if payloads else 1
     if workers <= 1:
         for p in payloads:
-            run_group(p, chunk, on_results=take)
+            run_group(p, chunk, on_results=take, on_progress=partial)
         return
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor, as_completed

@@ -90,7 +90,7 @@ def run(
             TextColumn("[bold]{task.description}"),
             BarColumn(),
             MofNCompleteColumn(),
-            TextColumn("members"),
+            TextColumn("members"),  # fractional while an ensemble is half-way
             TimeElapsedColumn(),
             TextColumn("ETA"),
             TimeRemainingColumn(),
@@ -100,7 +100,7 @@ def run(
         with bar:
             task = bar.add_task(parsed.name, total=None)
 
-            def progress(done: int, total: int) -> None:
+            def progress(done: float, total: int) -> None:
                 bar.update(task, completed=done, total=total)
 
             sweep_id = sw.run_sweep(

@@ -28,6 +28,7 @@ from __future__ import annotations
 import json
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -355,8 +356,9 @@ class Ensemble:
         return out
 
     # -- the loop ------------------------------------------------------------------------------
-    def fit(self) -> list[MemberResult]:
-        """Train every member for ``train.steps`` steps, evaluating as the trainer does."""
+    def fit(self, on_eval: Callable[[int], None] | None = None) -> list[MemberResult]:
+        """Train every member for ``train.steps`` steps, evaluating as the trainer does
+        (``on_eval(step)`` after each evaluation, e.g. for a progress bar)."""
         cfg = self.train_cfg
         results = [
             MemberResult(c.to_dict(), mode="ensemble", ensemble_size=self.k) for c in self.cfgs
@@ -369,6 +371,8 @@ class Ensemble:
                 if self.step % cfg.eval_every == 0 or done:
                     for r, metrics in zip(results, self.evaluate()):
                         r.rows.append((self.step, metrics))
+                    if on_eval is not None:
+                        on_eval(self.step)
                 if done:
                     break
                 self.train_step()
@@ -384,19 +388,22 @@ class Ensemble:
 class Collector(Callback):
     """Keeps every eval of a plain :class:`~learnscope.train.loop.Trainer` in memory."""
 
-    def __init__(self) -> None:
+    def __init__(self, on_eval: Callable[[int], None] | None = None) -> None:
         self.rows: list[tuple[int, dict[str, float]]] = []
+        self.notify = on_eval
 
     def on_eval(self, trainer, step: int, metrics: dict[str, float]) -> None:
         self.rows.append((step, dict(metrics)))
+        if self.notify is not None:
+            self.notify(step)
 
 
-def train_alone(cfg: RunConfig) -> MemberResult:
+def train_alone(cfg: RunConfig, on_eval: Callable[[int], None] | None = None) -> MemberResult:
     """One member with the plain trainer (the loop), results kept in memory."""
     from learnscope.runner import build
 
     trainer = build(cfg)
-    keep = Collector()
+    keep = Collector(on_eval)
     trainer.add_callback(keep)
     trainer.fit()
     return MemberResult(
