@@ -64,6 +64,10 @@ def run(
         int | None, typer.Option(help="processes (local) or CPUs of a local Ray instance")
     ] = None,
     max_members: Annotated[int, typer.Option(help="members per ensemble at most")] = 128,
+    chunk: Annotated[
+        int | None,
+        typer.Option(help="members trained at once (1: in turn); default: calibrated per group"),
+    ] = None,
     resume: Annotated[bool, typer.Option(help="train only the unfinished members")] = False,
     address: Annotated[
         str | None, typer.Option(help="Ray cluster to join (e.g. auto); default: start one")
@@ -111,6 +115,7 @@ def run(
                 max_members=max_members,
                 resume=resume,
                 address=address,
+                chunk=chunk,
                 progress=progress,
             )
     except UserError as err:
