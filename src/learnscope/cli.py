@@ -1,4 +1,4 @@
-"""The ``learnscope`` command line: run, recipes, ls, show.
+"""The ``learnscope`` command line: run, recipes, ls, show, probe.
 
 Every mistake a user can make ends in one line naming the field and what is allowed, exit
 code 2, no traceback, and nothing written (see ``learnscope.errors``).
@@ -160,14 +160,15 @@ def show(
             ev.add_row(e.kind, _fmt(e.step), json.dumps(e.data))
         console.print(ev)
     wide = store.metric_table(run_id)
+    probe_cols = _probe_columns(wide.columns)
+    if probe_cols:
+        _print_probe_series(wide[probe_cols])
+        wide = wide.drop(columns=probe_cols).dropna(how="all")
     if len(wide):
         cols = [c for c in wide.columns if not c.startswith("weight_norm/")]
         norms = [c for c in wide.columns if c.startswith("weight_norm/")]
-        pick = wide.iloc[
-            sorted(
-                {round(i * (len(wide) - 1) / max(1, rows - 1)) for i in range(min(rows, len(wide)))}
-            )
-        ]
+        n = min(rows, len(wide))
+        pick = wide.iloc[sorted({round(i * (len(wide) - 1) / max(1, n - 1)) for i in range(n)})]
         table = Table("step", *cols)
         for step, row in pick[cols].iterrows():
             table.add_row(str(step), *(_fmt(v) for v in row))
@@ -180,6 +181,50 @@ def show(
                     for c in norms
                 )
             )
+
+
+def _probe_columns(columns) -> list[str]:
+    from learnscope.probes.runner import metric_prefixes
+
+    prefixes = metric_prefixes()
+    return [c for c in columns if c.split("/")[0] in prefixes]
+
+
+def _print_probe_series(table) -> None:
+    """One row per probe series: how many records, the last step and value."""
+    out = Table("probe series", "records", "last step", "last value")
+    for name in table.columns:
+        series = table[name].dropna()
+        out.add_row(name, str(len(series)), _fmt(series.index[-1]), _fmt(series.iloc[-1]))
+    console.print(out)
+
+
+@app.command()
+def probe(
+    run_ref: Annotated[str, typer.Argument(metavar="RUN", help="run id, unique prefix or 'last'")],
+    step: Annotated[int | None, typer.Option(help="checkpoint step (default: latest)")] = None,
+    probe_name: Annotated[
+        str | None, typer.Option("--probe", help="one probe (default: the run's probes)")
+    ] = None,
+    site: Annotated[
+        list[str] | None, typer.Option("--site", help="glob pattern of sites for --probe")
+    ] = None,
+    runs_dir: RunsDir = None,
+) -> None:
+    """Compute probes on a saved checkpoint of RUN and print them."""
+    from learnscope.probes.runner import probe_checkpoint
+
+    try:
+        store = Store(runs_dir)
+        run_id = store.resolve(run_ref)
+        rec = store.run(run_id)
+        at, values = probe_checkpoint(rec["config"], rec["dir"], step, probe_name, site)
+    except UserError as err:
+        fail(str(err))
+    table = Table("probe", "value", title=f"{rec['name']}  {run_id}  step {at}")
+    for name, value in values.items():
+        table.add_row(name, f"{value:.10g}")
+    console.print(table if values else "no probe values (no site applies to this model)")
 
 
 def main() -> None:  # pragma: no cover - the console script

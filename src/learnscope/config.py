@@ -86,6 +86,39 @@ class EventsConfig(Section):
     grok_threshold: float = Field(0.99, gt=0, le=1, description="accuracy counted as learned")
 
 
+class ProbeSpec(BaseModel):
+    """One probe to record: ``{probe, sites, every, **options}`` (see ``learnscope.probes.runner``).
+
+    ``sites`` are glob patterns over activation sites (``layers.*.hook_post``) or parameter
+    names (``layers.0.linear.weight``); any other key is an option of the probe.
+    """
+
+    model_config = ConfigDict(extra="allow")
+    probe: str
+    sites: list[str] = Field(default_factory=list)
+    every: int | None = Field(None, ge=1, description="steps between records; None: eval_every")
+
+    @property
+    def options(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+    @field_validator("probe")
+    @classmethod
+    def _probe(cls, v: str) -> str:
+        from learnscope.probes.runner import PROBES  # imported late: it imports the trainer
+
+        if v not in PROBES and v != "defaults":
+            raise ValueError(f"unknown probe {v!r}; allowed: {', '.join(PROBES)} or defaults")
+        return v
+
+
+class ProbeBatchConfig(Section):
+    """The fixed probe batch: ``size`` rows drawn once (seeded by the run seed) from ``split``."""
+
+    split: str = "train"
+    size: int = Field(512, ge=1)
+
+
 class RunConfig(Section):
     name: str = "run"
     description: str = ""
@@ -94,6 +127,10 @@ class RunConfig(Section):
     model: ModelSection = ModelSection()
     train: TrainConfig = TrainConfig()
     events: EventsConfig = EventsConfig()
+    probes: list[ProbeSpec] | None = Field(
+        None, description="None: the model kind's default probes; []: none"
+    )
+    probe_batch: ProbeBatchConfig = ProbeBatchConfig()
     expect: dict[str, str] = Field(default_factory=dict, description="outcome the recipe shows")
 
     @field_validator("expect")
@@ -102,6 +139,16 @@ class RunConfig(Section):
         for key, cond in v.items():
             if not _EXPECT.fullmatch(str(cond)):
                 raise ValueError(f"{key}: {cond!r} is not a comparison like '>=0.99' or '<=200'")
+        return v
+
+    @field_validator("probes", mode="before")
+    @classmethod
+    def _probes(cls, v: Any) -> Any:
+        """The item ``defaults`` stands for the model kind's default probes."""
+        if v == "defaults":
+            return [{"probe": "defaults"}]
+        if isinstance(v, list):
+            return [{"probe": "defaults"} if x == "defaults" else x for x in v]
         return v
 
     def to_dict(self) -> dict[str, Any]:

@@ -18,6 +18,7 @@ from learnscope import events as events_mod
 from learnscope.config import RunConfig, check_expectation, validate_config
 from learnscope.errors import UserError
 from learnscope.models import build_model
+from learnscope.probes.runner import ProbeRunner, plan_probes
 from learnscope.store import Store
 from learnscope.tasks import make_task
 from learnscope.train import checkpoint
@@ -82,6 +83,7 @@ def execute(
     """Train ``cfg`` (or resume run ``resume``) and record it in ``store``."""
     cfg = cfg if isinstance(cfg, RunConfig) else validate_config(cfg)
     trainer = build(cfg)
+    probe_plan = plan_probes(cfg, trainer)  # sites checked, initial weights kept: before loading
     if resume is None:
         run = store.create_run(cfg.name, cfg.to_dict(), sweep_id)
         run_id, run_dir = run.id, run.dir
@@ -94,6 +96,8 @@ def execute(
         trainer.load_state_dict(state)
         store.truncate_metrics(run_id, step)
         store.set_status(run_id, "running")
+    if probe_plan.items:
+        trainer.add_callback(ProbeRunner(probe_plan, lambda step, v: store.log(run_id, step, v)))
     trainer.add_callback(StoreLogger(store, run_id))
     trainer.add_callback(Checkpointer(run_dir / "checkpoints", cfg.train.checkpoint_every))
     for cb in callbacks:

@@ -1,5 +1,32 @@
-"""Probes: pure functions on tensors that measure what a network represents."""
+"""Probes: pure functions on tensors that measure what a network represents.
 
+Each is documented with its formula and paper and tested on closed-form cases; the probe
+runner (``learnscope.probes.runner``) records them during training.
+"""
+
+from learnscope.probes.attention import attention_entropy
+from learnscope.probes.collapse import nc1, ncc_accuracy
+from learnscope.probes.distance import angular_distance, layer_distances
+from learnscope.probes.jacobian import hessian_top_eigenvalue, local_rank, partial_jacobian_norm
+from learnscope.probes.rank import effective_rank, incremental_rank, lidar, matrix_entropy, rankme
+from learnscope.probes.spectral import fourier_power, ipr
 from learnscope.probes.weights import weight_norms
 
-__all__ = ["weight_norms"]
+__all__ = [
+    "angular_distance",
+    "attention_entropy",
+    "effective_rank",
+    "fourier_power",
+    "hessian_top_eigenvalue",
+    "incremental_rank",
+    "ipr",
+    "layer_distances",
+    "lidar",
+    "local_rank",
+    "matrix_entropy",
+    "nc1",
+    "ncc_accuracy",
+    "partial_jacobian_norm",
+    "rankme",
+    "weight_norms",
+]
