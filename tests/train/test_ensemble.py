@@ -39,13 +39,18 @@ def _member(base: dict, variant: dict) -> dict:
 
 
 def _assert_same(ens_rows, table):
-    steps = [s for s, _ in ens_rows]
-    assert steps == list(table.index)
-    for step, metrics in ens_rows:
+    merged: dict[int, dict[str, float]] = {}
+    for step, metrics in ens_rows:  # eval and probe rows of one step together
+        merged.setdefault(step, {}).update(metrics)
+    assert list(merged) == list(table.index)
+    for step, metrics in merged.items():
+        assert set(metrics) == set(table.columns), step  # the same metrics, probes included
         for name, value in metrics.items():
             ref = table.loc[step, name]
             if name.endswith("/acc"):
                 assert abs(value - ref) <= 0.021, (step, name, value, ref)  # one example at most
+            elif name.startswith(("effective_rank", "ipr_")):  # SVDs / ratios of small numbers
+                assert value == pytest.approx(ref, rel=2e-3, abs=1e-4), (step, name)
             else:
                 assert value == pytest.approx(ref, rel=2e-4, abs=2e-5), (step, name)
 
@@ -104,7 +109,9 @@ def test_keys_separate_incompatible_members():
     assert len({ensemble_key(a), ensemble_key(b), ensemble_key(c)}) == 3
     assert ensemble_key(d) is None  # dropout: trained alone
     alone = train_alone(d)
-    assert alone.mode == "loop" and alone.steps == 12 and len(alone.rows) == 4
+    assert alone.mode == "loop" and alone.steps == 12
+    assert sorted({s for s, _ in alone.rows}) == [0, 4, 8, 12]
+    assert "effective_rank/layers.0.hook_post" in alone.metrics  # default probes, as a run
 
 
 def test_chunked_evaluation_equals_one_pass(monkeypatch):

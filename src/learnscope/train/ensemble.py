@@ -60,7 +60,12 @@ class MemberResult:
 
     @property
     def metrics(self) -> dict[str, float]:
-        return self.rows[-1][1] if self.rows else {}
+        """Everything recorded at the last recorded step (the final eval and probes)."""
+        out: dict[str, float] = {}
+        for step, values in self.rows:
+            if step == self.rows[-1][0]:
+                out.update(values)
+        return out
 
 
 # -- which members can share an ensemble -----------------------------------------------------
@@ -232,6 +237,47 @@ class Ensemble:
         self.member_index = torch.arange(self.k, device=self.device)[:, None]
         self.step = 0
         self.wall_s = 0.0
+        self.probers = self._probe_plans()
+
+    # -- probes, per member --------------------------------------------------------------------
+    def _probe_plans(self) -> list:
+        """Per member, ``(trainer, plan)`` of its probes (``learnscope.probes.runner``), or None.
+
+        The member's own trainer (built as ``runner.build`` does: same seed, so the same
+        initial weights, which ``incremental_rank`` compares against) lends its model, into
+        which the member's slice of the stacked weights is copied when a probe is due.
+        """
+        from learnscope.probes.runner import plan_probes
+        from learnscope.runner import build
+
+        probers = []
+        for cfg in self.cfgs:
+            if cfg.probes == []:
+                probers.append(None)
+                continue
+            trainer = build(cfg)
+            plan = plan_probes(cfg, trainer)
+            probers.append((trainer, plan) if plan.items else None)
+        return probers
+
+    @torch.no_grad()
+    def _probe(self, results: list[MemberResult], every_probe: bool = False) -> None:
+        """Record the probes due at this step (as ``ProbeRunner``: step 0, multiples of
+        ``every`` and the last step) for every member."""
+        last = self.step >= self.train_cfg.steps
+        for k, prober in enumerate(self.probers):
+            if prober is None:
+                continue
+            trainer, plan = prober
+            due = [i for i in plan.items if every_probe or last or self.step % i.every == 0]
+            if not due:
+                continue
+            for name, p in trainer.model.named_parameters():
+                p.copy_(self.params[name][k])
+            obj = trainer.objective
+            results[k].rows.append(
+                (self.step, plan.compute(trainer.model, obj.forward, obj.loss, due))
+            )
 
     # -- one training step ---------------------------------------------------------------------
     def _lr(self, step: int) -> torch.Tensor:
@@ -365,6 +411,8 @@ class Ensemble:
         ]
         t0 = time.perf_counter()
         status = "running"
+        if self.step == 0:
+            self._probe(results, every_probe=True)
         try:
             while True:
                 done = self.step >= cfg.steps
@@ -376,6 +424,7 @@ class Ensemble:
                 if done:
                     break
                 self.train_step()
+                self._probe(results)
         except KeyboardInterrupt:
             status = "interrupted"
         self.wall_s += time.perf_counter() - t0
@@ -400,10 +449,14 @@ class Collector(Callback):
 
 def train_alone(cfg: RunConfig, on_eval: Callable[[int], None] | None = None) -> MemberResult:
     """One member with the plain trainer (the loop), results kept in memory."""
+    from learnscope.probes.runner import ProbeRunner, plan_probes
     from learnscope.runner import build
 
     trainer = build(cfg)
     keep = Collector(on_eval)
+    plan = plan_probes(cfg, trainer)
+    if plan.items:  # as runner.execute does
+        trainer.add_callback(ProbeRunner(plan, lambda step, v: keep.rows.append((step, dict(v)))))
     trainer.add_callback(keep)
     trainer.fit()
     return MemberResult(
