@@ -14,6 +14,9 @@ end, and none writes the store. Targets: >= 10x for tiny members at K >= 32; the
 slower than the loop (>= 0.95x).
 
     python benchmarks/ensemble_speedup.py [--sizes tiny medium full] [--ks 1 8 32 128]
+                                          [--threads N] [--repeats R]
+
+Every member records its default probes (as ``learnscope run`` does) at step 0 and at the end.
 """
 
 from __future__ import annotations
@@ -32,9 +35,9 @@ MLP = {"kind": "mlp", "depth": 2, "activation": "quadratic", "bias": False, "ini
 SIZES = {
     "tiny": dict(p=23, width=64, batch_size=64, steps=300),
     "medium": dict(p=59, width=256, batch_size=512, steps=60),
-    "full": dict(p=97, width=500, batch_size=None, steps=12),
+    "full": dict(p=97, width=500, batch_size=None, steps=8),
 }
-FEW_STEPS = {("full", 128): 4}  # K = 128 full members: a few steps keep the run short
+FEW_STEPS = {("full", 128): 3}  # K = 128 full members: a few steps keep the run short
 
 
 def members(size: str, k: int) -> list:
@@ -70,7 +73,10 @@ def main() -> None:
     ap.add_argument("--sizes", nargs="+", default=list(SIZES), choices=list(SIZES))
     ap.add_argument("--ks", nargs="+", type=int, default=[1, 8, 32, 128])
     ap.add_argument("--repeats", type=int, default=2, help="for cells whose loop takes < 20 s")
+    ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
     header = (
         f"{'size':<7}{'K':>4}{'steps':>6}{'loop s':>9}{'ens s':>9}{'choice s':>9}"

@@ -21,6 +21,10 @@ SGD (``torch/optim/adamw.py``), so a member follows the trajectory of its separa
 float rounding (``tests/train/test_ensemble.py`` checks it against ``runner.execute``). The
 optimiser state and a scratch tensor per parameter are allocated once; a step allocates only
 what autograd allocates for activations and gradients.
+
+Probes run per member, as in a single run (``learnscope.probes.runner``): when one is due,
+the member's slice of the stacked weights is copied into a model of its own and the probe
+plan of its config is computed on it, so the store holds the same probe series either way.
 """
 
 from __future__ import annotations
