@@ -272,7 +272,7 @@ def _time_ensemble(cfgs: list[RunConfig], steps: int) -> float:
     """Seconds of the fastest of ``steps`` training steps of an ensemble of ``cfgs``."""
     from learnscope.train.ensemble import Ensemble
 
-    ens = Ensemble(cfgs)
+    ens = Ensemble(cfgs, probes=False)
     ens.train_step()
     ens.train_step()
     best = float("inf")

@@ -184,7 +184,7 @@ class _Stacked:
 class Ensemble:
     """Train the members ``cfgs`` (all with the same :func:`ensemble_key`) at once."""
 
-    def __init__(self, cfgs: list[RunConfig]) -> None:
+    def __init__(self, cfgs: list[RunConfig], probes: bool = True) -> None:
         keys = {ensemble_key(c) for c in cfgs}
         if len(keys) != 1 or None in keys:
             raise ValueError("ensemble members must share one ensemble_key (see ensemble_key)")
@@ -241,7 +241,7 @@ class Ensemble:
         self.member_index = torch.arange(self.k, device=self.device)[:, None]
         self.step = 0
         self.wall_s = 0.0
-        self.probers = self._probe_plans()
+        self.probers = self._probe_plans() if probes else [None] * self.k
 
     # -- probes, per member --------------------------------------------------------------------
     def _probe_plans(self) -> list:
