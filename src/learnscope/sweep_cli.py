@@ -186,5 +186,5 @@ def _print_sweep(store, sweep_id, pivot, value, members: bool = False) -> None:
             g = Table(f"{grid.index.name} \\ {grid.columns.name}", *map(_fmt, grid.columns))
             for idx, row in grid.iterrows():
                 g.add_row(_fmt(idx), *(_fmt(x) for x in row))
-            console.print(f"[bold]{v}[/] (mean over seeds; - : never reached)")
+            console.print(f"[bold]{v}[/] (mean over seeds; -: never reached, or no member yet)")
             console.print(g)
