@@ -126,6 +126,8 @@ def run(
 @sweep_app.command("ls")
 def ls(runs_dir: RunsDir = None) -> None:
     """List the sweeps in the store."""
+    from learnscope.sweep import SweepSpec
+
     store = Store(runs_dir)
     sweeps = store.sweeps()
     if not len(sweeps):
@@ -135,8 +137,6 @@ def ls(runs_dir: RunsDir = None) -> None:
     table = Table("id", "name", "status", "members", "finished runs", "axes")
     for s in sweeps.itertuples():
         done = int(((runs["sweep_id"] == s.id) & (runs["status"] == "finished")).sum())
-        from learnscope.sweep import SweepSpec
-
         axes = ", ".join(SweepSpec.model_validate(s.spec).axes)
         table.add_row(s.id, s.name, s.status, str(s.members), str(done), axes)
     console.print(table)
