@@ -169,7 +169,7 @@ class Store:
             db.execute(
                 "INSERT INTO sweeps (id, name, status, spec, members, created) "
                 "VALUES (?, ?, 'running', ?, ?, ?)",
-                (sweep_id, name, json.dumps(spec, sort_keys=True), members, time.time()),
+                (sweep_id, name, json.dumps(spec), members, time.time()),
             )
         return sweep_id
 
