@@ -178,6 +178,8 @@ def test_groups_and_chunks(tmp_path):
     results = run_group(cfgs, chunk=2)
     assert [r.config for r in results] == cfgs
     assert [r.ensemble_size for r in results] == [2, 2, 1]
+    auto = run_group(cfgs)  # calibrated: the first member (trained for real) times the loop
+    assert [r.config for r in auto] == cfgs and auto[0].mode == "loop"
     chunk, cost = choose_chunk([m.config for m in groups[0]], steps=2)
     assert chunk in cost and 1 in cost and all(v > 0 for v in cost.values())
 

@@ -328,10 +328,13 @@ def member_step_flops(cfg: RunConfig) -> float:
     return 6.0 * rows * sum(p.numel() for p in model.parameters() if p.dim() >= 2)
 
 
-def choose_chunk(cfgs: list[RunConfig], steps: int = 5) -> tuple[int, dict[str, float]]:
+def choose_chunk(
+    cfgs: list[RunConfig], steps: int = 5, alone_s: float | None = None
+) -> tuple[int, dict[str, float]]:
     """How many members to train at once: 1 (the plain trainer, in turn) or an ensemble size.
 
-    1. Time a few steps of one member with the plain trainer. If its FLOP rate (cost model
+    1. Time a few steps of one member with the plain trainer (or take ``alone_s``, measured
+       while training a member for real, as :func:`run_group` does). If its FLOP rate (cost model
        :func:`member_step_flops`) is already over half of the device's matmul rate
        (:func:`peak_flops`), one member keeps the hardware busy and stacking cannot pay
        for its larger, freshly allocated activations: members go in turn.
@@ -347,7 +350,7 @@ def choose_chunk(cfgs: list[RunConfig], steps: int = 5) -> tuple[int, dict[str, 
     if len(cfgs) == 1 or ensemble_key(cfgs[0]) is None:
         return 1, {}
     cfg0 = cfgs[0]
-    cost: dict = {1: _time_alone(cfg0, steps)}
+    cost: dict = {1: alone_s if alone_s is not None else _time_alone(cfg0, steps)}
     device = str(resolve_device(cfg0.train.device))
     cost["util"] = member_step_flops(cfg0) / cost[1] / peak_flops(device)
     if cost["util"] > 0.5:
@@ -390,10 +393,21 @@ def run_group(
 
     if threads:
         torch.set_num_threads(threads)
+    from learnscope.train.ensemble import ensemble_key
+
     cfgs = [validate_config(c) for c in configs]
-    if chunk is None:
-        chunk, _ = choose_chunk(cfgs)
     results: list[Any] = []
+    if chunk is None and (len(cfgs) == 1 or ensemble_key(cfgs[0]) is None):
+        chunk = 1
+    if chunk is None:  # the first member, trained for real, times the plain trainer
+        marks: list[float] = []
+        first = train_alone(cfgs[0], on_step=lambda: marks.append(time.perf_counter()))
+        results.append(first)
+        if on_results is not None:
+            on_results([first])
+        cfgs = cfgs[1:]
+        alone_s = min((b - a for a, b in zip(marks[1:], marks[2:])), default=None)
+        chunk, _ = choose_chunk(cfgs, alone_s=alone_s)
     for i in range(0, len(cfgs), chunk):
         part = cfgs[i : i + chunk]
 

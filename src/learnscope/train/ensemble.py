@@ -441,9 +441,17 @@ class Ensemble:
 class Collector(Callback):
     """Keeps every eval of a plain :class:`~learnscope.train.loop.Trainer` in memory."""
 
-    def __init__(self, on_eval: Callable[[int], None] | None = None) -> None:
+    def __init__(
+        self,
+        on_eval: Callable[[int], None] | None = None,
+        on_step: Callable[[], None] | None = None,
+    ) -> None:
         self.rows: list[tuple[int, dict[str, float]]] = []
-        self.notify = on_eval
+        self.notify, self.tick = on_eval, on_step
+
+    def on_step_end(self, trainer, step: int, loss) -> None:
+        if self.tick is not None:
+            self.tick()
 
     def on_eval(self, trainer, step: int, metrics: dict[str, float]) -> None:
         self.rows.append((step, dict(metrics)))
@@ -451,13 +459,18 @@ class Collector(Callback):
             self.notify(step)
 
 
-def train_alone(cfg: RunConfig, on_eval: Callable[[int], None] | None = None) -> MemberResult:
-    """One member with the plain trainer (the loop), results kept in memory."""
+def train_alone(
+    cfg: RunConfig,
+    on_eval: Callable[[int], None] | None = None,
+    on_step: Callable[[], None] | None = None,
+) -> MemberResult:
+    """One member with the plain trainer (the loop), results kept in memory; ``on_step()``
+    after every step (the sweep runner times steps with it)."""
     from learnscope.probes.runner import ProbeRunner, plan_probes
     from learnscope.runner import build
 
     trainer = build(cfg)
-    keep = Collector(on_eval)
+    keep = Collector(on_eval, on_step)
     plan = plan_probes(cfg, trainer)
     if plan.items:  # as runner.execute does
         trainer.add_callback(ProbeRunner(plan, lambda step, v: keep.rows.append((step, dict(v)))))
