@@ -28,7 +28,7 @@ import time
 import torch
 
 from learnscope.config import load_recipe_dict, validate_config
-from learnscope.sweep import choose_chunk, run_group
+from learnscope.sweep import run_group
 from learnscope.train.ensemble import Ensemble, train_alone
 
 MLP = {"kind": "mlp", "depth": 2, "activation": "quadratic", "bias": False, "init_std": 0.05}
@@ -103,9 +103,9 @@ def measure(cfgs: list, repeats: int) -> tuple[float, float, float, int]:
         for c in cfgs:
             train_alone(c)
 
-    def choice():
-        chosen["k"], _ = choose_chunk(cfgs)
-        run_group(dicts, chunk=chosen["k"])
+    def choice():  # the sweep runner's path: calibration included
+        results = run_group(dicts)
+        chosen["k"] = max(r.ensemble_size for r in results)
 
     train_alone(cfgs[0])  # warm up (allocator, kernels)
     t0 = time.perf_counter()

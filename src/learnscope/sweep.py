@@ -339,7 +339,7 @@ def choose_chunk(
        (:func:`peak_flops`), one member keeps the hardware busy and stacking cannot pay
        for its larger, freshly allocated activations: members go in turn.
     2. Otherwise time ensembles of 8, 32, 128... members (within :data:`MEMORY_BUDGET`, and
-       while calibrating costs under a tenth of the group's work), stopping as soon as a
+       while calibrating costs under a quarter of the group's work), stopping as soon as a
        larger one is not at least 10% cheaper per member-step than the best so far.
 
     Returns the chunk size and the measured seconds per member-step by size (``"util"``: the
@@ -356,11 +356,10 @@ def choose_chunk(
     if cost["util"] > 0.5:
         return 1, cost
     best = 1
-    budget = 0.1 * len(cfgs) * cfg0.train.steps  # member-steps calibration may spend
+    budget = 0.25 * len(cfgs) * cfg0.train.steps  # member-steps calibration may spend
     sizes = [c for c in CANDIDATES if c < len(cfgs)] + [len(cfgs)]
-    for i, k in enumerate(sizes):
-        over_budget = i > 0 and k * (steps + 2) > budget
-        if over_budget or _activation_bytes(cfg0, k) > MEMORY_BUDGET:
+    for k in sizes:
+        if k * (steps + 2) > budget or _activation_bytes(cfg0, k) > MEMORY_BUDGET:
             break
         cost[k] = _time_ensemble(cfgs[:k], steps) / k
         if cost[k] < cost[best]:
