@@ -18,6 +18,7 @@ from rich.table import Table
 from learnscope.config import load_config, load_recipe_dict, recipe_names, validate_config
 from learnscope.errors import UserError
 from learnscope.store import Store
+from learnscope.sweep_cli import sweep_app
 
 app = typer.Typer(
     add_completion=False,
@@ -25,6 +26,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     help="learnscope: can this network, trained this way, learn this task?",
 )
+app.add_typer(sweep_app, name="sweep")
 console = Console()
 err_console = Console(stderr=True)
 

@@ -46,6 +46,10 @@ CREATE TABLE IF NOT EXISTS events (
 CREATE TABLE IF NOT EXISTS artifacts (
     run_id TEXT NOT NULL, kind TEXT NOT NULL, path TEXT NOT NULL, step INTEGER, created REAL
 );
+CREATE TABLE IF NOT EXISTS sweeps (
+    id TEXT PRIMARY KEY, name TEXT NOT NULL, status TEXT NOT NULL, spec TEXT NOT NULL,
+    members INTEGER NOT NULL, created REAL NOT NULL, finished REAL
+);
 """
 
 
@@ -157,6 +161,35 @@ class Store:
         with _transaction(self._db()) as db:
             db.execute("DELETE FROM metrics WHERE run_id = ? AND step > ?", (run_id, after_step))
             db.execute("DELETE FROM events WHERE run_id = ?", (run_id,))
+
+    # -- sweeps (members are runs whose sweep_id is the sweep's id) ----------------------
+    def create_sweep(self, name: str, spec: dict[str, Any], members: int) -> str:
+        sweep_id = "sw-" + new_run_id()
+        with _transaction(self._db()) as db:
+            db.execute(
+                "INSERT INTO sweeps (id, name, status, spec, members, created) "
+                "VALUES (?, ?, 'running', ?, ?, ?)",
+                (sweep_id, name, json.dumps(spec), members, time.time()),
+            )
+        return sweep_id
+
+    def set_sweep_status(self, sweep_id: str, status: str) -> None:
+        with _transaction(self._db()) as db:
+            db.execute(
+                "UPDATE sweeps SET status = ?, finished = ? WHERE id = ?",
+                (status, time.time() if status != "running" else None, sweep_id),
+            )
+
+    def sweeps(self) -> pd.DataFrame:
+        """One row per sweep, newest last; ``spec`` parsed from JSON."""
+        cols = ["id", "name", "status", "members", "created", "finished", "spec"]
+        if not self.path.exists():
+            return pd.DataFrame(columns=cols)
+        df = pd.read_sql_query(
+            f"SELECT {', '.join(cols)} FROM sweeps ORDER BY created, id", self._db(create=False)
+        )
+        df["spec"] = df["spec"].map(json.loads)
+        return df
 
     # -- reading --------------------------------------------------------------------------
     def runs(self) -> pd.DataFrame:

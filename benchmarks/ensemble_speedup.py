@@ -1,0 +1,122 @@
+"""K members trained at once (``learnscope.train.ensemble``) against a Python loop over them.
+
+For member sizes from tiny (p = 23, width 64, minibatch 64) through medium (p = 59, width 256,
+minibatch 512) to the full ``grokking-mlp`` (p = 97, width 500, full batch of 2823 rows), and
+K = 1, 8, 32, 128 members differing in seed, learning rate and weight decay, this prints the
+wall time of
+
+- loop:     the plain trainer, member after member (what ``learnscope run`` does K times),
+- ensemble: all K members as one ``vmap`` ensemble,
+- choice:   what the sweep runner does (``sweep.run_group``: calibration included),
+
+and the ratios loop / ensemble and loop / choice. Every side evaluates at step 0 and at the
+end, and none writes the store. Targets: >= 10x for tiny members at K >= 32; the choice never
+slower than the loop (>= 0.95x).
+
+    python benchmarks/ensemble_speedup.py [--sizes tiny medium full] [--ks 1 8 32 128]
+                                          [--threads N] [--repeats R]
+
+Every member records its default probes (as ``learnscope run`` does) at step 0 and at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import time
+
+import torch
+
+from learnscope.config import load_recipe_dict, validate_config
+from learnscope.sweep import run_group
+from learnscope.train.ensemble import Ensemble, train_alone
+
+MLP = {"kind": "mlp", "depth": 2, "activation": "quadratic", "bias": False, "init_std": 0.05}
+SIZES = {
+    "tiny": dict(p=23, width=64, batch_size=64, steps=300),
+    "medium": dict(p=59, width=256, batch_size=512, steps=60),
+    "full": dict(p=97, width=500, batch_size=None, steps=8),
+}
+FEW_STEPS = {("full", 128): 3}  # K = 128 full members: a few steps keep the run short
+
+
+def members(size: str, k: int) -> list:
+    s = dict(SIZES[size], steps=FEW_STEPS.get((size, k), SIZES[size]["steps"]))
+    base = load_recipe_dict("grokking-mlp")
+    base["expect"] = {}
+    base["task"].update(p=s["p"], train_fraction=0.3 if size == "full" else 0.5)
+    base["model"] = {**MLP, "width": s["width"]}
+    base["train"].update(batch_size=s["batch_size"], steps=s["steps"], eval_every=s["steps"])
+    out = []
+    for i in range(k):
+        cfg = copy.deepcopy(base)
+        cfg["seed"] = i
+        cfg["train"]["lr"] = 0.01 * (0.5 + (i % 4) / 4)
+        cfg["train"]["weight_decay"] = [0.0, 1.0, 5.0][i % 3]
+        out.append(validate_config(cfg))
+    return out
+
+
+def timed(fn, repeats: int) -> float:
+    """Fastest of ``repeats`` runs (the machine may be shared: the minimum is the least
+    disturbed measurement)."""
+    best = float("inf")
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--sizes", nargs="+", default=list(SIZES), choices=list(SIZES))
+    ap.add_argument("--ks", nargs="+", type=int, default=[1, 8, 32, 128])
+    ap.add_argument("--repeats", type=int, default=2, help="for cells whose loop takes < 20 s")
+    ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
+    header = (
+        f"{'size':<7}{'K':>4}{'steps':>6}{'loop s':>9}{'ens s':>9}{'choice s':>9}"
+        f"{'chosen':>8}{'loop/ens':>10}{'loop/choice':>12}"
+    )
+    print(header)
+    for size in args.sizes:
+        for k in args.ks:
+            cfgs = members(size, k)
+            loop, ens, ch, chosen = measure(cfgs, args.repeats)
+            print(
+                f"{size:<7}{k:>4}{cfgs[0].train.steps:>6}{loop:>9.2f}{ens:>9.2f}{ch:>9.2f}"
+                f"{chosen:>8}{loop / ens:>9.2f}x{loop / ch:>11.2f}x",
+                flush=True,
+            )
+
+
+def measure(cfgs: list, repeats: int) -> tuple[float, float, float, int]:
+    """Seconds of the loop, the ensemble and the runner's choice, and the chunk it chose."""
+    dicts = [c.to_dict() for c in cfgs]
+    chosen = {}
+
+    def loop():
+        for c in cfgs:
+            train_alone(c)
+
+    def choice():  # the sweep runner's path: calibration included
+        results = run_group(dicts)
+        chosen["k"] = max(r.ensemble_size for r in results)
+
+    train_alone(cfgs[0])  # warm up (allocator, kernels)
+    t0 = time.perf_counter()
+    loop_s = timed(loop, 1)
+    reps = repeats if time.perf_counter() - t0 < 20 else 1
+    if reps > 1:
+        loop_s = min(loop_s, timed(loop, reps - 1))
+    ens_s = timed(lambda: Ensemble(cfgs).fit(), reps)
+    choice_s = timed(choice, reps)
+    return loop_s, ens_s, choice_s, chosen["k"]
+
+
+if __name__ == "__main__":
+    main()

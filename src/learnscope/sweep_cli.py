@@ -1,0 +1,190 @@
+"""``learnscope sweep``: run a sweep spec, list sweeps, show one (with a pivot grid).
+
+``learnscope sweep SPEC ...`` is short for ``learnscope sweep run SPEC ...``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+from typer.core import TyperGroup
+
+from learnscope.errors import UserError
+from learnscope.store import Store
+
+
+class _DefaultRun(TyperGroup):
+    """Anything that is not a subcommand is the SPEC of ``run``."""
+
+    def parse_args(self, ctx, args):
+        if args and args[0] not in self.commands and not args[0].startswith("-"):
+            args = ["run", *args]
+        return super().parse_args(ctx, args)
+
+
+sweep_app = typer.Typer(
+    cls=_DefaultRun,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="Sweeps: SPEC (run it), ls, show SWEEP.",
+)
+console = Console()
+err_console = Console(stderr=True)
+
+RunsDir = Annotated[
+    Path | None,
+    typer.Option(
+        "--runs-dir", help="runs root (default ./runs, or $LEARNSCOPE_RUNS)", show_default=False
+    ),
+]
+
+
+def _fail(message: str) -> None:
+    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(2)
+
+
+def _fmt(value: Any) -> str:
+    if value is None or (isinstance(value, float) and value != value):
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+@sweep_app.command("run")
+def run(
+    spec: Annotated[str, typer.Argument(help="a built-in sweep name or a sweep YAML file")],
+    backend: Annotated[str, typer.Option(help="local or ray")] = "local",
+    workers: Annotated[
+        int | None, typer.Option(help="processes (local) or CPUs of a local Ray instance")
+    ] = None,
+    max_members: Annotated[int, typer.Option(help="members per ensemble at most")] = 128,
+    chunk: Annotated[
+        int | None,
+        typer.Option(help="members trained at once (1: in turn); default: calibrated per group"),
+    ] = None,
+    resume: Annotated[bool, typer.Option(help="train only the unfinished members")] = False,
+    address: Annotated[
+        str | None, typer.Option(help="Ray cluster to join (e.g. auto); default: start one")
+    ] = None,
+    runs_dir: RunsDir = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress bar")] = False,
+) -> None:
+    """Expand SPEC into members, train them in ensembles and record the sweep."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    from learnscope import sweep as sw
+
+    try:
+        parsed = sw.load_spec(spec)
+        store = Store(runs_dir)
+        bar = Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("members"),  # fractional while an ensemble is half-way
+            TimeElapsedColumn(),
+            TextColumn("ETA"),
+            TimeRemainingColumn(),
+            console=console,
+            disable=quiet,
+        )
+        with bar:
+            task = bar.add_task(parsed.name, total=None)
+
+            def progress(done: float, total: int) -> None:
+                bar.update(task, completed=done, total=total)
+
+            sweep_id = sw.run_sweep(
+                parsed,
+                store,
+                backend=backend,
+                workers=workers,
+                max_members=max_members,
+                resume=resume,
+                address=address,
+                chunk=chunk,
+                progress=progress,
+            )
+    except UserError as err:
+        _fail(str(err))
+    _print_sweep(store, sweep_id, None, None)
+
+
+@sweep_app.command("ls")
+def ls(runs_dir: RunsDir = None) -> None:
+    """List the sweeps in the store."""
+    from learnscope.sweep import SweepSpec
+
+    store = Store(runs_dir)
+    sweeps = store.sweeps()
+    if not len(sweeps):
+        console.print("no sweeps yet")
+        return
+    runs = store.runs()
+    table = Table("id", "name", "status", "members", "finished runs", "axes")
+    for s in sweeps.itertuples():
+        done = int(((runs["sweep_id"] == s.id) & (runs["status"] == "finished")).sum())
+        axes = ", ".join(SweepSpec.model_validate(s.spec).axes)
+        table.add_row(s.id, s.name, s.status, str(s.members), str(done), axes)
+    console.print(table)
+
+
+@sweep_app.command("show")
+def show(
+    sweep_ref: Annotated[str, typer.Argument(metavar="SWEEP", help="id, prefix, name or 'last'")],
+    pivot: Annotated[
+        tuple[str, str] | None,
+        typer.Option(help="two axes: rows and columns of a grid", show_default=False),
+    ] = None,
+    value: Annotated[
+        str | None, typer.Option(help="cell value, e.g. grok_test_step or test_acc")
+    ] = None,
+    runs_dir: RunsDir = None,
+) -> None:
+    """The members of a sweep with their final metrics; --pivot A B: a grid of --value."""
+    try:
+        store = Store(runs_dir)
+        from learnscope.sweep import resolve_sweep
+
+        sweep_id = resolve_sweep(store, sweep_ref)
+        _print_sweep(store, sweep_id, pivot, value, members=True)
+    except UserError as err:
+        _fail(str(err))
+
+
+def _print_sweep(store, sweep_id, pivot, value, members: bool = False) -> None:
+    from learnscope import sweep as sw
+
+    rec = store.sweeps().set_index("id").loc[sweep_id]
+    table = sw.member_table(store, sweep_id)
+    console.rule(f"sweep {rec['name']}  {sweep_id}  [{rec['status']}]  {len(table)} runs")
+    if members and len(table):
+        short = {"grok_train_step": "grok train", "grok_test_step": "grok test"}
+        t = Table(*(short.get(c, c.split(".")[-1]) for c in table.columns))
+        for row in table.itertuples(index=False):
+            t.add_row(*(_fmt(v) for v in row))
+        console.print(t)
+    show_cfg = sw.SweepSpec.model_validate(rec["spec"]).show
+    axes = pivot or tuple(show_cfg.get("pivot", ()))
+    if len(axes) == 2 and len(table):
+        values = [value] if value else list(show_cfg.get("values", ["grok_test_step", "test_acc"]))
+        for v in values:
+            grid = sw.pivot(table, axes[0], axes[1], v)
+            g = Table(f"{grid.index.name} \\ {grid.columns.name}", *map(_fmt, grid.columns))
+            for idx, row in grid.iterrows():
+                g.add_row(_fmt(idx), *(_fmt(x) for x in row))
+            console.print(f"[bold]{v}[/] (mean over seeds; -: never reached, or no member yet)")
+            console.print(g)

@@ -1,0 +1,528 @@
+"""K same-shaped members trained at once, as one batched computation.
+
+Why ``torch.func``: the members' parameters are stacked along a leading member axis
+(``stack_module_state``: ``W: (K, out, in)``) and the *unchanged* model's forward is mapped over
+that axis with ``vmap(functional_call)``. Every ``nn.Linear`` then runs as one batched matmul
+for all members, and autograd differentiates the sum of the members' losses, whose gradient
+with respect to member k's slice is exactly member k's own gradient (the members share no
+parameter). Hand-written stacked ``bmm`` would be as fast for the MLP but would have to be
+written again for every model; ``vmap`` works for any model without buffers that change
+(BatchNorm) or randomness (dropout), the cases :func:`ensemble_key` sends to the plain loop.
+
+What may differ between members (everything else is the group's :func:`ensemble_key`):
+``seed`` (initialisation and data order), ``train.lr``, ``train.weight_decay``,
+``train.schedule`` and its knobs, ``model.init_scale`` / ``init_std``, and the task's ``seed``,
+``train_fraction`` and ``noise`` (each member's splits are its own task's; splits of unequal
+size are padded and masked, and the loss of member k is ``sum_i m_ki l_ki / n_k``).
+
+The optimisers are written on the stacked tensors with a per-member learning rate and weight
+decay of shape ``(K, 1, ...)``; they are line for line PyTorch's single-tensor AdamW / Adam /
+SGD (``torch/optim/adamw.py``), so a member follows the trajectory of its separate run to
+float rounding (``tests/train/test_ensemble.py`` checks it against ``runner.execute``). The
+optimiser state and a scratch tensor per parameter are allocated once; a step allocates only
+what autograd allocates for activations and gradients.
+
+Probes run per member, as in a single run (``learnscope.probes.runner``): when one is due,
+the member's slice of the stacked weights is copied into a model of its own and the probe
+plan of its config is computed on it, so the store holds the same probe series either way.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.func import functional_call, stack_module_state, vmap
+
+from learnscope.config import RunConfig
+from learnscope.models import build_model
+from learnscope.tasks import Task, make_task
+from learnscope.train.loop import Callback, resolve_device
+from learnscope.train.optim import lr_factor
+
+EVAL_ELEMENTS = 2**24  # floats of a (K, rows, width) activation per evaluation chunk
+
+
+@dataclass
+class MemberResult:
+    """What one member's training produced, before it is written to the store."""
+
+    config: dict[str, Any]
+    rows: list[tuple[int, dict[str, float]]] = field(default_factory=list)  # (step, metrics)
+    status: str = "running"
+    steps: int = 0
+    wall_s: float = 0.0
+    mode: str = "ensemble"  # ensemble (with ensemble_size members) or loop
+    ensemble_size: int = 1
+
+    @property
+    def metrics(self) -> dict[str, float]:
+        """Everything recorded at the last recorded step (the final eval and probes)."""
+        out: dict[str, float] = {}
+        for step, values in self.rows:
+            if step == self.rows[-1][0]:
+                out.update(values)
+        return out
+
+
+# -- which members can share an ensemble -----------------------------------------------------
+
+_TASK_FREE = ("seed", "train_fraction", "noise")
+_MODEL_FREE = ("init_scale", "init_std")
+_TRAIN_FREE = ("lr", "weight_decay", "schedule", "warmup_steps", "min_lr_ratio")
+
+
+def _task_key(cfg: RunConfig) -> str:
+    return json.dumps({"name": cfg.task.name, **cfg.task.params}, sort_keys=True)
+
+
+_TASKS: dict[str, Task] = {}
+
+
+def member_task(cfg: RunConfig) -> Task:
+    """The member's task, built once per distinct task config in this process."""
+    key = _task_key(cfg)
+    if key not in _TASKS:
+        if len(_TASKS) > 256:
+            _TASKS.clear()
+        _TASKS[key] = make_task(cfg.task.name, **cfg.task.params)
+    return _TASKS[key]
+
+
+def _vmappable(model: nn.Module) -> bool:
+    """No state that the forward pass changes (BatchNorm) and no randomness (dropout)."""
+    for m in model.modules():
+        if isinstance(m, nn.modules.batchnorm._BatchNorm):
+            return False
+        if isinstance(m, nn.Dropout) and m.p > 0:
+            return False
+    return True
+
+
+def ensemble_key(cfg: RunConfig) -> str | None:
+    """Members with equal keys can be trained as one ensemble; None: only alone (the loop).
+
+    The key holds what the batched computation shares: the task family and its sizes, the
+    model without its init scale, the number of steps, the batch size (and whether it is the
+    full training split), the loss, the optimiser and its betas, eps, momentum, clipping, the
+    eval schedule, the device and the names of the eval splits.
+    """
+    task = member_task(cfg)
+    if task.kind != "classification":
+        return None
+    model = build_model(cfg.model.kind, cfg.model.params, task.model_dims())
+    if not _vmappable(model):
+        return None
+    n_train = len(task.split("train"))
+    bs = cfg.train.batch_size
+    full = bs is None or bs >= n_train
+    train = cfg.train.model_dump(mode="json", exclude=set(_TRAIN_FREE))
+    train["batch_size"] = None if full else bs
+    key = {
+        "task": {
+            k: v
+            for k, v in {"name": cfg.task.name, **cfg.task.params}.items()
+            if k not in _TASK_FREE
+        },
+        "model": {
+            "kind": cfg.model.kind,
+            **{k: v for k, v in cfg.model.params.items() if k not in _MODEL_FREE},
+        },
+        "shapes": {k: list(p.shape) for k, p in model.named_parameters()},
+        "train": train,
+        "splits": task.eval_splits,
+    }
+    return json.dumps(key, sort_keys=True)
+
+
+# -- per-example loss (the trainer's ClassificationObjective, not reduced) --------------------
+
+
+def per_example_loss(logits: torch.Tensor, y: torch.Tensor, loss: str) -> torch.Tensor:
+    """``logits: (..., C)``, ``y: (...)`` -> ``(...)``: cross-entropy, or the squared error
+    against the one-hot target summed over the C classes (its batch mean is the trainer's)."""
+    if loss == "ce":
+        return F.cross_entropy(logits.flatten(0, -2), y.flatten(), reduction="none").view(y.shape)
+    target = F.one_hot(y, logits.shape[-1]).to(logits.dtype)
+    return (logits - target).pow(2).sum(-1)
+
+
+@dataclass
+class _Stacked:
+    """One split of every member, padded to the longest: ``x: (K, N, ...)``, ``mask: (K, N)``."""
+
+    x: torch.Tensor
+    y: torch.Tensor
+    mask: torch.Tensor
+    n: torch.Tensor  # (K,) rows per member
+
+    @staticmethod
+    def build(splits: list, device: torch.device) -> _Stacked:
+        k = len(splits)
+        n = torch.tensor([len(s) for s in splits], dtype=torch.float32, device=device)
+        if all(s is splits[0] for s in splits):  # one shared table: a view, no copies
+            x, y = splits[0]["x"].to(device), splits[0]["y"].to(device)
+            mask = torch.ones(k, len(y), device=device)
+            return _Stacked(x.expand(k, *x.shape), y.expand(k, *y.shape), mask, n)
+        longest = max(len(s) for s in splits)
+        x0 = splits[0]["x"]
+        x = torch.zeros(k, longest, *x0.shape[1:], dtype=x0.dtype)
+        y = torch.zeros(k, longest, dtype=splits[0]["y"].dtype)
+        mask = torch.zeros(k, longest)
+        for i, s in enumerate(splits):
+            x[i, : len(s)], y[i, : len(s)], mask[i, : len(s)] = s["x"], s["y"], 1.0
+        return _Stacked(x.to(device), y.to(device), mask.to(device), n)
+
+
+class Ensemble:
+    """Train the members ``cfgs`` (all with the same :func:`ensemble_key`) at once."""
+
+    def __init__(self, cfgs: list[RunConfig], probes: bool = True) -> None:
+        keys = {ensemble_key(c) for c in cfgs}
+        if len(keys) != 1 or None in keys:
+            raise ValueError("ensemble members must share one ensemble_key (see ensemble_key)")
+        self.cfgs = cfgs
+        self.k = len(cfgs)
+        c0 = cfgs[0].train
+        self.train_cfg = c0
+        self.device = resolve_device(c0.device)
+        tasks = [member_task(c) for c in cfgs]
+        self.split_names = tasks[0].eval_splits
+        self.splits = {
+            name: _Stacked.build([t.split(name) for t in tasks], self.device)
+            for name in self.split_names
+        }
+
+        # models: built and seeded exactly as runner.build does, then stacked
+        models = []
+        for cfg, task in zip(cfgs, tasks):
+            torch.manual_seed(cfg.seed)
+            models.append(build_model(cfg.model.kind, cfg.model.params, task.model_dims()))
+        params, buffers = stack_module_state(models)
+        self.params = {k: v.to(self.device).detach().requires_grad_() for k, v in params.items()}
+        self.buffers = {k: v.to(self.device) for k, v in buffers.items()}
+        self.names = list(self.params)
+        base = models[0].to("meta")
+        base.train()
+
+        def forward(p, b, x):
+            return functional_call(base, (p, b), (x,))
+
+        self.forward = vmap(forward)
+
+        # optimiser: per-member hyper-parameters as (K,) tensors, state allocated once
+        def col(values):
+            return torch.tensor(values, dtype=torch.float32, device=self.device)
+
+        self.base_lr = col([c.train.lr for c in cfgs])
+        self.wd = col([c.train.weight_decay for c in cfgs])
+        self.exp_avg = {k: torch.zeros_like(p) for k, p in self.params.items()}
+        self.exp_avg_sq = {k: torch.zeros_like(p) for k, p in self.params.items()}
+        self.scratch = {k: torch.empty_like(p) for k, p in self.params.items()}
+        self.momentum_buf: dict[str, torch.Tensor] = {}
+        self.constant_lr = all(
+            c.train.schedule == "constant" and c.train.warmup_steps == 0 for c in cfgs
+        )
+
+        # data order: one generator per member, as the trainer's
+        self.n_train = [len(t.split("train")) for t in tasks]
+        bs = c0.batch_size
+        self.full_batch = bs is None or bs >= self.n_train[0]
+        self.generators = [torch.Generator().manual_seed(c.seed) for c in cfgs]
+        self.orders = torch.zeros(self.k, max(self.n_train), dtype=torch.long)
+        self.cursors = [max(self.n_train) + 1] * self.k  # forces a shuffle at the first step
+        self.member_index = torch.arange(self.k, device=self.device)[:, None]
+        self.step = 0
+        self.last_losses: torch.Tensor | None = None  # (K,) of the latest training batch
+        self.wall_s = 0.0
+        self.probers = self._probe_plans() if probes else [None] * self.k
+
+    # -- probes, per member --------------------------------------------------------------------
+    def _probe_plans(self) -> list:
+        """Per member, ``(trainer, plan)`` of its probes (``learnscope.probes.runner``), or None.
+
+        The member's own trainer (built as ``runner.build`` does: same seed, so the same
+        initial weights, which ``incremental_rank`` compares against) lends its model, into
+        which the member's slice of the stacked weights is copied when a probe is due.
+        """
+        from learnscope.probes.runner import plan_probes
+        from learnscope.runner import build
+
+        probers = []
+        for cfg in self.cfgs:
+            if cfg.probes == []:
+                probers.append(None)
+                continue
+            trainer = build(cfg)
+            plan = plan_probes(cfg, trainer)
+            probers.append((trainer, plan) if plan.items else None)
+        return probers
+
+    @torch.no_grad()
+    def _probe(self, results: list[MemberResult], every_probe: bool = False) -> None:
+        """Record the probes due at this step (as ``ProbeRunner``: step 0, multiples of
+        ``every`` and the last step) for every member."""
+        last = self.step >= self.train_cfg.steps
+        for k, prober in enumerate(self.probers):
+            if prober is None:
+                continue
+            trainer, plan = prober
+            due = [i for i in plan.items if every_probe or last or self.step % i.every == 0]
+            if not due:
+                continue
+            for name, p in trainer.model.named_parameters():
+                p.copy_(self.params[name][k])
+            obj = trainer.objective
+            results[k].rows.append(
+                (self.step, plan.compute(trainer.model, obj.forward, obj.loss, due))
+            )
+
+    # -- one training step ---------------------------------------------------------------------
+    def _lr(self, step: int) -> torch.Tensor:
+        """Per-member learning rate at ``step``: ``lr_k * lr_factor(step, cfg_k)``, ``(K,)``."""
+        if self.constant_lr:
+            return self.base_lr
+        factors = [lr_factor(step, c.train) for c in self.cfgs]
+        return self.base_lr * torch.tensor(factors, device=self.device)
+
+    def _batch(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``x: (K, b, ...)``, ``y: (K, b)`` and loss weights ``w: (K, b)`` (mask / n_k)."""
+        train = self.splits["train"]
+        if self.full_batch:
+            return train.x, train.y, train.mask / train.n[:, None]
+        bs = self.train_cfg.batch_size
+        for i, n in enumerate(self.n_train):  # a new epoch: the trainer's randperm, per member
+            if self.cursors[i] + bs > n:
+                self.orders[i, :n] = torch.randperm(n, generator=self.generators[i])
+                self.cursors[i] = 0
+        if len(set(self.cursors)) == 1:
+            c = self.cursors[0]
+            index = self.orders[:, c : c + bs]
+        else:
+            start = torch.tensor(self.cursors)[:, None]
+            index = self.orders.gather(1, start + torch.arange(bs))
+        self.cursors = [c + bs for c in self.cursors]
+        index = index.to(self.device)
+        x, y = train.x[self.member_index, index], train.y[self.member_index, index]
+        return x, y, torch.full(y.shape, 1.0 / bs, device=self.device)
+
+    def train_step(self) -> torch.Tensor:
+        """One update of every member; returns the members' batch losses ``(K,)``."""
+        cfg = self.train_cfg
+        x, y, w = self._batch()
+        # forward and loss: the sum over members of each member's mean loss
+        logits = self.forward(self.params, self.buffers, x)
+        losses = (per_example_loss(logits, y, cfg.loss) * w).sum(1)
+        # backward
+        for p in self.params.values():
+            p.grad = None
+        losses.sum().backward()
+        with torch.no_grad():
+            if cfg.grad_clip is not None:
+                self._clip(cfg.grad_clip)
+            self._optimizer_step(self._lr(self.step))
+        self.step += 1
+        self.last_losses = losses.detach()
+        return self.last_losses
+
+    def _clip(self, max_norm: float) -> None:
+        """``torch.nn.utils.clip_grad_norm_`` per member: scale by min(1, c / (||g_k|| + 1e-6))."""
+        sq = sum(p.grad.flatten(1).pow(2).sum(1) for p in self.params.values())
+        coef = (max_norm / (sq.sqrt() + 1e-6)).clamp(max=1.0)
+        for p in self.params.values():
+            p.grad.mul_(coef.view(-1, *[1] * (p.dim() - 1)))
+
+    def _optimizer_step(self, lr: torch.Tensor) -> None:
+        """PyTorch's single-tensor AdamW / Adam / SGD, with ``lr`` and ``wd`` of shape (K,).
+
+        AdamW (Loshchilov & Hutter 2019): ``p <- p (1 - lr wd)``; ``m <- b1 m + (1 - b1) g``;
+        ``v <- b2 v + (1 - b2) g^2``; ``p <- p - lr / (1 - b1^t) * m / (sqrt(v) /
+        sqrt(1 - b2^t) + eps)``. Adam adds ``wd p`` to ``g`` instead; SGD with momentum mu:
+        ``buf <- mu buf + g`` (``buf = g`` at the first step), ``p <- p - lr buf``.
+        """
+        cfg = self.train_cfg
+        t = self.step + 1
+        for name, p in self.params.items():
+            shape = (-1, *[1] * (p.dim() - 1))
+            lr_k, wd_k = lr.view(shape), self.wd.view(shape)
+            g = p.grad
+            if cfg.optimizer == "sgd":
+                if self.wd.any():
+                    g = g.add(p * wd_k)
+                if cfg.momentum:
+                    buf = self.momentum_buf.get(name)
+                    if buf is None:
+                        buf = self.momentum_buf[name] = g.clone()
+                    else:
+                        buf.mul_(cfg.momentum).add_(g)
+                    g = buf
+                p.sub_(torch.mul(g, lr_k, out=self.scratch[name]))
+                continue
+            b1, b2 = cfg.betas
+            if cfg.optimizer == "adamw":
+                p.mul_(1 - lr_k * wd_k)
+            elif self.wd.any():
+                g = g.add(p * wd_k)
+            m, v, s = self.exp_avg[name], self.exp_avg_sq[name], self.scratch[name]
+            m.lerp_(g, 1 - b1)
+            v.mul_(b2).addcmul_(g, g, value=1 - b2)
+            torch.sqrt(v, out=s)
+            s.div_(math.sqrt(1 - b2**t)).add_(cfg.eps)
+            torch.div(m, s, out=s)
+            p.sub_(s.mul_(lr_k / (1 - b1**t)))
+
+    # -- evaluation ----------------------------------------------------------------------------
+    @torch.no_grad()
+    def evaluate(self) -> list[dict[str, float]]:
+        """Per member: loss and accuracy on every eval split, the lr and the weight norms."""
+        cfg = self.train_cfg
+        out: list[dict[str, float]] = [{} for _ in range(self.k)]
+        widest = max(max(p.shape[1:]) for p in self.params.values())  # activation width
+        for name, s in self.splits.items():
+            chunk = max(64, EVAL_ELEMENTS // (self.k * widest))
+            loss_sum = torch.zeros(self.k, device=self.device)
+            correct = torch.zeros(self.k, device=self.device)
+            for start in range(0, s.x.shape[1], chunk):
+                x, y = s.x[:, start : start + chunk], s.y[:, start : start + chunk]
+                mask = s.mask[:, start : start + chunk]
+                logits = self.forward(self.params, self.buffers, x)
+                loss_sum += (per_example_loss(logits, y, cfg.loss) * mask).sum(1)
+                correct += ((logits.argmax(-1) == y).float() * mask).sum(1)
+            for i, (loss, acc) in enumerate(
+                zip((loss_sum / s.n).tolist(), (correct / s.n).tolist())
+            ):
+                out[i][f"{name}/loss"], out[i][f"{name}/acc"] = loss, acc
+        if self.last_losses is not None:  # as the trainer: none before the first step
+            for i, loss in enumerate(self.last_losses.tolist()):
+                out[i]["train_step/loss"] = loss
+        for i, lr in enumerate(self._lr(self.step).tolist()):
+            out[i]["lr"] = lr
+        for pname, p in self.params.items():
+            if p.dim() >= 3:  # a weight matrix of every member (as probes.weights.weight_norms)
+                for i, v in enumerate(torch.linalg.vector_norm(p.flatten(1), dim=1).tolist()):
+                    out[i][f"weight_norm/{pname}"] = v
+        return out
+
+    # -- the loop ------------------------------------------------------------------------------
+    def fit(self, on_eval: Callable[[int], None] | None = None) -> list[MemberResult]:
+        """Train every member for ``train.steps`` steps, evaluating as the trainer does
+        (``on_eval(step)`` after each evaluation, e.g. for a progress bar)."""
+        cfg = self.train_cfg
+        results = [
+            MemberResult(c.to_dict(), mode="ensemble", ensemble_size=self.k) for c in self.cfgs
+        ]
+        t0 = time.perf_counter()
+        status = "running"
+        if self.step == 0:
+            self._probe(results, every_probe=True)
+        try:
+            while True:
+                done = self.step >= cfg.steps
+                if self.step % cfg.eval_every == 0 or done:
+                    for r, metrics in zip(results, self.evaluate()):
+                        r.rows.append((self.step, metrics))
+                    if on_eval is not None:
+                        on_eval(self.step)
+                if done:
+                    break
+                self.train_step()
+                self._probe(results)
+        except KeyboardInterrupt:
+            status = "interrupted"
+        self.wall_s += time.perf_counter() - t0
+        for r in results:
+            r.status = "finished" if status == "running" else status
+            r.steps, r.wall_s = self.step, self.wall_s / self.k
+        return results
+
+
+class Collector(Callback):
+    """Keeps every eval of a plain :class:`~learnscope.train.loop.Trainer` in memory."""
+
+    def __init__(
+        self,
+        on_eval: Callable[[int], None] | None = None,
+        on_step: Callable[[], None] | None = None,
+    ) -> None:
+        self.rows: list[tuple[int, dict[str, float]]] = []
+        self.notify, self.tick = on_eval, on_step
+
+    def on_step_end(self, trainer, step: int, loss) -> None:
+        if self.tick is not None:
+            self.tick()
+
+    def on_eval(self, trainer, step: int, metrics: dict[str, float]) -> None:
+        self.rows.append((step, dict(metrics)))
+        if self.notify is not None:
+            self.notify(step)
+
+
+def train_alone(
+    cfg: RunConfig,
+    on_eval: Callable[[int], None] | None = None,
+    on_step: Callable[[], None] | None = None,
+) -> MemberResult:
+    """One member with the plain trainer (the loop), results kept in memory; ``on_step()``
+    after every step (the sweep runner times steps with it)."""
+    from learnscope.probes.runner import ProbeRunner, plan_probes
+    from learnscope.runner import build
+
+    trainer = build(cfg)
+    keep = Collector(on_eval, on_step)
+    plan = plan_probes(cfg, trainer)
+    if plan.items:  # as runner.execute does
+        trainer.add_callback(ProbeRunner(plan, lambda step, v: keep.rows.append((step, dict(v)))))
+    trainer.add_callback(keep)
+    trainer.fit()
+    return MemberResult(
+        cfg.to_dict(), keep.rows, trainer.status, trainer.step, trainer.wall_s, mode="loop"
+    )
+
+
+def record(store, result: MemberResult, sweep_id: str | None = None) -> str:
+    """Write one member as a normal run: row, config, metrics, events, summary; its run id.
+
+    The summary has the keys of ``runner.summarize`` (final ``{split}_{loss,acc}``, steps,
+    ``wall_s``: the member's share of its ensemble's time, grokking steps) plus ``mode`` and
+    ``ensemble_size``.
+    """
+    from learnscope import events as events_mod
+    from learnscope.config import validate_config
+    from learnscope.runner import check_expectations
+
+    cfg = validate_config(result.config)
+    run = store.create_run(cfg.name, cfg.to_dict(), sweep_id)
+    for step, metrics in result.rows:
+        store.log(run.id, step, metrics)
+    store.flush()
+    found = events_mod.detect(store.metric_table(run.id), cfg.events)
+    for e in found:
+        store.add_event(run.id, e.step, e.kind, e.data)
+    splits = {k.split("/")[0] for k in result.metrics if k.endswith(("/loss", "/acc"))}
+    summary: dict[str, Any] = {
+        k.replace("/", "_"): v for k, v in result.metrics.items() if k.split("/")[0] in splits
+    }
+    summary.update(
+        steps=result.steps,
+        wall_s=round(result.wall_s, 3),
+        steps_per_s=round(result.steps / result.wall_s, 2) if result.wall_s else None,
+        mode=result.mode,
+        ensemble_size=result.ensemble_size,
+    )
+    for e in found:
+        if e.kind == "grokking":
+            summary.update(
+                {f"grok_{k}": e.data[k] for k in ("train_step", "test_step", "gap", "ratio")}
+            )
+    if cfg.expect:
+        summary["expect_met"] = check_expectations(cfg.expect, summary)
+    diverged = any(e.kind == "divergence" for e in found)
+    store.finish_run(run.id, "diverged" if diverged else result.status, summary)
+    return run.id

@@ -1,0 +1,211 @@
+from __future__ import annotations
+
+import copy
+import math
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from learnscope.cli import app
+from learnscope.errors import UserError
+from learnscope.store import Store
+from learnscope.sweep import (
+    choose_chunk,
+    expand,
+    group_members,
+    load_spec,
+    member_table,
+    pivot,
+    run_group,
+    run_sweep,
+)
+
+runner = CliRunner()
+
+SPEC = {
+    "name": "small",
+    "config": {
+        "task": {"name": "modular", "op": "add", "p": 11, "train_fraction": 0.5},
+        "model": {"kind": "mlp", "width": 16, "depth": 2, "activation": "relu"},
+        "train": {"lr": 0.01, "steps": 20, "eval_every": 10, "loss": "ce"},
+    },
+    "grid": {"train.weight_decay": [0.0, 1.0], "task.train_fraction": [0.3, 0.6]},
+    "seeds": 2,
+    "show": {"pivot": ["train.weight_decay", "task.train_fraction"]},
+}
+
+
+def spec(**changes):
+    s = copy.deepcopy(SPEC)
+    s.update(changes)
+    return s
+
+
+def test_expand_grid_random_and_seeds():
+    members = expand(load_spec(SPEC))
+    assert len(members) == 2 * 2 * 2
+    assert {(m.axes["train.weight_decay"], m.axes["task.train_fraction"]) for m in members} == {
+        (0.0, 0.3),
+        (0.0, 0.6),
+        (1.0, 0.3),
+        (1.0, 0.6),
+    }
+    assert [m.config.seed for m in members[:2]] == [0, 1]
+    assert members[3].config.train.weight_decay == 0.0
+    assert members[3].config.task.params["train_fraction"] == 0.6
+    rnd = {
+        "count": 5,
+        "seed": 3,
+        "params": {
+            "train.lr": {"loguniform": [1e-4, 1e-1]},
+            "model.activation": {"choice": ["relu", "quadratic"]},
+            "model.init_scale": {"uniform": [0.5, 2.0]},
+        },
+    }
+    a = expand(load_spec(spec(grid={}, seeds=1, random=rnd)))
+    b = expand(load_spec(spec(grid={}, seeds=1, random=rnd)))
+    assert len(a) == 5 and [m.axes for m in a] == [m.axes for m in b]
+    lrs = [m.config.train.lr for m in a]
+    assert all(1e-4 <= v <= 1e-1 for v in lrs) and len(set(lrs)) == 5
+    # loguniform: log-spread, not crowded at the top as uniform would be
+    assert min(math.log10(v) for v in lrs) < -2
+    assert {m.config.model.params["activation"] for m in a} <= {"relu", "quadratic"}
+
+
+BAD = [
+    (spec(grid={"train.wat": [1]}), "train.wat"),
+    (spec(grid={"model.widht": [1]}), "model.widht"),
+    (spec(grid={"task.train_fraction": []}), "empty"),
+    (spec(grid={"train.lr": ["fast"]}), "train.lr"),
+    (spec(grid={"task.train_fraction": [0.5, 0.001]}), "train_fraction"),
+    (spec(random={"count": 2, "params": {"train.lr": {"loguniform": [0, 1]}}}), "low > 0"),
+    (spec(random={"count": 2, "params": {"train.lr": {"normal": [0, 1]}}}), "uniform"),
+    (spec(random={"count": 2, "params": {"train.lr": {"uniform": [1, 0.1]}}}), "low < high"),
+    (spec(seeds=0), "seeds"),
+    (spec(config=None), "base"),
+    (spec(grdi={}), "grdi"),
+]
+
+
+@pytest.mark.parametrize("bad, field", BAD)
+def test_invalid_specs_fail_before_training_exit_2(bad, field, tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(bad))
+    runs = tmp_path / "runs"
+    res = runner.invoke(app, ["sweep", str(path), "--runs-dir", str(runs)])
+    assert res.exit_code == 2, res.output
+    assert field in res.output and "Traceback" not in res.output
+    assert not runs.exists()  # nothing written
+
+
+def test_unknown_sweep_name_exit_2(tmp_path):
+    res = runner.invoke(app, ["sweep", "no-such-sweep", "--runs-dir", str(tmp_path)])
+    assert res.exit_code == 2 and "grokking-phase-diagram" in res.output
+
+
+def test_cli_run_ls_show_pivot(tmp_path):
+    path, runs = tmp_path / "s.yaml", tmp_path / "runs"
+    path.write_text(yaml.safe_dump(SPEC))
+    res = runner.invoke(app, ["sweep", str(path), "--runs-dir", str(runs), "-q"])
+    assert res.exit_code == 0, res.output
+    store = Store(runs)
+    (sweep_id,) = store.sweeps()["id"]
+    members = store.runs()
+    assert len(members) == 8 and set(members["sweep_id"]) == {sweep_id}
+    assert set(members["status"]) == {"finished"}
+    res = runner.invoke(app, ["sweep", "ls", "--runs-dir", str(runs)])
+    assert res.exit_code == 0 and "small" in res.output and "finished" in res.output
+    res = runner.invoke(
+        app,
+        [
+            "sweep",
+            "show",
+            "small",
+            "--runs-dir",
+            str(runs),
+            "--pivot",
+            "weight_decay",
+            "train_fraction",
+            "--value",
+            "test_acc",
+        ],
+    )
+    assert res.exit_code == 0, res.output
+    assert "test_acc" in res.output and "0.3" in res.output and "0.6" in res.output
+    table = member_table(store, sweep_id)
+    assert len(table) == 8 and set(table["seed"]) == {0, 1}
+    grid = pivot(table, "weight_decay", "train_fraction", "train_acc")
+    assert grid.shape == (2, 2)
+    # each cell is the mean over the two seeds of that point
+    point = table[(table["train.weight_decay"] == 1.0) & (table["task.train_fraction"] == 0.3)]
+    assert grid.loc[1.0, 0.3] == pytest.approx(point["train_acc"].mean())
+    res = runner.invoke(app, ["sweep", "show", "nope", "--runs-dir", str(runs)])
+    assert res.exit_code == 2
+
+
+def test_resume_trains_only_unfinished_members(tmp_path):
+    store = Store(tmp_path / "runs")
+    s = load_spec(SPEC)
+    calls = []
+
+    def stop_after_first(done, total):  # Ctrl-C once the first two members are recorded
+        calls.append(done)
+        if len(store.runs()) >= 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_sweep(s, store, max_members=2, workers=1, progress=stop_after_first)
+    first = store.runs()
+    assert len(first) == 2 and store.sweeps()["status"].iloc[0] == "interrupted"
+    with pytest.raises(UserError, match="no sweep"):
+        run_sweep(load_spec(spec(name="other")), store, resume=True)
+    sweep_id = run_sweep(s, store, max_members=2, workers=1, resume=True)
+    runs = store.runs()
+    assert len(runs) == 8 and set(runs["sweep_id"]) == {sweep_id}
+    assert set(first["id"]) <= set(runs["id"])  # the finished two were not trained again
+    assert store.sweeps()["status"].iloc[-1] == "finished" and len(store.sweeps()) == 1
+    configs = sorted(yaml.safe_dump(c, sort_keys=True) for c in runs["config"])
+    assert len(set(configs)) == 8
+
+
+def test_groups_and_chunks(tmp_path):
+    members = expand(load_spec(spec(grid={"model.width": [8, 16], "train.lr": [0.01, 0.02]})))
+    groups = group_members(members, max_members=3)
+    assert sorted(len(g) for g in groups) == [1, 1, 3, 3]  # 2 widths x 4, cut at 3
+    assert all(len({m.config.model.params["width"] for m in g}) == 1 for g in groups)
+    cfgs = [m.config.to_dict() for m in groups[0]]
+    results = run_group(cfgs, chunk=2)
+    assert [r.config for r in results] == cfgs
+    assert [r.ensemble_size for r in results] == [2, 2, 1]
+    auto = run_group(cfgs)  # calibrated: the first member (trained for real) times the loop
+    assert [r.config for r in auto] == cfgs and auto[0].mode == "loop"
+    chunk, cost = choose_chunk([m.config for m in groups[0]], steps=2)
+    assert chunk in cost and 1 in cost and all(v > 0 for v in cost.values())
+
+
+def test_process_pool_two_workers(tmp_path):
+    store = Store(tmp_path / "runs")
+    s = load_spec(spec(grid={"model.width": [8, 16]}, seeds=1))
+    sweep_id = run_sweep(s, store, workers=2)
+    runs = store.runs()
+    assert len(runs) == 2 and set(runs["status"]) == {"finished"}
+    assert set(runs["sweep_id"]) == {sweep_id}
+
+
+def test_interrupt_mid_ensemble_then_resume(tmp_path):
+    store = Store(tmp_path / "runs")
+    s = load_spec(SPEC)
+
+    def ctrl_c(done, total):  # the first report after step 0 of the first ensemble
+        if done > 0:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_sweep(s, store, max_members=2, workers=1, chunk=2, progress=ctrl_c)
+    first = store.runs()
+    assert list(first["status"]) == ["interrupted"] * 2
+    assert all(r["steps"] < 20 for r in first["summary"])
+    run_sweep(s, store, max_members=2, workers=1, chunk=2, resume=True)
+    runs = store.runs()
+    assert (runs["status"] == "finished").sum() == 8 and len(runs) == 10
