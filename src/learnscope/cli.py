@@ -9,12 +9,13 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from learnscope.cli_common import RunsDir, console, err_console, fail
+from learnscope.cli_common import fmt as _fmt
 from learnscope.config import load_config, load_recipe_dict, recipe_names, validate_config
 from learnscope.errors import UserError
 from learnscope.store import Store
@@ -27,26 +28,6 @@ app = typer.Typer(
     help="learnscope: can this network, trained this way, learn this task?",
 )
 app.add_typer(sweep_app, name="sweep")
-console = Console()
-err_console = Console(stderr=True)
-
-RunsDir = Annotated[
-    Path | None,
-    typer.Option(
-        "--runs-dir", help="runs root (default ./runs, or $LEARNSCOPE_RUNS)", show_default=False
-    ),
-]
-
-
-def fail(message: str) -> None:
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
-    raise typer.Exit(2)
-
-
-def _fmt(value: Any) -> str:
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    return "-" if value is None else str(value)
 
 
 @app.command()

@@ -5,14 +5,15 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 from typer.core import TyperGroup
 
+from learnscope.cli_common import RunsDir, console
+from learnscope.cli_common import fail as _fail
+from learnscope.cli_common import fmt as _fmt
 from learnscope.errors import UserError
 from learnscope.store import Store
 
@@ -32,28 +33,6 @@ sweep_app = typer.Typer(
     pretty_exceptions_enable=False,
     help="Sweeps: SPEC (run it), ls, show SWEEP.",
 )
-console = Console()
-err_console = Console(stderr=True)
-
-RunsDir = Annotated[
-    Path | None,
-    typer.Option(
-        "--runs-dir", help="runs root (default ./runs, or $LEARNSCOPE_RUNS)", show_default=False
-    ),
-]
-
-
-def _fail(message: str) -> None:
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
-    raise typer.Exit(2)
-
-
-def _fmt(value: Any) -> str:
-    if value is None or (isinstance(value, float) and value != value):
-        return "-"
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    return str(value)
 
 
 @sweep_app.command("run")

@@ -126,6 +126,21 @@ def curves(runs: list[Series], metric: str, title: str, logy: bool = False) -> F
     return fig
 
 
+LINE_STYLES = ["-", "--", ":", "-."]
+
+
+def plot_line(ax, s: pd.Series, name: str, run: Series, n_runs: int, i: int) -> None:
+    """One series of one layer: coloured by layer for a single run; for several runs coloured by
+    run, with the layer told apart by line style."""
+    if n_runs == 1:
+        ax.plot(s.index, s.to_numpy(), label=name, lw=1.3)
+    else:
+        style = LINE_STYLES[i % len(LINE_STYLES)]
+        ax.plot(
+            s.index, s.to_numpy(), style, color=run.colour, lw=1.3, label=f"{name} · {run.label}"
+        )
+
+
 def probe_columns(runs: list[Series]) -> dict[str, list[str]]:
     """Probe name -> its sites, over all runs (per-head attention columns excluded)."""
     found: dict[str, list[str]] = {}
@@ -146,7 +161,6 @@ def probe(runs: list[Series], name: str, sites: list[str]) -> Figure | None:
     heat = len(runs) == 1 and len(sites) >= 2
     fig, axes = figure(1, 2 if heat else 1, width=11 if heat else 7.5, runs=len(runs))
     ax, drawn = axes[0, 0], 0
-    styles = ["-", "--", ":", "-."]
     for run in runs:
         for i, site in enumerate(sites):
             col = f"{name}/{site}"
@@ -155,17 +169,7 @@ def probe(runs: list[Series], name: str, sites: list[str]) -> Figure | None:
             s = run.table[col].dropna()
             if s.empty:
                 continue
-            if len(runs) == 1:
-                ax.plot(s.index, s.to_numpy(), label=site, lw=1.3)
-            else:
-                ax.plot(
-                    s.index,
-                    s.to_numpy(),
-                    styles[i % 4],
-                    color=run.colour,
-                    lw=1.3,
-                    label=f"{site} · {run.label}",
-                )
+            plot_line(ax, s, site, run, len(runs), i)
             drawn += 1
     if not drawn:
         plt.close(fig)
@@ -231,7 +235,6 @@ def weight_norms(runs: list[Series]) -> Figure | None:
     """``weight_norm/*`` per parameter (log y), slingshot cycles shaded from start to end."""
     fig, axes = figure(runs=len(runs))
     ax, drawn = axes[0, 0], 0
-    styles = ["-", "--", ":", "-."]
     for run in runs:
         cols = [c for c in run.table.columns if str(c).startswith("weight_norm/")]
         for i, col in enumerate(cols):
@@ -240,17 +243,7 @@ def weight_norms(runs: list[Series]) -> Figure | None:
             if s.empty:
                 continue
             name = col.removeprefix("weight_norm/")
-            if len(runs) == 1:
-                ax.plot(s.index, s.to_numpy(), label=name, lw=1.3)
-            else:
-                ax.plot(
-                    s.index,
-                    s.to_numpy(),
-                    styles[i % 4],
-                    color=run.colour,
-                    lw=1.3,
-                    label=f"{name} · {run.label}",
-                )
+            plot_line(ax, s, name, run, len(runs), i)
             drawn += 1
     if not drawn:
         plt.close(fig)
