@@ -297,6 +297,11 @@ def _activation_bytes(cfg: RunConfig, k: int) -> int:
 _PEAK: dict[str, float] = {}
 
 
+#: The share of a group's member-steps that timing candidate ensembles may spend: the runner's
+#: choice can then cost at most about this much more than the loop when the loop wins.
+CALIBRATION_SHARE = 0.05
+
+
 def peak_flops(device: str = "cpu") -> float:
     """Measured FLOP/s of a 512^3 float32 matmul on ``device`` (once per process)."""
     import torch
@@ -339,8 +344,8 @@ def choose_chunk(
        (:func:`peak_flops`), one member keeps the hardware busy and stacking cannot pay
        for its larger, freshly allocated activations: members go in turn.
     2. Otherwise time ensembles of 8, 32, 128... members (within :data:`MEMORY_BUDGET`, and
-       while calibrating costs under a quarter of the group's work), stopping as soon as a
-       larger one is not at least 10% cheaper per member-step than the best so far.
+       while calibrating costs under :data:`CALIBRATION_SHARE` of the group's work), stopping
+       as soon as a larger one is not at least 10% cheaper per member-step than the best so far.
 
     Returns the chunk size and the measured seconds per member-step by size (``"util"``: the
     single member's fraction of the peak rate).
@@ -356,7 +361,7 @@ def choose_chunk(
     if cost["util"] > 0.5:
         return 1, cost
     best = 1
-    budget = 0.25 * len(cfgs) * cfg0.train.steps  # member-steps calibration may spend
+    budget = CALIBRATION_SHARE * len(cfgs) * cfg0.train.steps  # member-steps it may spend
     sizes = [c for c in CANDIDATES if c < len(cfgs)] + [len(cfgs)]
     for k in sizes:
         if k * (steps + 2) > budget or _activation_bytes(cfg0, k) > MEMORY_BUDGET:
