@@ -50,16 +50,26 @@ def build(cfg: RunConfig) -> Trainer:
 
 
 def summarize(trainer: Trainer, found: list[events_mod.Event]) -> dict[str, Any]:
-    """Flat summary: final split metrics (``test_acc``...), grokking steps, wall time."""
+    """Flat summary of a trained run (see :func:`summary_of`)."""
+    return summary_of(trainer.metrics, set(trainer.splits), trainer.step, trainer.wall_s, found)
+
+
+def summary_of(
+    metrics: dict[str, float],
+    splits: set[str],
+    steps: int,
+    wall_s: float,
+    found: list[events_mod.Event],
+) -> dict[str, Any]:
+    """Flat summary: final split metrics (``test_acc``...), steps, wall time, grokking steps
+    and, for a diverged run, where it diverged."""
     summary: dict[str, Any] = {
-        k.replace("/", "_"): v
-        for k, v in trainer.metrics.items()
-        if k.split("/")[0] in trainer.splits
+        k.replace("/", "_"): v for k, v in metrics.items() if k.split("/")[0] in splits
     }
     summary.update(
-        steps=trainer.step,
-        wall_s=round(trainer.wall_s, 3),
-        steps_per_s=round(trainer.step / trainer.wall_s, 2) if trainer.wall_s else None,
+        steps=steps,
+        wall_s=round(wall_s, 3),
+        steps_per_s=round(steps / wall_s, 2) if wall_s else None,
     )
     for e in found:
         if e.kind == "grokking":

@@ -1,7 +1,8 @@
 """Checkpoints that survive a kill: temp file, fsync, rename; the previous one is kept.
 
-``save`` writes ``step_XXXXXXXX.pt`` through a temporary file in the same directory, fsyncs
-it, renames it into place (atomic on POSIX) and fsyncs the directory; a crash at any moment
+``save`` writes ``step_{step:08d}.pt`` (e.g. ``step_00000300.pt``) through a temporary file
+in the same directory, fsyncs it, renames it into place (atomic on POSIX) and fsyncs the
+directory; a crash at any moment
 leaves either the old set of files or the new one, never a torn file. ``latest`` finds the
 newest readable checkpoint, skipping unreadable ones.
 """

@@ -495,7 +495,7 @@ def record(store, result: MemberResult, sweep_id: str | None = None) -> str:
     """
     from learnscope import events as events_mod
     from learnscope.config import validate_config
-    from learnscope.runner import check_expectations
+    from learnscope.runner import check_expectations, summary_of
 
     cfg = validate_config(result.config)
     run = store.create_run(cfg.name, cfg.to_dict(), sweep_id)
@@ -506,21 +506,8 @@ def record(store, result: MemberResult, sweep_id: str | None = None) -> str:
     for e in found:
         store.add_event(run.id, e.step, e.kind, e.data)
     splits = {k.split("/")[0] for k in result.metrics if k.endswith(("/loss", "/acc"))}
-    summary: dict[str, Any] = {
-        k.replace("/", "_"): v for k, v in result.metrics.items() if k.split("/")[0] in splits
-    }
-    summary.update(
-        steps=result.steps,
-        wall_s=round(result.wall_s, 3),
-        steps_per_s=round(result.steps / result.wall_s, 2) if result.wall_s else None,
-        mode=result.mode,
-        ensemble_size=result.ensemble_size,
-    )
-    for e in found:
-        if e.kind == "grokking":
-            summary.update(
-                {f"grok_{k}": e.data[k] for k in ("train_step", "test_step", "gap", "ratio")}
-            )
+    summary = summary_of(result.metrics, splits, result.steps, result.wall_s, found)
+    summary.update(mode=result.mode, ensemble_size=result.ensemble_size)
     if cfg.expect:
         summary["expect_met"] = check_expectations(cfg.expect, summary)
     diverged = any(e.kind == "divergence" for e in found)
