@@ -8,13 +8,15 @@ wall time of
 - loop:     the plain trainer, member after member (what ``learnscope run`` does K times),
 - ensemble: all K members as one ``vmap`` ensemble,
 - choice:   what the sweep runner does (``sweep.run_group``: calibration included),
+- vmap:     (with ``--vmap``) the ensemble through ``vmap`` of the model's plain forward
+            instead of ``MLP.forward_stacked``,
 
 and the ratios loop / ensemble and loop / choice. Every side evaluates at step 0 and at the
 end, and none writes the store. Targets: >= 10x for tiny members at K >= 32; the choice never
 slower than the loop (>= 0.95x).
 
     python benchmarks/ensemble_speedup.py [--sizes tiny medium full] [--ks 1 8 32 128]
-                                          [--threads N] [--repeats R]
+                                          [--threads N] [--repeats R] [--vmap]
 
 Every member records its default probes (as ``learnscope run`` does) at step 0 and at the end.
 """
@@ -74,6 +76,7 @@ def main() -> None:
     ap.add_argument("--ks", nargs="+", type=int, default=[1, 8, 32, 128])
     ap.add_argument("--repeats", type=int, default=2, help="for cells whose loop takes < 20 s")
     ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    ap.add_argument("--vmap", action="store_true", help="also time the vmap ensemble")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -81,21 +84,24 @@ def main() -> None:
     header = (
         f"{'size':<7}{'K':>4}{'steps':>6}{'loop s':>9}{'ens s':>9}{'choice s':>9}"
         f"{'chosen':>8}{'loop/ens':>10}{'loop/choice':>12}"
+        + (f"{'vmap s':>9}{'loop/vmap':>10}" if args.vmap else "")
     )
     print(header)
     for size in args.sizes:
         for k in args.ks:
             cfgs = members(size, k)
-            loop, ens, ch, chosen = measure(cfgs, args.repeats)
+            loop, ens, ch, chosen, vm = measure(cfgs, args.repeats, args.vmap)
             print(
                 f"{size:<7}{k:>4}{cfgs[0].train.steps:>6}{loop:>9.2f}{ens:>9.2f}{ch:>9.2f}"
-                f"{chosen:>8}{loop / ens:>9.2f}x{loop / ch:>11.2f}x",
+                f"{chosen:>8}{loop / ens:>9.2f}x{loop / ch:>11.2f}x"
+                + (f"{vm:>9.2f}{loop / vm:>9.2f}x" if args.vmap else ""),
                 flush=True,
             )
 
 
-def measure(cfgs: list, repeats: int) -> tuple[float, float, float, int]:
-    """Seconds of the loop, the ensemble and the runner's choice, and the chunk it chose."""
+def measure(cfgs: list, repeats: int, vmap: bool = False) -> tuple[float, float, float, int, float]:
+    """Seconds of the loop, the ensemble and the runner's choice, the chunk it chose, and
+    seconds of the vmap ensemble (NaN unless ``vmap``)."""
     dicts = [c.to_dict() for c in cfgs]
     chosen = {}
 
@@ -115,7 +121,8 @@ def measure(cfgs: list, repeats: int) -> tuple[float, float, float, int]:
         loop_s = min(loop_s, timed(loop, reps - 1))
     ens_s = timed(lambda: Ensemble(cfgs).fit(), reps)
     choice_s = timed(choice, reps)
-    return loop_s, ens_s, choice_s, chosen["k"]
+    vmap_s = timed(lambda: Ensemble(cfgs, use_vmap=True).fit(), reps) if vmap else float("nan")
+    return loop_s, ens_s, choice_s, chosen["k"], vmap_s
 
 
 if __name__ == "__main__":

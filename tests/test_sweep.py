@@ -178,10 +178,30 @@ def test_groups_and_chunks(tmp_path):
     results = run_group(cfgs, chunk=2)
     assert [r.config for r in results] == cfgs
     assert [r.ensemble_size for r in results] == [2, 2, 1]
-    auto = run_group(cfgs)  # calibrated: the first member (trained for real) times the loop
-    assert [r.config for r in auto] == cfgs and auto[0].mode == "loop"
+    auto = run_group(cfgs)  # 20 steps: too short to time an ensemble, so members go in turn
+    assert [r.config for r in auto] == cfgs and {r.mode for r in auto} == {"loop"}
     chunk, cost = choose_chunk([m.config for m in groups[0]], steps=2)
     assert chunk in cost and 1 in cost and all(v > 0 for v in cost.values())
+
+
+def test_first_member_stops_early_only_when_stacking_may_pay(monkeypatch):
+    import learnscope.sweep as sweep_mod
+
+    cfgs = [m.config for m in expand(load_spec(spec(grid={"train.lr": [0.01, 0.02, 0.03]})))]
+    cfgs = [c.model_copy(update={"train": c.train.model_copy(update={"steps": 200})}) for c in cfgs]
+    assert sweep_mod.candidate_sizes(cfgs) == [len(cfgs)]  # 200 steps: an ensemble can be timed
+    monkeypatch.setattr(sweep_mod, "BUSY", float("inf"))  # never busy: stop after the timing
+    result, step_s = sweep_mod.start_first(cfgs[0])
+    assert result is None and step_s > 0
+    result, _ = sweep_mod.start_first(cfgs[0], may_stop=False)
+    assert result.status == "finished" and result.steps == 200
+    monkeypatch.setattr(sweep_mod, "BUSY", -1.0)  # always busy: the member trains to the end
+    result, _ = sweep_mod.start_first(cfgs[0])
+    assert result.status == "finished" and result.steps == 200
+    monkeypatch.setattr(sweep_mod, "BUSY", float("inf"))
+    auto = run_group([c.to_dict() for c in cfgs])  # the stopped member is trained again
+    assert [r.config for r in auto] == [c.to_dict() for c in cfgs]
+    assert all(r.status == "finished" and r.steps == 200 for r in auto)
 
 
 def test_process_pool_two_workers(tmp_path):

@@ -333,14 +333,66 @@ def member_step_flops(cfg: RunConfig) -> float:
     return 6.0 * rows * sum(p.numel() for p in model.parameters() if p.dim() >= 2)
 
 
+#: Above this fraction of the device's matmul rate one member keeps the hardware busy.
+BUSY = 0.5
+#: Steps of one member timed with the plain trainer (after two warm-up steps) before choosing.
+TIMED_STEPS = 5
+
+
+def utilisation(cfg: RunConfig, step_s: float) -> float:
+    """The fraction of the device's matmul rate that one member of ``cfg`` uses when a step
+    takes ``step_s`` seconds (cost model :func:`member_step_flops`)."""
+    return member_step_flops(cfg) / step_s / peak_flops(str(resolve_device(cfg.train.device)))
+
+
+def start_first(cfg: RunConfig, may_stop: bool = True) -> tuple[Any, float | None]:
+    """Train the group's first member with the plain trainer, timing its first steps.
+
+    If that member keeps the hardware busy (:func:`utilisation` over :data:`BUSY`), its run is
+    shorter than the timing, or ``may_stop`` is False (no ensemble could be timed), it trains
+    to the end and its result is returned; otherwise it stops after ``TIMED_STEPS + 2`` steps
+    and None is returned (it is trained again with the others, so an ensemble costs it only
+    those steps). Also returns the fastest timed step.
+    """
+    from learnscope.train.ensemble import train_alone
+
+    marks: list[float] = []
+
+    def fastest() -> float | None:
+        return min((b - a for a, b in zip(marks[1:], marks[2:])), default=None)
+
+    def tick() -> bool:  # True stops the member
+        marks.append(time.perf_counter())
+        if not may_stop or len(marks) != TIMED_STEPS + 2:
+            return False
+        return utilisation(cfg, fastest()) <= BUSY
+
+    result = train_alone(cfg, on_step=tick)
+    return (None if result.status == "stopped" else result), fastest()
+
+
+def candidate_sizes(cfgs: list[RunConfig], steps: int = 5) -> list[int]:
+    """Ensemble sizes :func:`choose_chunk` may time (``steps`` + 2 steps each): those of
+    :data:`CANDIDATES` below ``len(cfgs)``, and ``len(cfgs)``, while their timing stays within
+    :data:`CALIBRATION_SHARE` of the group's member-steps and their activations within
+    :data:`MEMORY_BUDGET`."""
+    budget = CALIBRATION_SHARE * len(cfgs) * cfgs[0].train.steps  # member-steps it may spend
+    sizes = []
+    for k in [c for c in CANDIDATES if c < len(cfgs)] + [len(cfgs)]:
+        if k * (steps + 2) > budget or _activation_bytes(cfgs[0], k) > MEMORY_BUDGET:
+            break
+        sizes.append(k)
+    return sizes
+
+
 def choose_chunk(
     cfgs: list[RunConfig], steps: int = 5, alone_s: float | None = None
 ) -> tuple[int, dict[str, float]]:
     """How many members to train at once: 1 (the plain trainer, in turn) or an ensemble size.
 
     1. Time a few steps of one member with the plain trainer (or take ``alone_s``, measured
-       while training a member for real, as :func:`run_group` does). If its FLOP rate (cost model
-       :func:`member_step_flops`) is already over half of the device's matmul rate
+       as :func:`run_group` starts the first member: :func:`start_first`). If its FLOP rate
+       (cost model :func:`member_step_flops`) is already over half of the device's matmul rate
        (:func:`peak_flops`), one member keeps the hardware busy and stacking cannot pay
        for its larger, freshly allocated activations: members go in turn.
     2. Otherwise time ensembles of 8, 32, 128... members (within :data:`MEMORY_BUDGET`, and
@@ -356,16 +408,11 @@ def choose_chunk(
         return 1, {}
     cfg0 = cfgs[0]
     cost: dict = {1: alone_s if alone_s is not None else _time_alone(cfg0, steps)}
-    device = str(resolve_device(cfg0.train.device))
-    cost["util"] = member_step_flops(cfg0) / cost[1] / peak_flops(device)
-    if cost["util"] > 0.5:
+    cost["util"] = utilisation(cfg0, cost[1])
+    if cost["util"] > BUSY:
         return 1, cost
     best = 1
-    budget = CALIBRATION_SHARE * len(cfgs) * cfg0.train.steps  # member-steps it may spend
-    sizes = [c for c in CANDIDATES if c < len(cfgs)] + [len(cfgs)]
-    for k in sizes:
-        if k * (steps + 2) > budget or _activation_bytes(cfg0, k) > MEMORY_BUDGET:
-            break
+    for k in candidate_sizes(cfgs, steps):
         cost[k] = _time_ensemble(cfgs[:k], steps) / k
         if cost[k] < cost[best]:
             improved = cost[k] < 0.9 * cost[best]
@@ -403,15 +450,14 @@ def run_group(
     results: list[Any] = []
     if chunk is None and (len(cfgs) == 1 or ensemble_key(cfgs[0]) is None):
         chunk = 1
-    if chunk is None:  # the first member, trained for real, times the plain trainer
-        marks: list[float] = []
-        first = train_alone(cfgs[0], on_step=lambda: marks.append(time.perf_counter()))
-        results.append(first)
-        if on_results is not None:
-            on_results([first])
-        cfgs = cfgs[1:]
-        alone_s = min((b - a for a, b in zip(marks[1:], marks[2:])), default=None)
-        chunk, _ = choose_chunk(cfgs, alone_s=alone_s)
+    if chunk is None:  # the first member starts with the plain trainer, which times it
+        first, alone_s = start_first(cfgs[0], may_stop=bool(candidate_sizes(cfgs)))
+        if first is not None:  # it ran to the end: keep it
+            results.append(first)
+            if on_results is not None:
+                on_results([first])
+            cfgs = cfgs[1:]
+        chunk, _ = choose_chunk(cfgs, alone_s=alone_s) if cfgs else (1, {})
     for i in range(0, len(cfgs), chunk):
         part = cfgs[i : i + chunk]
 

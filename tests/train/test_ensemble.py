@@ -87,6 +87,19 @@ def test_members_equal_separate_runs(train, tmp_path):
     assert len(set(np.round(finals, 6))) == len(finals)
 
 
+def test_vmap_forward_trains_as_the_stacked_forward():
+    """The generic path (vmap of the model's forward) and MLP.forward_stacked: same members."""
+    base = copy.deepcopy(BASE)
+    base["train"].update(batch_size=8, grad_clip=0.5)
+    cfgs = [validate_config(_member(base, v)) for v in VARIANTS]
+    fast = Ensemble(cfgs, probes=False).fit()
+    generic = Ensemble(cfgs, probes=False, use_vmap=True).fit()
+    for a, b in zip(fast, generic):
+        assert a.metrics.keys() == b.metrics.keys()
+        for name, value in a.metrics.items():
+            assert value == pytest.approx(b.metrics[name], rel=1e-4, abs=1e-5), name
+
+
 def test_recorded_member_is_a_normal_run(tmp_path):
     cfgs = [validate_config(_member(BASE, v)) for v in VARIANTS[:2]]
     store = Store(tmp_path / "runs")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
@@ -18,6 +19,12 @@ MODELS: dict[str, tuple[type, type[nn.Module]]] = {
     "mlp": (MLPConfig, MLP),
     "gpt": (GPTConfig, GPT),
 }
+
+
+@functools.cache
+def _adapter(cfg_cls: type) -> TypeAdapter:
+    """One validator per config class (building one takes about a millisecond)."""
+    return TypeAdapter(cfg_cls)
 
 
 def model_config(kind: str, params: dict[str, Any], dims: dict[str, int] | None = None):
@@ -36,7 +43,7 @@ def model_config(kind: str, params: dict[str, Any], dims: dict[str, int] | None 
     if unknown:
         raise UserError(f"model.{unknown[0]}: unknown field for {kind}; allowed: {allowed}")
     try:
-        return TypeAdapter(cfg_cls).validate_python({**params, **(dims or {})})
+        return _adapter(cfg_cls).validate_python({**params, **(dims or {})})
     except ValidationError as err:
         raise from_validation(err, "model") from None
 

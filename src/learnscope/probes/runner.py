@@ -32,7 +32,8 @@ Hessian-vector products on the probe batch: they are opt-in, never defaults.
 from __future__ import annotations
 
 import fnmatch
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -53,6 +54,7 @@ from learnscope.train.loop import Callback, Trainer
 
 if TYPE_CHECKING:
     from learnscope.config import ProbeSpec, RunConfig
+    from learnscope.tasks import Task
 
 Values = dict[str, float]
 
@@ -324,13 +326,8 @@ class ProbePlan:
         gradient, no randomness drawn (so probing never changes the training run)."""
         if not sites:
             return {}
-        was_training = model.training
-        model.eval()
-        try:
-            with torch.no_grad(), capture(model, sites) as acts:
-                forward(model, self.batch)
-        finally:
-            model.train(was_training)
+        with eval_mode(model), torch.no_grad(), capture(model, sites) as acts:
+            forward(model, self.batch)
         return acts
 
     def compute(
@@ -340,18 +337,28 @@ class ProbePlan:
         items = self.items if items is None else items
         acts = self.activations(model, forward, [s for s in self.hooks if _needed(s, items)])
         ctx = Context(model, self.batch, acts, forward, loss, self.initial, self.modulus)
-        was_training = model.training
-        model.eval()
         values: Values = {}
-        try:
+        with eval_mode(model):
             for item in items:
                 try:
                     values.update(PROBES[item.probe].compute(ctx, item))
                 except torch.linalg.LinAlgError:  # non-finite weights (a diverged run): skip
                     continue
-        finally:
-            model.train(was_training)
         return values
+
+
+@contextmanager
+def eval_mode(model: nn.Module) -> Iterator[None]:
+    """``model`` in eval mode inside the block, its mode restored after (a model already in
+    eval mode, such as an ensemble member's probe copy, is left alone: no module walk)."""
+    if not model.training:
+        yield
+        return
+    model.eval()
+    try:
+        yield
+    finally:
+        model.train()
 
 
 def _needed(site: str, items: list[Planned]) -> bool:
@@ -493,27 +500,41 @@ def plan_probes(
     Call it right after building the trainer: it snapshots the initial weights that
     ``incremental_rank`` compares against. Raises :class:`UserError` before anything is written.
     """
+    return plan_for_model(
+        cfg, trainer.model, trainer.task, trainer.objective.forward, trainer.device, specs
+    )
+
+
+def plan_for_model(
+    cfg: RunConfig,
+    model: nn.Module,
+    task: Task,
+    forward: Callable[[nn.Module, dict[str, torch.Tensor]], torch.Tensor],
+    device: torch.device,
+    specs: list[ProbeSpec] | None | str = "config",
+) -> ProbePlan:
+    """:func:`plan_probes` for a model that has no trainer of its own (an ensemble member),
+    its objective's ``forward`` and the ``device`` the probe batch goes to."""
     specs = cfg.probes if specs == "config" else specs
-    task = trainer.task
     modulus = getattr(task.params, "p", None)
     batch = draw_probe_batch(task, cfg.probe_batch.split, cfg.probe_batch.size, cfg.seed)
-    batch = {k: v.to(trainer.device) for k, v in batch.items()}
+    batch = {k: v.to(device) for k, v in batch.items()}
     items = resolve(
         expand_specs(specs, cfg.model.kind),
-        trainer.model,
+        model,
         cfg.train.eval_every,
         "y" in batch,
         modulus,
     )
     initial = {
-        s: trainer.model.get_parameter(s).detach().clone()
+        s: model.get_parameter(s).detach().clone()
         for item in items
         if item.probe == "incremental_rank"
         for s in item.sites
     }
-    plan = ProbePlan(items, batch, initial, modulus, hook_names(trainer.model))
+    plan = ProbePlan(items, batch, initial, modulus, hook_names(model))
     if items:  # a dry run: shape errors surface now, not in the middle of training
-        acts = plan.activations(trainer.model, trainer.objective.forward, plan.hook_sites)
+        acts = plan.activations(model, forward, plan.hook_sites)
         for item in items:
             if item.probe == "attention_entropy":
                 bad = [s for s in item.sites if acts[s].dim() < 3]
