@@ -345,14 +345,13 @@ def utilisation(cfg: RunConfig, step_s: float) -> float:
     return member_step_flops(cfg) / step_s / peak_flops(str(resolve_device(cfg.train.device)))
 
 
-def start_first(cfg: RunConfig, may_stop: bool = True) -> tuple[Any, float | None]:
+def start_first(cfg: RunConfig) -> tuple[Any, float | None]:
     """Train the group's first member with the plain trainer, timing its first steps.
 
-    If that member keeps the hardware busy (:func:`utilisation` over :data:`BUSY`), its run is
-    shorter than the timing, or ``may_stop`` is False (no ensemble could be timed), it trains
-    to the end and its result is returned; otherwise it stops after ``TIMED_STEPS + 2`` steps
-    and None is returned (it is trained again with the others, so an ensemble costs it only
-    those steps). Also returns the fastest timed step.
+    If that member keeps the hardware busy (:func:`utilisation` over :data:`BUSY`), or its run
+    is shorter than the timing, it trains to the end and its result is returned; otherwise it
+    stops after ``TIMED_STEPS + 2`` steps and None is returned (it is trained again with the
+    others, so an ensemble costs it only those steps). Also returns the fastest timed step.
     """
     from learnscope.train.ensemble import train_alone
 
@@ -363,9 +362,7 @@ def start_first(cfg: RunConfig, may_stop: bool = True) -> tuple[Any, float | Non
 
     def tick() -> bool:  # True stops the member
         marks.append(time.perf_counter())
-        if not may_stop or len(marks) != TIMED_STEPS + 2:
-            return False
-        return utilisation(cfg, fastest()) <= BUSY
+        return len(marks) == TIMED_STEPS + 2 and utilisation(cfg, fastest()) <= BUSY
 
     result = train_alone(cfg, on_step=tick)
     return (None if result.status == "stopped" else result), fastest()
@@ -448,14 +445,18 @@ def run_group(
 
     cfgs = [validate_config(c) for c in configs]
     results: list[Any] = []
-    if chunk is None and (len(cfgs) == 1 or ensemble_key(cfgs[0]) is None):
-        chunk = 1
+    if chunk is None and (
+        len(cfgs) == 1 or ensemble_key(cfgs[0]) is None or not candidate_sizes(cfgs)
+    ):
+        chunk = 1  # nothing to stack, or a run too short to time an ensemble within budget
     if chunk is None:  # the first member starts with the plain trainer, which times it
-        first, alone_s = start_first(cfgs[0], may_stop=bool(candidate_sizes(cfgs)))
+        first, alone_s = start_first(cfgs[0])
         if first is not None:  # it ran to the end: keep it
             results.append(first)
             if on_results is not None:
                 on_results([first])
+            if first.status == "interrupted":
+                raise KeyboardInterrupt  # as for a chunk below
             cfgs = cfgs[1:]
         chunk, _ = choose_chunk(cfgs, alone_s=alone_s) if cfgs else (1, {})
     for i in range(0, len(cfgs), chunk):
