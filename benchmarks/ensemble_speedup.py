@@ -6,7 +6,7 @@ K = 1, 8, 32, 128 members differing in seed, learning rate and weight decay, thi
 wall time of
 
 - loop:     the plain trainer, member after member (what ``learnscope run`` does K times),
-- ensemble: all K members as one ``vmap`` ensemble,
+- ensemble: all K members as one ensemble (``MLP.forward_stacked``),
 - choice:   what the sweep runner does (``sweep.run_group``: calibration included),
 - vmap:     (with ``--vmap``) the ensemble through ``vmap`` of the model's plain forward
             instead of ``MLP.forward_stacked``,
@@ -19,6 +19,7 @@ slower than the loop (>= 0.95x).
                                           [--threads N] [--repeats R] [--vmap]
 
 Every member records its default probes (as ``learnscope run`` does) at step 0 and at the end.
+The sides run in turn within each repeat and each keeps its fastest time (see ``measure``).
 """
 
 from __future__ import annotations
@@ -59,22 +60,17 @@ def members(size: str, k: int) -> list:
     return out
 
 
-def timed(fn, repeats: int) -> float:
-    """Fastest of ``repeats`` runs (the machine may be shared: the minimum is the least
-    disturbed measurement)."""
-    best = float("inf")
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t0)
-    return best
+def seconds(fn) -> float:
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", nargs="+", default=list(SIZES), choices=list(SIZES))
     ap.add_argument("--ks", nargs="+", type=int, default=[1, 8, 32, 128])
-    ap.add_argument("--repeats", type=int, default=2, help="for cells whose loop takes < 20 s")
+    ap.add_argument("--repeats", type=int, default=3, help="for cells whose loop takes < 20 s")
     ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     ap.add_argument("--vmap", action="store_true", help="also time the vmap ensemble")
     args = ap.parse_args()
@@ -101,7 +97,14 @@ def main() -> None:
 
 def measure(cfgs: list, repeats: int, vmap: bool = False) -> tuple[float, float, float, int, float]:
     """Seconds of the loop, the ensemble and the runner's choice, the chunk it chose, and
-    seconds of the vmap ensemble (NaN unless ``vmap``)."""
+    seconds of the vmap ensemble (NaN unless ``vmap``).
+
+    Each repeat runs every side once, one after the other, and each side keeps its fastest
+    time: on a shared machine the fastest is the least disturbed, and interleaving the sides
+    lets a burst of load from elsewhere hit all of them alike rather than one. The order
+    rotates between repeats, since a side that runs right after an ensemble of large members
+    can pay for the memory that ensemble left to the allocator.
+    """
     dicts = [c.to_dict() for c in cfgs]
     chosen = {}
 
@@ -113,16 +116,17 @@ def measure(cfgs: list, repeats: int, vmap: bool = False) -> tuple[float, float,
         results = run_group(dicts)
         chosen["k"] = max(r.ensemble_size for r in results)
 
+    sides = {"loop": loop, "ens": lambda: Ensemble(cfgs).fit(), "choice": choice}
+    if vmap:
+        sides["vmap"] = lambda: Ensemble(cfgs, use_vmap=True).fit()
     train_alone(cfgs[0])  # warm up (allocator, kernels)
-    t0 = time.perf_counter()
-    loop_s = timed(loop, 1)
-    reps = repeats if time.perf_counter() - t0 < 20 else 1
-    if reps > 1:
-        loop_s = min(loop_s, timed(loop, reps - 1))
-    ens_s = timed(lambda: Ensemble(cfgs).fit(), reps)
-    choice_s = timed(choice, reps)
-    vmap_s = timed(lambda: Ensemble(cfgs, use_vmap=True).fit(), reps) if vmap else float("nan")
-    return loop_s, ens_s, choice_s, chosen["k"], vmap_s
+    best = {name: seconds(fn) for name, fn in sides.items()}
+    reps = repeats if best["loop"] < 20 else 1
+    names = list(sides)
+    for r in range(1, reps):  # each repeat starts one side later: no side always follows
+        for name in names[r % len(names) :] + names[: r % len(names)]:  # the big ensembles
+            best[name] = min(best[name], seconds(sides[name]))
+    return best["loop"], best["ens"], best["choice"], chosen["k"], best.get("vmap", float("nan"))
 
 
 if __name__ == "__main__":

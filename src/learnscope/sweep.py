@@ -47,6 +47,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import torch
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -304,8 +305,6 @@ CALIBRATION_SHARE = 0.05
 
 def peak_flops(device: str = "cpu") -> float:
     """Measured FLOP/s of a 512^3 float32 matmul on ``device`` (once per process)."""
-    import torch
-
     if device not in _PEAK:
         a = torch.randn(512, 512, device=device)
         b = torch.randn(512, 512, device=device)
@@ -435,8 +434,6 @@ def run_group(
     nothing: results go back to the caller (and to ``on_results`` after each chunk;
     ``on_progress(members)`` gets the fraction of the current chunk done, in members).
     """
-    import torch
-
     from learnscope.train.ensemble import Ensemble, train_alone
 
     if threads:

@@ -36,6 +36,7 @@ series either way.
 from __future__ import annotations
 
 import copy
+import functools
 import json
 import math
 import time
@@ -114,6 +115,16 @@ def _vmappable(model: nn.Module) -> bool:
     return True
 
 
+@functools.lru_cache(maxsize=256)
+def _model_shapes(kind: str, params: str, dims: str) -> dict[str, list[int]] | None:
+    """Parameter shapes of a model (``params``, ``dims``: JSON), or None if it cannot join
+    an ensemble: built once per distinct model, not once per member."""
+    model = build_model(kind, json.loads(params), json.loads(dims))
+    if not _vmappable(model):
+        return None
+    return {k: list(p.shape) for k, p in model.named_parameters()}
+
+
 def ensemble_key(cfg: RunConfig) -> str | None:
     """Members with equal keys can be trained as one ensemble; None: only alone (the loop).
 
@@ -125,8 +136,11 @@ def ensemble_key(cfg: RunConfig) -> str | None:
     task = member_task(cfg)
     if task.kind != "classification":
         return None
-    model = build_model(cfg.model.kind, cfg.model.params, task.model_dims())
-    if not _vmappable(model):
+    model = {k: v for k, v in cfg.model.params.items() if k not in _MODEL_FREE}
+    shapes = _model_shapes(
+        cfg.model.kind, json.dumps(model, sort_keys=True), json.dumps(task.model_dims())
+    )
+    if shapes is None:
         return None
     n_train = len(task.split("train"))
     bs = cfg.train.batch_size
@@ -139,11 +153,8 @@ def ensemble_key(cfg: RunConfig) -> str | None:
             for k, v in {"name": cfg.task.name, **cfg.task.params}.items()
             if k not in _TASK_FREE
         },
-        "model": {
-            "kind": cfg.model.kind,
-            **{k: v for k, v in cfg.model.params.items() if k not in _MODEL_FREE},
-        },
-        "shapes": {k: list(p.shape) for k, p in model.named_parameters()},
+        "model": {"kind": cfg.model.kind, **model},
+        "shapes": shapes,
         "train": train,
         "splits": task.eval_splits,
     }
@@ -237,7 +248,9 @@ class Ensemble:
         # tensor (see _flat_views); ``self.params[name]: (K, *shape)`` are views into it
         models = []
         for cfg, task in zip(cfgs, tasks):
-            torch.manual_seed(cfg.seed)
+            # the CPU generator is what torch.manual_seed seeds for a CPU-built model; seeding
+            # it alone skips the lazy CUDA seeding call (~0.4 ms per member, a stack trace)
+            torch.default_generator.manual_seed(cfg.seed)
             models.append(build_model(cfg.model.kind, cfg.model.params, task.model_dims()))
         params, buffers = stack_module_state(models)
         self.shapes = {name: p.shape[1:] for name, p in params.items()}
