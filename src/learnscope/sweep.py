@@ -391,9 +391,9 @@ def choose_chunk(
        (cost model :func:`member_step_flops`) is already over half of the device's matmul rate
        (:func:`peak_flops`), one member keeps the hardware busy and stacking cannot pay
        for its larger, freshly allocated activations: members go in turn.
-    2. Otherwise time ensembles of 8, 32, 128... members (within :data:`MEMORY_BUDGET`, and
-       while calibrating costs under :data:`CALIBRATION_SHARE` of the group's work), stopping
-       as soon as a larger one is not at least 10% cheaper per member-step than the best so far.
+    2. Otherwise time ensembles of 8, 32, 128... members (:func:`candidate_sizes`), moving
+       to a larger one only when it is at least 10% cheaper per member-step than the best so
+       far, and stopping at the first that is not.
 
     Returns the chunk size and the measured seconds per member-step by size (``"util"``: the
     single member's fraction of the peak rate).
@@ -410,13 +410,9 @@ def choose_chunk(
     best = 1
     for k in candidate_sizes(cfgs, steps):
         cost[k] = _time_ensemble(cfgs[:k], steps) / k
-        if cost[k] < cost[best]:
-            improved = cost[k] < 0.9 * cost[best]
-            best = k
-            if not improved:
-                break
-        else:
+        if cost[k] >= 0.9 * cost[best]:  # within timing noise: keep the smaller (less memory)
             break
+        best = k
     return best, cost
 
 
