@@ -68,6 +68,21 @@ class Run:
     dir: Path
 
 
+def _set_wal(conn: sqlite3.Connection, timeout_s: float) -> None:
+    """``PRAGMA journal_mode=WAL``, retried for up to ``timeout_s``: while another process is
+    creating the same new database file, SQLite answers "database is locked" at once instead
+    of waiting on the busy timeout (two ``learnscope run`` started together on a new store)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as err:
+            if "locked" not in str(err) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
+
+
 class Store:
     """A handle on the runs root; opens the database lazily (nothing is created by reads)."""
 
@@ -88,7 +103,7 @@ class Store:
                 raise UserError(f"runs-dir: no run store at {self.path}")
             self.root.mkdir(parents=True, exist_ok=True)
             conn = sqlite3.connect(self.path, timeout=self.busy_timeout_s, isolation_level=None)
-            conn.execute("PRAGMA journal_mode=WAL")
+            _set_wal(conn, self.busy_timeout_s)
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.execute(f"PRAGMA busy_timeout={int(self.busy_timeout_s * 1000)}")
             with _transaction(conn):
