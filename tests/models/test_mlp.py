@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from learnscope.errors import UserError
-from learnscope.models import build_model, capture, hook_names, match_sites
+from learnscope.models import build_model, capture, eval_mode, hook_names, match_sites
 from learnscope.models.mlp import MLP, MLPConfig
 
 
@@ -107,3 +107,15 @@ def test_forward_stacked_refuses_per_member_state():
     net = MLP(MLPConfig(n_inputs=2, vocab=5, n_out=5, width=8, dropout=0.1))
     with pytest.raises(ValueError, match="BatchNorm or dropout"):
         net.forward_stacked(dict(net.named_parameters()), torch.zeros(1, 4, 2, dtype=torch.long))
+
+
+def test_eval_mode_restores_the_mode_it_found():
+    net = MLP(MLPConfig(n_inputs=2, vocab=5, n_out=5, width=8, dropout=0.5))
+    with pytest.raises(RuntimeError), eval_mode(net):
+        assert not net.training and not net.layers[0].drop.training
+        raise RuntimeError  # restored on the way out of an error too
+    assert net.training and net.layers[0].drop.training
+    net.eval()
+    with eval_mode(net):
+        assert not net.training
+    assert not net.training  # an eval-mode model stays in eval mode

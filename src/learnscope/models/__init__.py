@@ -11,7 +11,7 @@ from torch import nn
 
 from learnscope.errors import UserError, from_validation
 from learnscope.models.gpt import GPT, GPTConfig
-from learnscope.models.hooks import HookPoint, capture, hook_names, match_sites
+from learnscope.models.hooks import HookPoint, capture, eval_mode, hook_names, match_sites
 from learnscope.models.mlp import MLP, MLPConfig
 
 #: kind -> (config dataclass, module class)
@@ -67,6 +67,7 @@ __all__ = [
     "build_model",
     "capture",
     "config_dict",
+    "eval_mode",
     "hook_names",
     "match_sites",
     "model_config",

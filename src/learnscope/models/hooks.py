@@ -30,6 +30,20 @@ def hook_names(model: nn.Module) -> list[str]:
     return [name for name, m in model.named_modules() if isinstance(m, HookPoint)]
 
 
+@contextmanager
+def eval_mode(model: nn.Module) -> Iterator[None]:
+    """``model`` in eval mode inside the block (no dropout, BatchNorm's running statistics),
+    its mode restored after; a model already in eval mode is left alone (no module walk)."""
+    if not model.training:
+        yield
+        return
+    model.eval()
+    try:
+        yield
+    finally:
+        model.train()
+
+
 def match_sites(model: nn.Module, patterns: list[str] | str) -> list[str]:
     """Hook names matching any glob in ``patterns``; an unmatched pattern is a UserError."""
     names = hook_names(model)

@@ -32,8 +32,7 @@ Hessian-vector products on the probe batch: they are opt-in, never defaults.
 from __future__ import annotations
 
 import fnmatch
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -42,7 +41,7 @@ import torch
 from torch import nn
 
 from learnscope.errors import UserError
-from learnscope.models.hooks import capture, hook_names
+from learnscope.models.hooks import capture, eval_mode, hook_names
 from learnscope.probes.attention import attention_entropy
 from learnscope.probes.collapse import nc1, ncc_accuracy
 from learnscope.probes.distance import angular_distance
@@ -345,20 +344,6 @@ class ProbePlan:
                 except torch.linalg.LinAlgError:  # non-finite weights (a diverged run): skip
                     continue
         return values
-
-
-@contextmanager
-def eval_mode(model: nn.Module) -> Iterator[None]:
-    """``model`` in eval mode inside the block, its mode restored after (a model already in
-    eval mode, such as an ensemble member's probe copy, is left alone: no module walk)."""
-    if not model.training:
-        yield
-        return
-    model.eval()
-    try:
-        yield
-    finally:
-        model.train()
 
 
 def _needed(site: str, items: list[Planned]) -> bool:

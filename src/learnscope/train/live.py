@@ -31,7 +31,7 @@ from rich.text import Text
 
 from learnscope import events as events_mod
 from learnscope.errors import UserError
-from learnscope.models.hooks import capture, hook_names
+from learnscope.models.hooks import capture, eval_mode, hook_names
 from learnscope.train.callbacks import ProgressBar, format_metrics
 from learnscope.train.loop import Callback, Trainer
 
@@ -54,13 +54,8 @@ def site_sizes(trainer: Trainer, rows: int = 4) -> dict[str, int]:
         return sizes
     train = trainer.splits["train"]
     batch = train.rows(torch.arange(min(rows, len(train)), device=trainer.device))
-    was_training = model.training
-    model.eval()
-    try:
-        with capture(model, names) as acts:
-            trainer.objective.forward(model, batch)
-    finally:
-        model.train(was_training)
+    with eval_mode(model), capture(model, names) as acts:
+        trainer.objective.forward(model, batch)
     sizes.update({k: int(v.shape[-1]) for k, v in acts.items() if v.dim() >= 1})
     return sizes
 

@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from learnscope.errors import UserError
-from learnscope.models.hooks import capture, match_sites
+from learnscope.models.hooks import capture, eval_mode, match_sites
 
 
 def variance_covariance(z: torch.Tensor, eps: float = 1e-3) -> tuple[torch.Tensor, torch.Tensor]:
@@ -106,11 +106,8 @@ class Regularizers(nn.Module):
         self.sites = sorted({s for sites in site_lists for s in sites})
         dims: dict[str, int] = {}
         if self.sites:  # one forward pass (eval mode: no state changes) to learn the widths
-            was_training = model.training
-            with torch.no_grad(), capture(model, self.sites) as acts:
-                model.eval()
+            with torch.no_grad(), eval_mode(model), capture(model, self.sites) as acts:
                 run_forward()
-            model.train(was_training)
             dims = {s: a.shape[-1] for s, a in acts.items()}
         for c, sites in zip(cfgs, site_lists):
             self.terms.append(VarianceCovarianceRegularizer(c, sites, dims))
