@@ -202,6 +202,29 @@ def test_first_member_stops_early_only_when_stacking_may_pay(monkeypatch):
     assert all(r.status == "finished" and r.steps == 200 for r in auto)
 
 
+def test_ctrl_c_during_the_first_member_stops_the_group(monkeypatch):
+    import learnscope.sweep as sweep_mod
+
+    cfgs = [m.config for m in expand(load_spec(spec(grid={"train.lr": [0.01, 0.02, 0.03]})))]
+    dicts = [
+        c.model_copy(update={"train": c.train.model_copy(update={"steps": 200})}).to_dict()
+        for c in cfgs
+    ]
+    calls = []
+
+    def interrupted_once(cfg, step_s):  # Ctrl-C arrives while the first member is timed
+        calls.append(step_s)
+        if len(calls) == 1:
+            raise KeyboardInterrupt
+        return 0.0
+
+    monkeypatch.setattr(sweep_mod, "utilisation", interrupted_once)
+    reported = []
+    with pytest.raises(KeyboardInterrupt):
+        run_group(dicts, on_results=reported.extend)
+    assert [r.status for r in reported] == ["interrupted"]  # recorded; nothing else trained
+
+
 def test_process_pool_two_workers(tmp_path):
     store = Store(tmp_path / "runs")
     s = load_spec(spec(grid={"model.width": [8, 16]}, seeds=1))

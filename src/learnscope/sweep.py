@@ -37,6 +37,7 @@ from __future__ import annotations
 import copy
 import itertools
 import json
+import math
 import os
 import time
 from collections.abc import Callable
@@ -248,25 +249,29 @@ CANDIDATES = (8, 32, 128, 512)
 MEMORY_BUDGET = 4 * 2**30  # bytes of activations an ensemble step may use
 
 
+def _fastest_step(marks: list[float]) -> float | None:
+    """The shortest interval between step-end times ``marks``, the first step left out (a
+    warm-up). The fastest, not the mean: on a shared machine it is the measurement least
+    disturbed by other processes."""
+    return min((b - a for a, b in zip(marks[1:], marks[2:])), default=None)
+
+
 def _time_alone(cfg: RunConfig, steps: int) -> float:
-    """Seconds of the fastest of ``steps`` training steps of the plain trainer (after two
-    warm-up steps; evals excluded). The fastest, not the mean: on a shared machine it is the
-    measurement least disturbed by other processes."""
-    from learnscope.runner import build
-    from learnscope.train.loop import Callback
+    """Seconds of the fastest of ``steps`` training steps of the plain trainer, after two
+    warm-up steps (a throw-away run of ``cfg``)."""
+    from learnscope.train.ensemble import train_alone
 
     marks: list[float] = []
 
-    class Clock(Callback):
-        def on_step_end(self, trainer, step, loss):
-            marks.append(time.perf_counter())
-            if len(marks) > steps + 1:
-                trainer.should_stop = True
+    def tick() -> bool:  # True stops the run
+        marks.append(time.perf_counter())
+        return len(marks) > steps + 1
 
-    trainer = build(cfg.model_copy(update={"train": cfg.train.model_copy(update={"steps": 10**9})}))
-    trainer.add_callback(Clock())
-    trainer.fit()
-    return min(b - a for a, b in zip(marks[1:], marks[2:]))
+    train_alone(
+        cfg.model_copy(update={"train": cfg.train.model_copy(update={"steps": 10**9})}),
+        on_step=tick,
+    )
+    return _fastest_step(marks)
 
 
 def _time_ensemble(cfgs: list[RunConfig], steps: int) -> float:
@@ -321,15 +326,14 @@ def peak_flops(device: str = "cpu") -> float:
 
 def member_step_flops(cfg: RunConfig) -> float:
     """Cost model of one member's training step: ``6 x rows x weights`` (forward 2, backward 4
-    multiply-adds per weight and row, Kaplan et al. 2020)."""
-    from learnscope.models import build_model
-    from learnscope.train.ensemble import member_task
+    multiply-adds per weight and row, Kaplan et al. 2020), for a member that can join an
+    ensemble (see :func:`~learnscope.train.ensemble.member_shapes`)."""
+    from learnscope.train.ensemble import member_shapes, member_task
 
-    task = member_task(cfg)
-    n_train = len(task.split("train"))
+    n_train = len(member_task(cfg).split("train"))
     rows = min(cfg.train.batch_size or n_train, n_train)
-    model = build_model(cfg.model.kind, cfg.model.params, task.model_dims())
-    return 6.0 * rows * sum(p.numel() for p in model.parameters() if p.dim() >= 2)
+    weights = [math.prod(s) for s in member_shapes(cfg).values() if len(s) >= 2]
+    return 6.0 * rows * sum(weights)
 
 
 #: Above this fraction of the device's matmul rate one member keeps the hardware busy.
@@ -356,15 +360,12 @@ def start_first(cfg: RunConfig) -> tuple[Any, float | None]:
 
     marks: list[float] = []
 
-    def fastest() -> float | None:
-        return min((b - a for a, b in zip(marks[1:], marks[2:])), default=None)
-
     def tick() -> bool:  # True stops the member
         marks.append(time.perf_counter())
-        return len(marks) == TIMED_STEPS + 2 and utilisation(cfg, fastest()) <= BUSY
+        return len(marks) == TIMED_STEPS + 2 and utilisation(cfg, _fastest_step(marks)) <= BUSY
 
     result = train_alone(cfg, on_step=tick)
-    return (None if result.status == "stopped" else result), fastest()
+    return (None if result.status == "stopped" else result), _fastest_step(marks)
 
 
 def candidate_sizes(cfgs: list[RunConfig], steps: int = 5) -> list[int]:

@@ -117,12 +117,18 @@ def _vmappable(model: nn.Module) -> bool:
 
 @functools.lru_cache(maxsize=256)
 def _model_shapes(kind: str, params: str, dims: str) -> dict[str, list[int]] | None:
-    """Parameter shapes of a model (``params``, ``dims``: JSON), or None if it cannot join
-    an ensemble: built once per distinct model, not once per member."""
     model = build_model(kind, json.loads(params), json.loads(dims))
     if not _vmappable(model):
         return None
     return {k: list(p.shape) for k, p in model.named_parameters()}
+
+
+def member_shapes(cfg: RunConfig) -> dict[str, list[int]] | None:
+    """The parameter shapes of ``cfg``'s model, or None if it cannot join an ensemble
+    (BatchNorm, dropout): built once per distinct model (init options aside), not per member."""
+    model = {k: v for k, v in cfg.model.params.items() if k not in _MODEL_FREE}
+    dims = member_task(cfg).model_dims()
+    return _model_shapes(cfg.model.kind, json.dumps(model, sort_keys=True), json.dumps(dims))
 
 
 def ensemble_key(cfg: RunConfig) -> str | None:
@@ -136,10 +142,7 @@ def ensemble_key(cfg: RunConfig) -> str | None:
     task = member_task(cfg)
     if task.kind != "classification":
         return None
-    model = {k: v for k, v in cfg.model.params.items() if k not in _MODEL_FREE}
-    shapes = _model_shapes(
-        cfg.model.kind, json.dumps(model, sort_keys=True), json.dumps(task.model_dims())
-    )
+    shapes = member_shapes(cfg)
     if shapes is None:
         return None
     n_train = len(task.split("train"))
@@ -153,7 +156,10 @@ def ensemble_key(cfg: RunConfig) -> str | None:
             for k, v in {"name": cfg.task.name, **cfg.task.params}.items()
             if k not in _TASK_FREE
         },
-        "model": {"kind": cfg.model.kind, **model},
+        "model": {
+            "kind": cfg.model.kind,
+            **{k: v for k, v in cfg.model.params.items() if k not in _MODEL_FREE},
+        },
         "shapes": shapes,
         "train": train,
         "splits": task.eval_splits,
@@ -261,7 +267,6 @@ class Ensemble:
             p.requires_grad_()
             p.grad = g  # autograd adds each step's gradient into flat_grad in place
         self.buffers = {k: v.to(self.device) for k, v in buffers.items()}
-        self.numels = [p[0].numel() for p in params.values()]
         self.forward = stacked_forward(models[0], use_vmap)
 
         # optimiser: per-member hyper-parameters as (K,) tensors, state allocated once
@@ -287,6 +292,8 @@ class Ensemble:
         self.n_train = [len(t.split("train")) for t in tasks]
         bs = c0.batch_size
         self.full_batch = bs is None or bs >= self.n_train[0]
+        if not self.full_batch:  # every minibatch row weighs 1 / b
+            self.batch_weights = torch.full((self.k, bs), 1.0 / bs, device=self.device)
         self.generators = [torch.Generator().manual_seed(c.seed) for c in cfgs]
         self.orders = torch.zeros(self.k, max(self.n_train), dtype=torch.long)
         self.cursors = [max(self.n_train) + 1] * self.k  # forces a shuffle at the first step
@@ -310,7 +317,7 @@ class Ensemble:
     def _spread(self, v: torch.Tensor) -> torch.Tensor:
         """A per-member ``(K,)`` tensor laid out as the flat parameters: ``v[k]`` on every
         element of member k."""
-        return torch.cat([v.repeat_interleave(n) for n in self.numels])
+        return torch.cat([v.repeat_interleave(math.prod(s)) for s in self.shapes.values()])
 
     # -- probes, per member --------------------------------------------------------------------
     def _probe_plans(self, tasks: list[Task], models: list[nn.Module]) -> list:
@@ -377,7 +384,7 @@ class Ensemble:
         self.cursors = [c + bs for c in self.cursors]
         index = index.to(self.device)
         x, y = train.x[self.member_index, index], train.y[self.member_index, index]
-        return x, y, torch.full(y.shape, 1.0 / bs, device=self.device)
+        return x, y, self.batch_weights
 
     def train_step(self) -> torch.Tensor:
         """One update of every member; returns the members' batch losses ``(K,)``."""
