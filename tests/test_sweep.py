@@ -175,54 +175,56 @@ def test_groups_and_chunks(tmp_path):
     assert sorted(len(g) for g in groups) == [1, 1, 3, 3]  # 2 widths x 4, cut at 3
     assert all(len({m.config.model.params["width"] for m in g}) == 1 for g in groups)
     cfgs = [m.config.to_dict() for m in groups[0]]
-    results = run_group(cfgs, chunk=2)
-    assert [r.config for r in results] == cfgs
-    assert [r.ensemble_size for r in results] == [2, 2, 1]
-    auto = run_group(cfgs)  # 20 steps: too short to time an ensemble, so members go in turn
-    assert [r.config for r in auto] == cfgs and {r.mode for r in auto} == {"loop"}
+    store = Store(tmp_path / "runs")
+    ids = run_group(cfgs, store, "sw-a", chunk=2)
+    runs = store.runs().set_index("id").loc[ids]
+    assert list(runs["config"]) == cfgs and set(runs["status"]) == {"finished"}
+    assert [s["ensemble_size"] for s in runs["summary"]] == [2, 2, 1]
+    assert {s["mode"] for s in runs["summary"]} == {"ensemble"}
+    auto = run_group(cfgs, store, "sw-b")  # 20 steps: too short to time an ensemble: in turn
+    runs = store.runs().set_index("id").loc[auto]
+    assert list(runs["config"]) == cfgs and {s["mode"] for s in runs["summary"]} == {"loop"}
     chunk, cost = choose_chunk([m.config for m in groups[0]], steps=2)
     assert chunk in cost and 1 in cost and all(v > 0 for v in cost.values())
 
 
-def test_first_member_stops_early_only_when_stacking_may_pay(monkeypatch):
-    import learnscope.sweep as sweep_mod
+def test_calibration_then_members_as_runs(monkeypatch, tmp_path):
+    """A group long enough to time: the throw-away timing writes nothing, and every member
+    is then one finished run, whatever the chosen chunk."""
+    import learnscope.sweep.calibrate as cal
 
     cfgs = [m.config for m in expand(load_spec(spec(grid={"train.lr": [0.01, 0.02, 0.03]})))]
     cfgs = [c.model_copy(update={"train": c.train.model_copy(update={"steps": 200})}) for c in cfgs]
-    assert sweep_mod.candidate_sizes(cfgs) == [len(cfgs)]  # 200 steps: an ensemble can be timed
-    monkeypatch.setattr(sweep_mod, "BUSY", float("inf"))  # never busy: stop after the timing
-    result, step_s = sweep_mod.start_first(cfgs[0])
-    assert result is None and step_s > 0
-    monkeypatch.setattr(sweep_mod, "BUSY", -1.0)  # always busy: the member trains to the end
-    result, _ = sweep_mod.start_first(cfgs[0])
-    assert result.status == "finished" and result.steps == 200
-    monkeypatch.setattr(sweep_mod, "BUSY", float("inf"))
-    auto = run_group([c.to_dict() for c in cfgs])  # the stopped member is trained again
-    assert [r.config for r in auto] == [c.to_dict() for c in cfgs]
-    assert all(r.status == "finished" and r.steps == 200 for r in auto)
+    assert cal.candidate_sizes(cfgs) == [len(cfgs)]  # 200 steps: an ensemble can be timed
+    assert cal.time_alone(cfgs[0]) > 0
+    store = Store(tmp_path / "runs")
+    for busy in (float("inf"), -1.0):  # never busy: stacking is timed; always busy: in turn
+        monkeypatch.setattr(cal, "BUSY", busy)
+        ids = run_group([c.to_dict() for c in cfgs], store, f"sw-{busy}")
+        runs = store.runs().set_index("id").loc[ids]
+        assert list(runs["config"]) == [c.to_dict() for c in cfgs]
+        assert all(r["steps"] == 200 for r in runs["summary"])
+        assert set(runs["status"]) == {"finished"}
+    assert len(store.runs()) == 2 * len(cfgs)
 
 
-def test_ctrl_c_during_the_first_member_stops_the_group(monkeypatch):
-    import learnscope.sweep as sweep_mod
+def test_ctrl_c_during_the_timing_stops_the_group(monkeypatch, tmp_path):
+    import learnscope.sweep.calibrate as cal
 
     cfgs = [m.config for m in expand(load_spec(spec(grid={"train.lr": [0.01, 0.02, 0.03]})))]
     dicts = [
         c.model_copy(update={"train": c.train.model_copy(update={"steps": 200})}).to_dict()
         for c in cfgs
     ]
-    calls = []
 
-    def interrupted_once(cfg, step_s):  # Ctrl-C arrives while the first member is timed
-        calls.append(step_s)
-        if len(calls) == 1:
-            raise KeyboardInterrupt
-        return 0.0
+    def interrupted(cfg, step_s):  # Ctrl-C arrives while the first member is timed
+        raise KeyboardInterrupt
 
-    monkeypatch.setattr(sweep_mod, "utilisation", interrupted_once)
-    reported = []
+    monkeypatch.setattr(cal, "utilisation", interrupted)
+    store = Store(tmp_path / "runs")
     with pytest.raises(KeyboardInterrupt):
-        run_group(dicts, on_results=reported.extend)
-    assert [r.status for r in reported] == ["interrupted"]  # recorded; nothing else trained
+        run_group(dicts, store, "sw-x")
+    assert len(store.runs()) == 0  # the timing is recorded nowhere, and nothing else trained
 
 
 def test_process_pool_two_workers(tmp_path):
@@ -248,5 +250,7 @@ def test_interrupt_mid_ensemble_then_resume(tmp_path):
     assert list(first["status"]) == ["interrupted"] * 2
     assert all(r["steps"] < 20 for r in first["summary"])
     run_sweep(s, store, max_members=2, workers=1, chunk=2, resume=True)
-    runs = store.runs()
-    assert (runs["status"] == "finished").sum() == 8 and len(runs) == 10
+    runs = store.runs()  # the interrupted members continued in their own runs: one per member
+    assert (runs["status"] == "finished").sum() == 8 and len(runs) == 8
+    assert set(first["id"]) <= set(runs["id"])
+    assert len(member_table(store, store.sweeps()["id"].iloc[0])) == 8

@@ -25,8 +25,10 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from learnscope.dotted import set_path
 from learnscope.errors import UserError, from_validation
 from learnscope.models import model_config
+from learnscope.probes.registry import PROBES
 from learnscope.tasks import validate_task_params
 
 
@@ -118,7 +120,7 @@ class EventsConfig(Section):
 
 
 class ProbeSpec(BaseModel):
-    """One probe to record: ``{probe, sites, every, **options}`` (see ``learnscope.probes.runner``).
+    """One probe to record: ``{probe, sites, every, **options}`` (see ``learnscope.probes.plan``).
 
     ``sites`` are glob patterns over activation sites (``layers.*.hook_post``) or parameter
     names (``layers.0.linear.weight``); any other key is an option of the probe.
@@ -136,8 +138,6 @@ class ProbeSpec(BaseModel):
     @field_validator("probe")
     @classmethod
     def _probe(cls, v: str) -> str:
-        from learnscope.probes.runner import PROBES  # imported late: it imports the trainer
-
         if v not in PROBES and v != "defaults":
             raise ValueError(f"unknown probe {v!r}; allowed: {', '.join(PROBES)} or defaults")
         return v
@@ -241,13 +241,7 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
             value = raw
         if isinstance(value, str) and re.fullmatch(r"[-+]?\d*\.?\d+[eE][-+]?\d+", value):
             value = float(value)  # YAML 1.1 reads 3e-3 as a string
-        node = data
-        parts = key.strip().split(".")
-        for i, part in enumerate(parts[:-1]):
-            node = node.setdefault(part, {})
-            if not isinstance(node, dict):
-                raise UserError(f"--set {key}: {'.'.join(parts[: i + 1])} is not a section")
-        node[parts[-1]] = value
+        set_path(data, key.strip(), value, where=f"--set {key}")
     return data
 
 

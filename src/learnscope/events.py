@@ -1,9 +1,9 @@
 """Events read off the stored metric series.
 
 Detectors are small pure functions of a wide metric table (one row per step, one column per
-metric, as returned by ``Store.metric_table``; names follow the metrics contract) and return
-:class:`Event` records. :func:`detect` runs them all with the thresholds of the ``events:``
-config section (:class:`learnscope.config.EventsConfig`):
+metric, as returned by ``Store.metric_table``; names as the trainer and the probes write
+them) and return :class:`Event` records. :func:`detect` runs them all with the thresholds of
+the ``events:`` config section (:class:`learnscope.config.EventsConfig`):
 
 - ``grokking`` (Power et al. 2022): when the training set is fitted, when the test set is;
 - ``slingshot`` (Thilak et al. 2022): cycles of last-layer norm growth and a loss spike;
@@ -14,7 +14,7 @@ config section (:class:`learnscope.config.EventsConfig`):
 
 Sizes that the metric names do not carry (a site's width, an attention pattern's context
 length) come in ``sizes``: site name -> size of the activation's last dimension (keys, for an
-attention pattern ``(b, head, query, key)``); :func:`learnscope.train.live.site_sizes` measures
+attention pattern ``(b, head, query, key)``); :func:`learnscope.models.hooks.site_sizes` measures
 them on a model.
 """
 

@@ -1,30 +1,44 @@
-"""From a validated config to a finished run in the store:
-``config -> task + model -> trainer (+ callbacks) -> store -> events``.
+"""THE run pipeline: ``config -> task + model -> trainer (+ callbacks) -> store -> events``.
+
+Every run goes through it: ``learnscope run``, every sweep member and every command that
+trains. A run is built (task, model, trainer, probe plan), given its callbacks (the divergence
+guard, the probe recorder, the store logger, checkpoints, then the caller's sinks), trained,
+read for events (with the layer widths the collapse detectors need) and summarised into the
+store. :func:`execute` trains one run with the plain :class:`~learnscope.train.loop.Trainer`;
+:func:`execute_ensemble` trains several same-shaped runs at once with the stacked engine
+(:class:`~learnscope.train.ensemble.Ensemble`), each member getting the same callbacks,
+events and summary as a single run.
 
 Everything that can fail on user input (the task's parameters, the model's fields, the
-device) is built *before* the store is touched, so a bad config leaves no run behind.
+probes, the device, the checkpoint to resume from) is built *before* the store is touched, so
+a bad config leaves no run behind.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from learnscope import checkpoint
 from learnscope import events as events_mod
-from learnscope.config import RunConfig, check_expectation, validate_config
+from learnscope.config import ProbeSpec, RunConfig, check_expectation, validate_config
 from learnscope.errors import UserError
-from learnscope.models import build_model
-from learnscope.probes.runner import ProbeRunner, plan_probes
+from learnscope.models import build_model, hook_names, site_sizes
+from learnscope.probes.plan import ProbePlan, plan_probes
+from learnscope.probes.registry import PROBES
 from learnscope.store import Store
 from learnscope.tasks import make_task
-from learnscope.train import checkpoint
-from learnscope.train.callbacks import Checkpointer, StoreLogger
-from learnscope.train.live import DivergenceGuard, site_sizes
+from learnscope.train.callbacks import Checkpointer, DivergenceGuard, ProbeRecorder, StoreLogger
+from learnscope.train.ensemble import Ensemble
 from learnscope.train.loop import Callback, Trainer
+
+#: What a caller adds to a run: a callback, or a function that builds one from the run's id
+#: (for a sink that names its output after the run, or reads the run's history).
+Sink = Callback | Callable[[str], Callback]
 
 
 @dataclass
@@ -49,9 +63,74 @@ def build(cfg: RunConfig) -> Trainer:
         raise
 
 
-def summarize(trainer: Trainer, found: list[events_mod.Event]) -> dict[str, Any]:
-    """Flat summary of a trained run (see :func:`summary_of`)."""
-    return summary_of(trainer.metrics, set(trainer.splits), trainer.step, trainer.wall_s, found)
+def _spec_dicts(specs: list[ProbeSpec] | None) -> list[dict[str, Any]] | None:
+    if specs is None:
+        return None
+    return [{"probe": s.probe, "sites": s.sites, "every": s.every, **s.options} for s in specs]
+
+
+def probe_plan(cfg: RunConfig, trainer, specs: list[ProbeSpec] | None | str = "config"):
+    """The probes of ``cfg`` (or ``specs``) resolved for ``trainer``'s freshly built model."""
+    specs = cfg.probes if specs == "config" else specs
+    return plan_probes(
+        _spec_dicts(specs),
+        trainer.model,
+        trainer.task,
+        trainer.objective.forward,
+        kind=cfg.model.kind,
+        eval_every=cfg.train.eval_every,
+        batch_split=cfg.probe_batch.split,
+        batch_size=cfg.probe_batch.size,
+        seed=cfg.seed,
+        device=trainer.device,
+    )
+
+
+# -- the pipeline's steps, the same for a trainer and an ensemble member ----------------------
+
+
+def _attach(
+    trainer, plan: ProbePlan, cfg: RunConfig, store: Store, run_id: str, sinks: Sequence[Sink]
+) -> DivergenceGuard:
+    """The callbacks every run gets, in this order, then the caller's sinks."""
+    guard = DivergenceGuard()  # a non-finite loss stops the run at once: status "diverged"
+    trainer.add_callback(guard)
+    if plan.items:
+        trainer.add_callback(ProbeRecorder(plan))
+    trainer.add_callback(StoreLogger(store, run_id))
+    trainer.add_callback(
+        Checkpointer(store.root / run_id / "checkpoints", cfg.train.checkpoint_every)
+    )
+    for sink in sinks:
+        trainer.add_callback(sink if isinstance(sink, Callback) else sink(run_id))
+    return guard
+
+
+def _finish(
+    trainer,
+    guard: DivergenceGuard,
+    cfg: RunConfig,
+    store: Store,
+    run_id: str,
+    extra: dict[str, Any] | None = None,
+) -> RunResult:
+    """Events read off the stored series (with the model's layer widths), the summary, and
+    the run's final status in the store."""
+    table = store.metric_table(run_id)
+    train = trainer.splits["train"]
+    batch = train.rows(torch.arange(min(4, len(train)), device=trainer.device))
+    sizes = site_sizes(trainer.model, trainer.objective.forward, batch)
+    found = events_mod.detect(table, cfg.events, sizes)
+    if guard.event:  # the guard saw the exact step and metric; the table only the next eval
+        found = [e for e in found if e.kind != "divergence"] + [guard.event]
+    for e in found:
+        store.add_event(run_id, e.step, e.kind, e.data)
+    summary = summary_of(trainer.metrics, set(trainer.splits), trainer.step, trainer.wall_s, found)
+    summary.update(extra or {})
+    if cfg.expect:
+        summary["expect_met"] = check_expectations(cfg.expect, summary)
+    store.finish_run(run_id, trainer.status, summary)
+    return RunResult(run_id, store.root / run_id, trainer.status, summary, found)
 
 
 def summary_of(
@@ -86,54 +165,136 @@ def check_expectations(expect: dict[str, str], summary: dict[str, Any]) -> dict[
     return {key: check_expectation(summary.get(key), cond) for key, cond in expect.items()}
 
 
+# -- running -------------------------------------------------------------------------------
+
+
 def execute(
     cfg: RunConfig | dict[str, Any],
     store: Store,
-    callbacks: Sequence[Callback] = (),
+    sinks: Sequence[Sink] = (),
     sweep_id: str | None = None,
     resume: str | None = None,
+    restart: str | None = None,
+    extra: dict[str, Any] | None = None,
 ) -> RunResult:
-    """Train ``cfg`` (or resume run ``resume``) and record it in ``store``."""
+    """Train ``cfg`` with the plain trainer and record it in ``store``.
+
+    ``resume``: continue that run from its latest readable checkpoint (the rows logged at and
+    after the checkpoint's step are measured again, so none is stored twice). ``restart``:
+    train that run's row again from step 0 (a sweep member that ended before any checkpoint).
+    ``sinks`` are built with the run's id and added after the pipeline's own callbacks.
+    """
     cfg = cfg if isinstance(cfg, RunConfig) else validate_config(cfg)
     trainer = build(cfg)
-    probe_plan = plan_probes(cfg, trainer)  # sites checked, initial weights kept: before loading
-    if resume is None:
-        run = store.create_run(cfg.name, cfg.to_dict(), sweep_id)
-        run_id, run_dir = run.id, run.dir
-    else:
-        run_id, run_dir = resume, store.root / resume
-        found = checkpoint.latest(run_dir / "checkpoints")
+    plan = probe_plan(cfg, trainer)  # sites checked, initial weights kept: before loading
+    if resume is not None:
+        found = checkpoint.latest(store.root / resume / "checkpoints")
         if found is None:
             raise UserError(f"resume: run {resume} has no readable checkpoint to resume from")
         step, state = found
         trainer.load_state_dict(state)
-        store.truncate_metrics(run_id, step)
-        store.set_status(run_id, "running")
-    trainer.run_id = run_id  # for callbacks that name their output after the run
-    guard = DivergenceGuard()  # a non-finite loss stops the run at once: status "diverged"
-    trainer.add_callback(guard)
-    if probe_plan.items:
-        trainer.add_callback(ProbeRunner(probe_plan, lambda step, v: store.log(run_id, step, v)))
-    trainer.add_callback(StoreLogger(store, run_id))
-    trainer.add_callback(Checkpointer(run_dir / "checkpoints", cfg.train.checkpoint_every))
-    for cb in callbacks:
-        trainer.add_callback(cb)
+        store.truncate_metrics(resume, step)
+        store.set_status(resume, "running")
+        run_id = resume
+    elif restart is not None:
+        store.truncate_metrics(restart, 0)
+        for step in checkpoint.steps(store.root / restart / "checkpoints"):
+            checkpoint.path_for(store.root / restart / "checkpoints", step).unlink()
+        store.set_status(restart, "running")
+        run_id = restart
+    else:
+        run_id = store.create_run(cfg.name, cfg.to_dict(), sweep_id).id
+    guard = _attach(trainer, plan, cfg, store, run_id, sinks)
     try:
         trainer.fit()
     except BaseException:
         store.finish_run(run_id, "failed", {"steps": trainer.step})
         raise
-    table = store.metric_table(run_id)
-    found_events = events_mod.detect(table, cfg.events, site_sizes(trainer))
-    if guard.event:  # the guard saw the exact step and metric; the table only the next eval
-        found_events = [e for e in found_events if e.kind != "divergence"] + [guard.event]
-    for e in found_events:
-        store.add_event(run_id, e.step, e.kind, e.data)
-    summary = summarize(trainer, found_events)
-    if cfg.expect:
-        summary["expect_met"] = check_expectations(cfg.expect, summary)
-    store.finish_run(run_id, trainer.status, summary)
-    return RunResult(run_id, run_dir, trainer.status, summary, found_events)
+    return _finish(trainer, guard, cfg, store, run_id, extra)
+
+
+def execute_ensemble(
+    cfgs: Sequence[RunConfig | dict[str, Any]],
+    store: Store,
+    sinks: Sequence[Sink] = (),
+    sweep_id: str | None = None,
+    use_vmap: bool = False,
+) -> list[RunResult]:
+    """Train ``cfgs`` (one :func:`~learnscope.train.ensemble.ensemble_key`) as one stacked
+    ensemble, each member recorded as a run of its own exactly as :func:`execute` records
+    one: same callbacks, checkpoints, probes, events and summary (plus ``mode: ensemble``
+    and ``ensemble_size``; ``wall_s`` is the member's share of the ensemble's time)."""
+    cfgs = [c if isinstance(c, RunConfig) else validate_config(c) for c in cfgs]
+    ens = Ensemble(cfgs, use_vmap=use_vmap)
+    plans = [probe_plan(cfg, m) for cfg, m in zip(cfgs, ens.members)]
+    run_ids, guards = [], []
+    for cfg, member, plan in zip(cfgs, ens.members, plans):
+        run_id = store.create_run(cfg.name, cfg.to_dict(), sweep_id).id
+        guards.append(_attach(member, plan, cfg, store, run_id, sinks))
+        run_ids.append(run_id)
+    try:
+        ens.fit()
+    except BaseException:
+        for member, run_id in zip(ens.members, run_ids):
+            if member.ended_at is None:
+                store.finish_run(run_id, "failed", {"steps": member.step})
+        raise
+    extra = {"mode": "ensemble", "ensemble_size": ens.k}
+    return [
+        _finish(member, guard, cfg, store, run_id, extra)
+        for cfg, member, guard, run_id in zip(cfgs, ens.members, guards, run_ids)
+    ]
+
+
+# -- probes on a saved checkpoint (``learnscope probe``) -------------------------------------
+
+
+def probe_checkpoint(
+    config: dict[str, Any],
+    run_dir: Path,
+    step: int | None = None,
+    probe: str | None = None,
+    sites: list[str] | None = None,
+) -> tuple[int, dict[str, float]]:
+    """Probe values of a run's checkpoint at ``step`` (default: the latest).
+
+    The model is rebuilt from the run's stored ``config`` (on the CPU, seeded as in training,
+    so ``incremental_rank`` sees the same initial weights) and loaded from the checkpoint.
+    Without ``probe``: the run's probes (its defaults if it recorded none). With ``probe``:
+    that probe on ``sites``, or, without sites, on the sites the run's probes used it on.
+    """
+    cfg = validate_config({**config, "train": {**config.get("train", {}), "device": "cpu"}})
+    if probe is not None and probe not in PROBES:
+        raise UserError(f"--probe: unknown probe {probe!r}; allowed: {', '.join(PROBES)}")
+    directory = Path(run_dir) / "checkpoints"
+    if step is None:
+        found = checkpoint.latest(directory)
+        if found is None:
+            raise UserError(f"checkpoint: no readable checkpoint in {directory}")
+        step, state = found
+    else:
+        if step not in checkpoint.steps(directory):
+            raise UserError(
+                f"--step: no checkpoint at step {step}; steps: {checkpoint.steps(directory)}"
+            )
+        state = checkpoint.load(checkpoint.path_for(directory, step))
+    trainer = build(cfg)
+    if probe is not None and (sites or PROBES[probe].targets == "none"):
+        plan = probe_plan(cfg, trainer, [ProbeSpec(probe=probe, sites=list(sites or []))])
+    else:
+        plan = probe_plan(cfg, trainer)
+        if not plan.items:
+            plan = probe_plan(cfg, trainer, None)
+        if probe is not None:
+            plan.items = [item for item in plan.items if item.probe == probe]
+            if not plan.items:
+                raise UserError(
+                    f"--probe: this run records no {probe}; give --site patterns; "
+                    f"sites: {hook_names(trainer.model)}"
+                )
+    trainer.model.load_state_dict(state["model"])
+    obj = trainer.objective
+    return step, plan.compute(trainer.model, obj.forward, obj.loss)
 
 
 def resume_config(store: Store, run_id: str) -> RunConfig:

@@ -2,13 +2,14 @@
 
 Layout under the root (default ``./runs``; ``--runs-dir`` or ``LEARNSCOPE_RUNS`` override)::
 
-    learnscope.db            runs, metrics, events, artifacts
+    learnscope.db            runs, metrics, events, sweeps
     <run id>/config.yaml     the validated config, written when the run starts
-    <run id>/checkpoints/    step_00000300.pt ... (see learnscope.train.checkpoint)
+    <run id>/checkpoints/    step_00000300.pt ... (see learnscope.checkpoint)
 
 Writes are transactional and metrics are buffered: :meth:`Store.log` appends to memory and
-:meth:`Store.flush` writes the buffer in one transaction (the trainer flushes at every eval
-and at the end), so a kill loses at most the unflushed rows and never corrupts the file.
+:meth:`Store.flush` writes the buffer in one transaction (the store logger flushes every time
+values are published, so before any checkpoint is written, and at the end), so a kill loses
+at most the unflushed rows and never corrupts the file.
 Several processes may write at once: WAL lets readers run beside one writer, and the busy
 timeout makes a second writer wait for the first instead of failing.
 """
@@ -42,9 +43,6 @@ CREATE TABLE IF NOT EXISTS metrics (
 CREATE INDEX IF NOT EXISTS metrics_run ON metrics (run_id, name, step);
 CREATE TABLE IF NOT EXISTS events (
     run_id TEXT NOT NULL, step INTEGER, kind TEXT NOT NULL, data TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS artifacts (
-    run_id TEXT NOT NULL, kind TEXT NOT NULL, path TEXT NOT NULL, step INTEGER, created REAL
 );
 CREATE TABLE IF NOT EXISTS sweeps (
     id TEXT PRIMARY KEY, name TEXT NOT NULL, status TEXT NOT NULL, spec TEXT NOT NULL,
@@ -151,13 +149,6 @@ class Store:
                 "INSERT INTO events VALUES (?, ?, ?, ?)", (run_id, step, kind, json.dumps(data))
             )
 
-    def add_artifact(self, run_id: str, kind: str, path: str, step: int | None = None) -> None:
-        with _transaction(self._db()) as db:
-            db.execute(
-                "INSERT INTO artifacts VALUES (?, ?, ?, ?, ?)",
-                (run_id, kind, path, step, time.time()),
-            )
-
     def finish_run(self, run_id: str, status: str, summary: dict[str, Any]) -> None:
         self.flush()
         with _transaction(self._db()) as db:
@@ -170,11 +161,13 @@ class Store:
         with _transaction(self._db()) as db:
             db.execute("UPDATE runs SET status = ? WHERE id = ?", (status, run_id))
 
-    def truncate_metrics(self, run_id: str, after_step: int) -> None:
-        """Drop metrics after ``after_step`` and all events, which are derived from metrics
-        and found again (used when resuming a run from a checkpoint)."""
+    def truncate_metrics(self, run_id: str, from_step: int) -> None:
+        """Drop the metrics at and after ``from_step`` and all events, which are derived from
+        metrics and found again. Resuming from the checkpoint at step s measures step s again
+        (its evaluation and the probes due there), so it truncates from s: no row twice."""
+        self.flush()
         with _transaction(self._db()) as db:
-            db.execute("DELETE FROM metrics WHERE run_id = ? AND step > ?", (run_id, after_step))
+            db.execute("DELETE FROM metrics WHERE run_id = ? AND step >= ?", (run_id, from_step))
             db.execute("DELETE FROM events WHERE run_id = ?", (run_id,))
 
     # -- sweeps (members are runs whose sweep_id is the sweep's id) ----------------------

@@ -9,12 +9,12 @@ import torch
 from matplotlib import image as mpimg
 from typer.testing import CliRunner
 
+from learnscope import checkpoint
 from learnscope.cli import app
 from learnscope.errors import UserError
 from learnscope.report import build_report
 from learnscope.report.build import first_layer_spectrum, label_runs, load_runs, sweep_cells
 from learnscope.store import Store
-from learnscope.train import checkpoint
 
 SITES = ["layers.0.hook_post", "layers.1.hook_post", "layers.2.hook_post"]
 ATTN = ["blocks.0.attn.hook_pattern", "blocks.1.attn.hook_pattern"]
@@ -234,7 +234,7 @@ def test_cli_report_unwritable_file(tmp_path):
 
 def test_report_of_a_diverged_run(tmp_path, tiny_config):
     from learnscope.runner import execute
-    from tests.train.test_live import PoisonAt
+    from tests.cli.test_live import PoisonAt
 
     store = Store(tmp_path / "runs")
     tiny_config["train"].update(steps=40, eval_every=5)

@@ -4,11 +4,15 @@ import copy
 
 import numpy as np
 import pytest
+import torch
+from typer.testing import CliRunner
 
+from learnscope import checkpoint
+from learnscope.cli import app
 from learnscope.config import validate_config
-from learnscope.runner import execute
+from learnscope.runner import execute, execute_ensemble
 from learnscope.store import Store
-from learnscope.train.ensemble import Ensemble, ensemble_key, record, train_alone
+from learnscope.train.ensemble import Ensemble, ensemble_key
 
 BASE = {
     "name": "ens",
@@ -38,22 +42,40 @@ def _member(base: dict, variant: dict) -> dict:
     return cfg
 
 
-def _assert_same(ens_rows, table):
-    merged: dict[int, dict[str, float]] = {}
-    for step, metrics in ens_rows:  # eval and probe rows of one step together
-        merged.setdefault(step, {}).update(metrics)
-    assert list(merged) == list(table.index)
-    for step, metrics in merged.items():
-        logged = set(table.columns[table.loc[step].notna()])  # train_step/loss: none at step 0
-        assert set(metrics) == logged, step  # the same metrics, probes included
-        for name, value in metrics.items():
-            ref = table.loc[step, name]
-            if name.endswith("/acc"):
-                assert abs(value - ref) <= 0.021, (step, name, value, ref)  # one example at most
+def assert_same_run(store_a, run_a, store_b, run_b, acc_tol=0.021):
+    """Two runs of one config agree as a user sees them: status, events, checkpoint files and
+    their weights, and the whole metric table (same rows and columns, values to float
+    tolerance)."""
+    rec_a, rec_b = store_a.run(run_a), store_b.run(run_b)
+    assert rec_a["status"] == rec_b["status"]
+    for key in ("steps", "diverged_step", "diverged_metric", "grok_train_step", "grok_test_step"):
+        assert rec_a["summary"].get(key) == rec_b["summary"].get(key), key
+    ev_a, ev_b = store_a.events(run_a), store_b.events(run_b)
+    assert sorted(zip(ev_a["kind"], ev_a["step"].fillna(-1))) == sorted(
+        zip(ev_b["kind"], ev_b["step"].fillna(-1))
+    )
+    ckpt_a, ckpt_b = rec_a["dir"] / "checkpoints", rec_b["dir"] / "checkpoints"
+    assert checkpoint.steps(ckpt_a) == checkpoint.steps(ckpt_b) != []
+    for step in checkpoint.steps(ckpt_a):
+        wa = checkpoint.load(checkpoint.path_for(ckpt_a, step))["model"]
+        wb = checkpoint.load(checkpoint.path_for(ckpt_b, step))["model"]
+        assert wa.keys() == wb.keys()
+        for name in wa:
+            torch.testing.assert_close(wa[name], wb[name], rtol=2e-4, atol=2e-5, equal_nan=True)
+    ta, tb = store_a.metric_table(run_a), store_b.metric_table(run_b)
+    assert list(ta.index) == list(tb.index)
+    assert sorted(ta.columns) == sorted(tb.columns)
+    for name in ta.columns:
+        for step in ta.index:
+            va, vb = ta.loc[step, name], tb.loc[step, name]
+            if va != va or vb != vb or not np.isfinite(va):  # missing or non-finite: alike
+                assert (va != va) == (vb != vb) and np.isinf(va) == np.isinf(vb), (step, name)
+            elif name.endswith("/acc"):
+                assert abs(va - vb) <= acc_tol, (step, name, va, vb)  # one example at most
             elif name.startswith(("effective_rank", "ipr_")):  # SVDs / ratios of small numbers
-                assert value == pytest.approx(ref, rel=2e-3, abs=1e-4), (step, name)
+                assert va == pytest.approx(vb, rel=2e-3, abs=1e-4), (step, name)
             else:
-                assert value == pytest.approx(ref, rel=2e-4, abs=2e-5), (step, name)
+                assert va == pytest.approx(vb, rel=2e-4, abs=2e-5), (step, name)
 
 
 @pytest.mark.parametrize(
@@ -73,46 +95,82 @@ def _assert_same(ens_rows, table):
 )
 def test_members_equal_separate_runs(train, tmp_path):
     base = copy.deepcopy(BASE)
-    base["train"].update(train)
+    base["train"].update(train, checkpoint_every=4)
     cfgs = [validate_config(_member(base, v)) for v in VARIANTS]
     assert len({ensemble_key(c) for c in cfgs}) == 1
-    results = Ensemble(cfgs).fit()
-    store = Store(tmp_path / "runs")
-    for cfg, res in zip(cfgs, results):
-        ref = execute(cfg, store)
-        _assert_same(res.rows, store.metric_table(ref.run_id))
-        assert res.status == "finished" and res.steps == cfg.train.steps
+    ens_store, run_store = Store(tmp_path / "ens"), Store(tmp_path / "runs")
+    members = execute_ensemble(cfgs, ens_store, sweep_id="sw-test")
+    for cfg, member in zip(cfgs, members):
+        ref = execute(cfg, run_store)
+        assert member.status == "finished" and member.summary["ensemble_size"] == len(cfgs)
+        assert_same_run(ens_store, member.run_id, run_store, ref.run_id)
     # the members really differ from each other
-    finals = [r.metrics["weight_norm/out.weight"] for r in results]
+    finals = [m.summary["train_loss"] for m in members]
     assert len(set(np.round(finals, 6))) == len(finals)
 
 
-def test_vmap_forward_trains_as_the_stacked_forward():
+def test_a_member_diverges_alone(tmp_path):
+    """SGD at lr 1e4 (MSE) beside a plain member: it stops at its first non-finite loss, status
+    diverged, as its own run would; the other member trains to the end."""
+    sgd = {"optimizer": "sgd", "lr": 0.05, "loss": "mse", "checkpoint_every": 5}
+    base = _member(BASE, {"train": sgd})
+    wild = _member(base, {"seed": 1, "train": {"lr": 1e4}})
+    cfgs = [validate_config(base), validate_config(wild)]
+    ens_store, run_store = Store(tmp_path / "ens"), Store(tmp_path / "runs")
+    plain, diverged = execute_ensemble(cfgs, ens_store)
+    assert plain.status == "finished" and plain.summary["steps"] == 12
+    assert diverged.status == "diverged" and diverged.summary["diverged_step"] < 12
+    for cfg, member in zip(cfgs, (plain, diverged)):
+        assert_same_run(ens_store, member.run_id, run_store, execute(cfg, run_store).run_id)
+
+
+def test_vmap_forward_trains_as_the_stacked_forward(tmp_path):
     """The generic path (vmap of the model's forward) and MLP.forward_stacked: same members."""
     base = copy.deepcopy(BASE)
     base["train"].update(batch_size=8, grad_clip=0.5)
     cfgs = [validate_config(_member(base, v)) for v in VARIANTS]
-    fast = Ensemble(cfgs, probes=False).fit()
-    generic = Ensemble(cfgs, probes=False, use_vmap=True).fit()
+    fast_store, generic_store = Store(tmp_path / "a"), Store(tmp_path / "b")
+    fast = execute_ensemble(cfgs, fast_store)
+    generic = execute_ensemble(cfgs, generic_store, use_vmap=True)
     for a, b in zip(fast, generic):
-        assert a.metrics.keys() == b.metrics.keys()
-        for name, value in a.metrics.items():
-            assert value == pytest.approx(b.metrics[name], rel=1e-4, abs=1e-5), name
+        assert_same_run(fast_store, a.run_id, generic_store, b.run_id)
 
 
-def test_recorded_member_is_a_normal_run(tmp_path):
-    cfgs = [validate_config(_member(BASE, v)) for v in VARIANTS[:2]]
+def test_member_is_a_normal_run_resumable_and_probeable(tmp_path):
+    """A member's row, config file and checkpoints; ``--resume`` continues it with the plain
+    trainer from a checkpoint to the same end as its straight run; ``learnscope probe``
+    reads its checkpoint."""
+    base = _member(BASE, {"train": {"batch_size": 8, "checkpoint_every": 4}})
+    cfgs = [validate_config(_member(base, v)) for v in VARIANTS[:2]]
     store = Store(tmp_path / "runs")
-    ids = [record(store, r, sweep_id="sw-test") for r in Ensemble(cfgs).fit()]
+    members = execute_ensemble(cfgs, store, sweep_id="sw-test")
+    ids = [m.run_id for m in members]
     runs = store.runs().set_index("id")
     assert list(runs.loc[ids, "sweep_id"]) == ["sw-test"] * 2
     assert list(runs.loc[ids, "status"]) == ["finished"] * 2
     summary = runs.loc[ids[0], "summary"]
     assert summary["steps"] == 12 and summary["ensemble_size"] == 2
-    assert {"train_acc", "test_acc", "test_loss"} <= set(summary)
+    assert summary["mode"] == "ensemble"
     assert (tmp_path / "runs" / ids[0] / "config.yaml").exists()
-    table = store.metric_table(ids[0])
-    assert list(table.index) == [0, 4, 8, 12] and "weight_norm/out.weight" in table
+    assert list(store.metric_table(ids[0]).index) == [0, 4, 8, 12]
+
+    # cut the member back to its step-8 checkpoint and resume it with the plain trainer
+    straight = store.metric_table(ids[1])
+    ckpts = tmp_path / "runs" / ids[1] / "checkpoints"
+    checkpoint.path_for(ckpts, 12).unlink()
+    resumed = execute(cfgs[1], store, resume=ids[1])
+    assert resumed.status == "finished" and resumed.summary["steps"] == 12
+    after = store.metric_table(ids[1])
+    assert list(after.index) == list(straight.index)
+    assert sorted(after.columns) == sorted(straight.columns)
+    for name in straight.columns:
+        a, b = after[name].dropna(), straight[name].dropna()
+        assert list(a.index) == list(b.index), name
+        assert list(a) == pytest.approx(list(b), rel=1e-4, abs=1e-6), name
+
+    res = CliRunner().invoke(app, ["probe", ids[0], "--runs-dir", str(tmp_path / "runs")])
+    assert res.exit_code == 0, res.output
+    assert "effective_rank/layers.0.hook_post" in res.output and "step 12" in res.output
 
 
 def test_keys_separate_incompatible_members():
@@ -122,10 +180,8 @@ def test_keys_separate_incompatible_members():
     d = validate_config(_member(BASE, {"model": {"dropout": 0.1}}))
     assert len({ensemble_key(a), ensemble_key(b), ensemble_key(c)}) == 3
     assert ensemble_key(d) is None  # dropout: trained alone
-    alone = train_alone(d)
-    assert alone.mode == "loop" and alone.steps == 12
-    assert sorted({s for s, _ in alone.rows}) == [0, 4, 8, 12]
-    assert "effective_rank/layers.0.hook_post" in alone.metrics  # default probes, as a run
+    e = validate_config(_member(BASE, {"train": {"regularizers": [{"kind": "vcr"}]}}))
+    assert ensemble_key(e) is None  # regularisers read hooks, which a stacked pass runs not
 
 
 def test_chunked_evaluation_equals_one_pass(monkeypatch):

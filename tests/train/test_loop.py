@@ -2,10 +2,10 @@ from __future__ import annotations
 
 import torch
 
+from learnscope import checkpoint
 from learnscope.config import validate_config
 from learnscope.runner import build, execute
 from learnscope.store import Store
-from learnscope.train import checkpoint
 from learnscope.train.loop import Callback
 
 
@@ -23,7 +23,7 @@ def _history(cfg):
     seen = []
 
     class Keep(Callback):
-        def on_eval(self, trainer, step, metrics):
+        def on_metrics(self, trainer, step, metrics):
             seen.append((step, dict(metrics)))
 
     trainer = build(validate_config(cfg))

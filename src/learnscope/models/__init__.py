@@ -11,7 +11,14 @@ from torch import nn
 
 from learnscope.errors import UserError, from_validation
 from learnscope.models.gpt import GPT, GPTConfig
-from learnscope.models.hooks import HookPoint, capture, eval_mode, hook_names, match_sites
+from learnscope.models.hooks import (
+    HookPoint,
+    capture,
+    eval_mode,
+    hook_names,
+    match_sites,
+    site_sizes,
+)
 from learnscope.models.mlp import MLP, MLPConfig
 
 #: kind -> (config dataclass, module class)
@@ -53,10 +60,6 @@ def build_model(kind: str, params: dict[str, Any], dims: dict[str, int]) -> nn.M
     return MODELS[kind][1](cfg)
 
 
-def config_dict(cfg: Any) -> dict[str, Any]:
-    return dataclasses.asdict(cfg)
-
-
 __all__ = [
     "MODELS",
     "GPT",
@@ -66,9 +69,9 @@ __all__ = [
     "HookPoint",
     "build_model",
     "capture",
-    "config_dict",
     "eval_mode",
     "hook_names",
     "match_sites",
     "model_config",
+    "site_sizes",
 ]

@@ -9,8 +9,9 @@ changes for a probe.
 from __future__ import annotations
 
 import fnmatch
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import torch
 from torch import nn
@@ -83,3 +84,30 @@ def capture(
     finally:
         for h in handles:
             h.remove()
+
+
+@torch.no_grad()
+def site_sizes(
+    model: nn.Module, forward: Callable[[nn.Module, Any], Any], batch: Any
+) -> dict[str, int]:
+    """Size of the last dimension at every activation site (one ``forward(model, batch)`` pass
+    in eval mode on a few examples) and the smaller side of every weight matrix, by name.
+
+    For an attention pattern ``(b, head, query, key)`` that is the context length; for a hidden
+    layer ``(b, width)`` or ``(b, T, d)`` its width. The rank and entropy collapse detectors of
+    ``learnscope.events`` compare against these.
+
+    >>> from learnscope.models.mlp import MLP, MLPConfig
+    >>> net = MLP(MLPConfig(n_inputs=2, vocab=5, n_out=5, width=8, depth=2))
+    >>> sizes = site_sizes(net, lambda m, x: m(x), torch.zeros(3, 2, dtype=torch.long))
+    >>> sizes["layers.0.hook_post"], sizes["layers.0.linear.weight"]
+    (8, 8)
+    """
+    sizes = {name: min(p.shape) for name, p in model.named_parameters() if p.dim() >= 2}
+    names = hook_names(model)
+    if not names:
+        return sizes
+    with eval_mode(model), capture(model, names) as acts:
+        forward(model, batch)
+    sizes.update({k: int(v.shape[-1]) for k, v in acts.items() if v.dim() >= 1})
+    return sizes

@@ -43,3 +43,34 @@ def ipr(w: torch.Tensor, p: int) -> torch.Tensor:
     tensor([1., 1.])
     """
     return (fourier_power(w, p) ** 2).sum(0)
+
+
+def residue_blocks(w: torch.Tensor, p: int) -> list[torch.Tensor]:
+    """A weight matrix as ``(p, m)`` blocks whose rows are indexed by a residue.
+
+    A layer's weight ``(out, k * p)`` reading one-hot operands gives its ``k`` input blocks,
+    transposed (one column per neuron); otherwise a matrix ``(k * p, m)`` (an embedding table,
+    the last layer's ``(p, width)``) gives its ``k`` row blocks. Anything else: ValueError.
+
+    >>> [tuple(b.shape) for b in residue_blocks(torch.zeros(8, 2 * 5), 5)]
+    [(5, 8), (5, 8)]
+    """
+    if w.dim() == 2 and w.shape[1] % p == 0:
+        return [w[:, i * p : (i + 1) * p].T for i in range(w.shape[1] // p)]
+    if w.dim() == 2 and w.shape[0] % p == 0:
+        return [w[i * p : (i + 1) * p] for i in range(w.shape[0] // p)]
+    raise ValueError(f"weight of shape {tuple(w.shape)} has no axis of a multiple of p={p}")
+
+
+def neuron_ipr(w: torch.Tensor, p: int) -> torch.Tensor:
+    """IPR of each neuron of a weight read by residues, ``(m,)``: the mean of :func:`ipr` over
+    the weight's :func:`residue_blocks` (the operands' blocks of a first layer, the rows of an
+    embedding). Doshi, Das, He & Gromov (2024) score a neuron by the mean over its blocks.
+
+    >>> n = torch.arange(5.0)
+    >>> w = torch.cos(2 * torch.pi * torch.cat([n, n]) / 5)[None]  # one neuron, both operands
+    >>> neuron_ipr(w, 5)
+    tensor([1.])
+    """
+    blocks = residue_blocks(w, p)
+    return ipr(torch.cat(blocks, 1), p).view(len(blocks), -1).mean(0)

@@ -26,6 +26,7 @@ import pandas as pd
 import yaml
 
 from learnscope import events as events_mod
+from learnscope.dotted import flatten
 from learnscope.errors import UserError
 from learnscope.report import plots
 from learnscope.report.html import Panel, esc, render, table
@@ -99,22 +100,6 @@ def load_runs(store: Store, refs: list[str], sweep: str | None = None) -> list[R
     return out
 
 
-def flatten(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    """``{"train": {"lr": 1}}`` -> ``{"train.lr": 1}``.
-
-    >>> flatten({"seed": 0, "train": {"lr": 0.1, "betas": [0.9, 0.98]}})
-    {'seed': 0, 'train.lr': 0.1, 'train.betas': '[0.9, 0.98]'}
-    """
-    out: dict[str, Any] = {}
-    for key, value in config.items():
-        path = f"{prefix}{key}"
-        if isinstance(value, dict):
-            out.update(flatten(value, path + "."))
-        else:
-            out[path] = json.dumps(value) if isinstance(value, (list, tuple)) else value
-    return out
-
-
 def differing(configs: list[dict[str, Any]]) -> list[str]:
     """Dotted config paths whose values differ between the runs (descriptions ignored).
 
@@ -161,8 +146,8 @@ def first_layer_spectrum(run: RunData) -> tuple[np.ndarray, np.ndarray, str, int
     if task.get("name") != "modular" or not task.get("p"):
         return "drawn for modular tasks only"
     p = int(task["p"])
+    from learnscope import checkpoint
     from learnscope.probes import fourier_power, ipr
-    from learnscope.train import checkpoint
 
     found = checkpoint.latest(run.dir / "checkpoints")
     if found is None:

@@ -21,6 +21,8 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
+from learnscope.probes.registry import is_probe_metric  # noqa: E402
+
 SPLIT_STYLES = {"train": "-", "test": "--", "train_clean": ":", "train_corrupted": "-."}
 EVENT_COLOURS = {
     "grokking": "tab:green",
@@ -29,7 +31,6 @@ EVENT_COLOURS = {
     "attention_collapse": "tab:purple",
     "rank_collapse": "tab:brown",
 }
-NOT_PROBES = {"lr", "weight_norm", "reg", "train_step", "attention_entropy"}
 _HEAD = re.compile(r"^attention_entropy/(?P<site>.+)/h(?P<head>\d+)$")
 
 
@@ -147,7 +148,7 @@ def probe_columns(runs: list[Series]) -> dict[str, list[str]]:
     for run in runs:
         for col in run.table.columns:
             probe, _, site = str(col).partition("/")
-            if not site or probe in NOT_PROBES or probe in run.splits:
+            if not is_probe_metric(str(col)) or probe == "attention_entropy":  # drawn per head
                 continue
             sites = found.setdefault(probe, [])
             if site not in sites:

@@ -3,8 +3,8 @@
 A sequence family (``multiplication``, ``addition``, ``parity``, ...) only says how to draw one
 example: a ``question`` (the tokens after ``<bos>``, ending with its separator), an optional
 chain of thought ``cot`` (ending with the family's answer marker), the ``answer`` tokens, and
-the answer as a Python value. :class:`SequenceTask` turns examples into the rows of the
-sequence contract (``SEQUENCE_CONTRACT.md``)::
+the answer as a Python value. :class:`SequenceTask` turns examples into rows that every
+sequence task shares, and that the objective and the GPT rely on::
 
     <bos> question [<pause> x n_pause] [cot] answer <eos> <pad> ...
 

@@ -1,26 +1,97 @@
-"""The standard callbacks: store logging, checkpoints and the progress bar."""
+"""The callbacks every run gets from the pipeline (``learnscope.runner``): the divergence guard,
+the probe recorder, the store logger, checkpoints; and the TensorBoard sink a caller may add.
+
+They print nothing (the live view and progress bars are in ``learnscope.cli``). Each works on
+a :class:`~learnscope.train.loop.Trainer` and on a member of a stacked ensemble alike.
+"""
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import torch
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from learnscope import checkpoint
+from learnscope.errors import UserError
+from learnscope.events import Event
+from learnscope.probes.plan import ProbePlan
 from learnscope.store import Store
-from learnscope.train import checkpoint
 from learnscope.train.loop import Callback, Trainer
 
 
+class DivergenceGuard(Callback):
+    """Stops the run at once at a non-finite training loss (or eval loss): ``trainer.status``
+    becomes ``diverged`` and :attr:`event` records the step and the metric. The loop then
+    evaluates once more and ends; the store logger keeps everything logged so far."""
+
+    def __init__(self) -> None:
+        self.event: Event | None = None
+
+    def _trip(self, trainer: Trainer, step: int, metric: str, value: float) -> None:
+        if self.event is None:
+            data = {"step": step, "metric": metric, "value": str(value)}
+            self.event = Event("divergence", step, data)
+        trainer.status, trainer.should_stop = "diverged", True
+
+    def on_step_end(self, trainer: Trainer, step: int, loss: torch.Tensor) -> None:
+        if not bool(torch.isfinite(loss).all()):
+            self._trip(trainer, step, "train_step/loss", float(loss.float().mean()))
+
+    def on_metrics(self, trainer: Trainer, step: int, values: dict[str, float]) -> None:
+        for name, value in values.items():
+            if name.endswith("/loss") and not math.isfinite(value):
+                self._trip(trainer, step, name, value)
+                return
+
+
+class ProbeRecorder(Callback):
+    """Computes the plan's probes at step 0, every ``every`` steps and at the last step, and
+    publishes their values (``trainer.publish``) like the eval metrics.
+
+    A resumed run records again the probes due at the step it resumes from (the store drops
+    that step's rows when resuming), and a run stopped early by a callback gets a last record
+    at the step it stopped.
+    """
+
+    def __init__(self, plan: ProbePlan) -> None:
+        self.plan = plan
+        self.recorded: list[int] = []
+
+    def record(self, trainer: Trainer, step: int, items) -> None:
+        obj = trainer.objective
+        values = self.plan.compute(trainer.model, obj.forward, obj.loss, items)
+        self.recorded.append(step)
+        trainer.publish(step, values)
+
+    def _due(self, trainer: Trainer, step: int):
+        last = step >= trainer.cfg.steps
+        return [item for item in self.plan.items if last or step % item.every == 0]
+
+    def on_train_start(self, trainer: Trainer) -> None:
+        due = self.plan.items if trainer.step == 0 else self._due(trainer, trainer.step)
+        if due:
+            self.record(trainer, trainer.step, due)
+
+    def on_step_end(self, trainer: Trainer, step: int, loss: torch.Tensor) -> None:
+        due = self._due(trainer, step)
+        if due:
+            self.record(trainer, step, due)
+
+    def on_train_end(self, trainer: Trainer, status: str) -> None:
+        if status == "stopped" and self.plan.items and trainer.step not in self.recorded:
+            self.record(trainer, trainer.step, self.plan.items)
+
+
 class StoreLogger(Callback):
-    """Writes every eval's metrics to the store, one transaction per eval."""
+    """Writes every published value to the store, one transaction per publication (so the
+    rows of a step are in the store before a checkpoint of that step is written)."""
 
     def __init__(self, store: Store, run_id: str) -> None:
         self.store, self.run_id = store, run_id
 
-    def on_eval(self, trainer: Trainer, step: int, metrics: dict[str, float]) -> None:
-        self.store.log(self.run_id, step, metrics)
+    def on_metrics(self, trainer: Trainer, step: int, values: dict[str, float]) -> None:
+        self.store.log(self.run_id, step, values)
         self.store.flush()
 
     def on_train_end(self, trainer: Trainer, status: str) -> None:
@@ -28,7 +99,8 @@ class StoreLogger(Callback):
 
 
 class Checkpointer(Callback):
-    """Saves the trainer's state every ``every`` steps (0: never in between) and at the end."""
+    """Saves the trainer's state every ``every`` steps (0: never in between) and at the end,
+    to ``directory/step_XXXXXXXX.pt`` (:mod:`learnscope.checkpoint`)."""
 
     def __init__(self, directory: Path, every: int = 0) -> None:
         self.directory, self.every = Path(directory), every
@@ -47,49 +119,32 @@ class Checkpointer(Callback):
         self._save(trainer)
 
 
-def format_metrics(
-    metrics: dict[str, float], keys=("train/loss", "train/acc", "test/loss", "test/acc")
-) -> str:
-    """``train loss 0.012 acc 1.000 | test ...`` for the splits present."""
-    parts = []
-    for split in dict.fromkeys(k.split("/")[0] for k in keys):
-        vals = [
-            f"{k.split('/')[1]} {metrics[k]:.3g}"
-            for k in keys
-            if k.startswith(split + "/") and k in metrics
-        ]
-        if vals:
-            parts.append(f"{split} " + " ".join(vals))
-    return " | ".join(parts)
+class TensorBoardSink(Callback):
+    """Writes every published value (the names of the store) to TensorBoard event files under
+    ``log_dir/<run_id>`` (``tensorboard --logdir log_dir`` compares runs)."""
 
+    def __init__(self, log_dir: str | Path, run_id: str) -> None:
+        self.require()
+        from torch.utils.tensorboard import SummaryWriter
 
-class ProgressBar(Callback):
-    """A rich progress bar: step, elapsed time, and the latest losses and accuracies."""
+        self.writer = SummaryWriter(log_dir=str(Path(log_dir) / run_id))
 
-    def __init__(self, console: Console | None = None, description: str = "train") -> None:
-        self.progress = Progress(
-            TextColumn("[bold]{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            TextColumn("{task.fields[metrics]}"),
-            console=console,
-            transient=False,
-        )
-        self.description = description
-        self.task_id = None
+    @staticmethod
+    def require() -> None:
+        """A :class:`UserError` when the tensorboard package is missing (check it before the
+        run is created)."""
+        try:
+            from torch.utils.tensorboard import SummaryWriter  # noqa: F401
+        except ImportError:
+            raise UserError(
+                "--tensorboard: needs the tensorboard package; "
+                "pip install 'learnscope[tensorboard]'"
+            ) from None
 
-    def on_train_start(self, trainer: Trainer) -> None:
-        self.progress.start()
-        self.task_id = self.progress.add_task(
-            self.description, total=trainer.cfg.steps, completed=trainer.step, metrics=""
-        )
-
-    def on_step_end(self, trainer: Trainer, step: int, loss: torch.Tensor) -> None:
-        self.progress.update(self.task_id, completed=step)
-
-    def on_eval(self, trainer: Trainer, step: int, metrics: dict[str, float]) -> None:
-        self.progress.update(self.task_id, completed=step, metrics=format_metrics(metrics))
+    def on_metrics(self, trainer: Trainer, step: int, values: dict[str, float]) -> None:
+        for name, value in values.items():
+            self.writer.add_scalar(name, value, step)
 
     def on_train_end(self, trainer: Trainer, status: str) -> None:
-        self.progress.stop()
+        self.writer.flush()
+        self.writer.close()

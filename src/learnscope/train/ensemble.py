@@ -27,10 +27,17 @@ rounding (``tests/train/test_ensemble.py`` checks it against ``runner.execute``)
 state and scratch are allocated once; a step allocates only what autograd allocates for
 activations.
 
-Probes run per member, as in a single run (``learnscope.probes.runner``): when one is due,
-the member's slice of the stacked weights is copied into a model of its own (kept in eval
-mode) and the probe plan of its config is computed on it, so the store holds the same probe
-series either way.
+Each member is a :class:`Member`: it offers its callbacks what a
+:class:`~learnscope.train.loop.Trainer` offers (``cfg``, ``task``, ``model``, ``objective``,
+``splits``, ``step``, ``status``, ``should_stop``, ``state_dict()``, ``publish``), so the run
+pipeline (``learnscope.runner``) gives a member the same divergence guard, probes, store
+logger and checkpoints as a single run. ``member.model`` is a model of its own (built with the
+member's seed, kept in eval mode) into which the member's slice of the stacked weights is
+copied when a callback reads it; ``member.state_dict()`` is the trainer's checkpoint format
+(model, optimiser, scheduler, data order), so ``learnscope run --resume`` continues a member
+with the plain trainer. A member stops on its own (its first non-finite loss, or a callback
+setting ``should_stop``) without stopping the others: from then on its slice is no longer
+read.
 """
 
 from __future__ import annotations
@@ -41,7 +48,7 @@ import json
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -54,31 +61,9 @@ from learnscope.models import build_model
 from learnscope.tasks import Task, make_task
 from learnscope.train.loop import Callback, resolve_device
 from learnscope.train.objectives import make_objective
-from learnscope.train.optim import lr_factor
+from learnscope.train.optim import lr_factor, make_optimizer, make_scheduler
 
 EVAL_ELEMENTS = 2**24  # floats of a (K, rows, width) activation per evaluation chunk
-
-
-@dataclass
-class MemberResult:
-    """What one member's training produced, before it is written to the store."""
-
-    config: dict[str, Any]
-    rows: list[tuple[int, dict[str, float]]] = field(default_factory=list)  # (step, metrics)
-    status: str = "running"
-    steps: int = 0
-    wall_s: float = 0.0
-    mode: str = "ensemble"  # ensemble (with ensemble_size members) or loop
-    ensemble_size: int = 1
-
-    @property
-    def metrics(self) -> dict[str, float]:
-        """Everything recorded at the last recorded step (the final eval and probes)."""
-        out: dict[str, float] = {}
-        for step, values in self.rows:
-            if step == self.rows[-1][0]:
-                out.update(values)
-        return out
 
 
 # -- which members can share an ensemble -----------------------------------------------------
@@ -140,7 +125,7 @@ def ensemble_key(cfg: RunConfig) -> str | None:
     eval schedule, the device and the names of the eval splits.
     """
     task = member_task(cfg)
-    if task.kind != "classification":
+    if task.kind != "classification" or cfg.train.regularizers:  # no hooks run when stacked
         return None
     shapes = member_shapes(cfg)
     if shapes is None:
@@ -231,10 +216,11 @@ class _Stacked:
 
 class Ensemble:
     """Train the members ``cfgs`` (all with the same :func:`ensemble_key`) at once;
-    ``probes=False`` records no probes, ``use_vmap=True`` maps the model's plain forward with
-    ``vmap`` even where it has a ``forward_stacked`` (see :func:`stacked_forward`)."""
+    ``use_vmap=True`` maps the model's plain forward with ``vmap`` even where it has a
+    ``forward_stacked`` (see :func:`stacked_forward`). ``self.members[k]`` is member k, to
+    which callbacks are added as to a trainer."""
 
-    def __init__(self, cfgs: list[RunConfig], probes: bool = True, use_vmap: bool = False) -> None:
+    def __init__(self, cfgs: list[RunConfig], use_vmap: bool = False) -> None:
         keys = {ensemble_key(c) for c in cfgs}
         if len(keys) != 1 or None in keys:
             raise ValueError("ensemble members must share one ensemble_key (see ensemble_key)")
@@ -252,12 +238,13 @@ class Ensemble:
 
         # models: built and seeded exactly as runner.build does, then stacked into one flat
         # tensor (see _flat_views); ``self.params[name]: (K, *shape)`` are views into it
-        models = []
+        models, rng_states = [], []
         for cfg, task in zip(cfgs, tasks):
             # the CPU generator is what torch.manual_seed seeds for a CPU-built model; seeding
             # it alone skips the lazy CUDA seeding call (~0.4 ms per member, a stack trace)
             torch.default_generator.manual_seed(cfg.seed)
             models.append(build_model(cfg.model.kind, cfg.model.params, task.model_dims()))
+            rng_states.append(torch.get_rng_state())  # as a trainer's global RNG after building
         params, buffers = stack_module_state(models)
         self.shapes = {name: p.shape[1:] for name, p in params.items()}
         self.flat = torch.cat([p.flatten() for p in params.values()]).to(self.device)
@@ -301,7 +288,11 @@ class Ensemble:
         self.step = 0
         self.last_losses: torch.Tensor | None = None  # (K,) of the latest training batch
         self.wall_s = 0.0
-        self.probers = self._probe_plans(tasks, models) if probes else [None] * self.k
+        self._t0 = time.perf_counter()
+        self.members = [
+            Member(self, k, cfg, task, model, rng)
+            for k, (cfg, task, model, rng) in enumerate(zip(cfgs, tasks, models, rng_states))
+        ]
 
     def _flat_views(self, t: torch.Tensor) -> dict[str, torch.Tensor]:
         """``{name: (K, *shape)}`` views of a flat tensor laid out parameter by parameter: the
@@ -318,44 +309,6 @@ class Ensemble:
         """A per-member ``(K,)`` tensor laid out as the flat parameters: ``v[k]`` on every
         element of member k."""
         return torch.cat([v.repeat_interleave(math.prod(s)) for s in self.shapes.values()])
-
-    # -- probes, per member --------------------------------------------------------------------
-    def _probe_plans(self, tasks: list[Task], models: list[nn.Module]) -> list:
-        """Per member, ``(model, objective, plan)`` of its probes
-        (``learnscope.probes.runner``), or None.
-
-        The member's own model (built as ``runner.build`` does: same seed, so the same initial
-        weights, which ``incremental_rank`` compares against) stays in eval mode; the member's
-        slice of the stacked weights is copied into it when a probe is due.
-        """
-        from learnscope.probes.runner import plan_for_model
-
-        probers = []
-        for cfg, task, model in zip(self.cfgs, tasks, models):
-            if cfg.probes == []:
-                probers.append(None)
-                continue
-            model = model.to(self.device).eval()
-            objective = make_objective(task.kind, cfg.train)
-            plan = plan_for_model(cfg, model, task, objective.forward, self.device)
-            probers.append((model, objective, plan) if plan.items else None)
-        return probers
-
-    @torch.no_grad()
-    def _probe(self, results: list[MemberResult], every_probe: bool = False) -> None:
-        """Record the probes due at this step (as ``ProbeRunner``: step 0, multiples of
-        ``every`` and the last step) for every member."""
-        last = self.step >= self.train_cfg.steps
-        for k, prober in enumerate(self.probers):
-            if prober is None:
-                continue
-            model, obj, plan = prober
-            due = [i for i in plan.items if every_probe or last or self.step % i.every == 0]
-            if not due:
-                continue
-            for name, p in model.named_parameters():
-                p.copy_(self.params[name][k])
-            results[k].rows.append((self.step, plan.compute(model, obj.forward, obj.loss, due)))
 
     # -- one training step ---------------------------------------------------------------------
     def _lr(self, step: int) -> torch.Tensor:
@@ -481,106 +434,146 @@ class Ensemble:
         return out
 
     # -- the loop ------------------------------------------------------------------------------
-    def fit(self, on_eval: Callable[[int], None] | None = None) -> list[MemberResult]:
-        """Train every member for ``train.steps`` steps, evaluating as the trainer does
-        (``on_eval(step)`` after each evaluation, e.g. for a progress bar)."""
+    def fit(self) -> None:
+        """Train every member for ``train.steps`` steps, as the trainer's loop does member by
+        member: evaluate at step 0, every ``eval_every`` steps and when a member ends; a member
+        ends at the last step or when ``should_stop`` is set (its divergence guard, a
+        callback), the others go on. Ctrl-C ends every running member as ``interrupted``."""
         cfg = self.train_cfg
-        results = [
-            MemberResult(c.to_dict(), mode="ensemble", ensemble_size=self.k) for c in self.cfgs
-        ]
-        t0 = time.perf_counter()
-        status = "running"
-        if self.step == 0:
-            self._probe(results, every_probe=True)
+        running = list(self.members)
+        for m in running:
+            m.emit("on_train_start")
+        t0 = self._t0 = time.perf_counter()
         try:
-            while True:
-                done = self.step >= cfg.steps
-                if self.step % cfg.eval_every == 0 or done:
-                    for r, metrics in zip(results, self.evaluate()):
-                        r.rows.append((self.step, metrics))
-                    if on_eval is not None:
-                        on_eval(self.step)
-                if done:
+            while running:
+                # eval: at the first step, every eval_every steps and for a member that ends
+                ending = [m for m in running if self.step >= cfg.steps or m.should_stop]
+                if self.step % cfg.eval_every == 0 or ending:
+                    metrics = self.evaluate()
+                    for m in running:
+                        if self.step % cfg.eval_every == 0 or m in ending:
+                            m.metrics = metrics[m.k]
+                            m.publish(self.step, m.metrics)
+                for m in [m for m in running if m in ending or m.should_stop]:
+                    m.finish(time.perf_counter() - t0)
+                    running.remove(m)
+                if not running:
                     break
-                self.train_step()
-                self._probe(results)
+
+                # one step of every member (those that ended are carried along, unread)
+                losses = self.train_step()
+                for m in running:
+                    m.emit("on_step_end", self.step, losses[m.k])
         except KeyboardInterrupt:
-            status = "interrupted"
+            for m in running:
+                m.status = "interrupted"
+                m.finish(time.perf_counter() - t0)
         self.wall_s += time.perf_counter() - t0
-        for r in results:
-            r.status = "finished" if status == "running" else status
-            r.steps, r.wall_s = self.step, self.wall_s / self.k
-        return results
 
 
-class Collector(Callback):
-    """Keeps every eval of a plain :class:`~learnscope.train.loop.Trainer` in memory."""
+class Member:
+    """Member ``k`` of an :class:`Ensemble`, as its callbacks see it: the attributes of a
+    :class:`~learnscope.train.loop.Trainer` (see :class:`~learnscope.train.loop.Callback`)."""
 
     def __init__(
-        self,
-        on_eval: Callable[[int], None] | None = None,
-        on_step: Callable[[], bool | None] | None = None,
+        self, ens: Ensemble, k: int, cfg: RunConfig, task: Task, model: nn.Module, rng
     ) -> None:
-        self.rows: list[tuple[int, dict[str, float]]] = []
-        self.notify, self.tick = on_eval, on_step
+        self.ens, self.k, self.task = ens, k, task
+        self.cfg = cfg.train
+        self.device = ens.device
+        self.objective = make_objective(task.kind, cfg.train)
+        self._model = model.to(self.device).eval()  # the member's slice is copied in on read
+        self._synced = -1
+        self._rng = rng
+        self._splits: dict[str, Any] | None = None
+        self.callbacks: list[Callback] = []
+        self.status = "running"
+        self.should_stop = False
+        self.metrics: dict[str, float] = {}
+        self.wall_s = 0.0
+        self.ended_at: int | None = None  # the step it ended at; its slice is not read after
 
-    def on_step_end(self, trainer, step: int, loss) -> None:
-        if self.tick is not None and self.tick():
-            trainer.should_stop = True
+    @property
+    def step(self) -> int:
+        return self.ens.step if self.ended_at is None else self.ended_at
 
-    def on_eval(self, trainer, step: int, metrics: dict[str, float]) -> None:
-        self.rows.append((step, dict(metrics)))
-        if self.notify is not None:
-            self.notify(step)
+    @property
+    def model(self) -> nn.Module:
+        """The member's model with its current weights (copied from the stacked ones)."""
+        if self._synced != self.step and self.ended_at is None:
+            with torch.no_grad():
+                for name, p in self._model.named_parameters():
+                    p.copy_(self.ens.params[name][self.k])
+            self._synced = self.step
+        return self._model
 
+    @property
+    def splits(self) -> dict[str, Any]:
+        if self._splits is None:
+            self._splits = {n: self.task.split(n).to(self.device) for n in self.ens.split_names}
+        return self._splits
 
-def train_alone(
-    cfg: RunConfig,
-    on_eval: Callable[[int], None] | None = None,
-    on_step: Callable[[], bool | None] | None = None,
-) -> MemberResult:
-    """One member with the plain trainer (the loop), results kept in memory; ``on_step()``
-    after every step (the sweep runner times steps with it; returning True stops the run,
-    whose status is then ``stopped``)."""
-    from learnscope.probes.runner import ProbeRunner, plan_probes
-    from learnscope.runner import build
+    def add_callback(self, cb: Callback) -> Member:
+        self.callbacks.append(cb)
+        return self
 
-    trainer = build(cfg)
-    keep = Collector(on_eval, on_step)
-    plan = plan_probes(cfg, trainer)
-    if plan.items:  # as runner.execute does
-        trainer.add_callback(ProbeRunner(plan, lambda step, v: keep.rows.append((step, dict(v)))))
-    trainer.add_callback(keep)
-    trainer.fit()
-    return MemberResult(
-        cfg.to_dict(), keep.rows, trainer.status, trainer.step, trainer.wall_s, mode="loop"
-    )
+    def emit(self, event: str, *args: Any) -> None:
+        for cb in self.callbacks:
+            getattr(cb, event)(self, *args)
 
+    def publish(self, step: int, values: dict[str, float]) -> None:
+        self.emit("on_metrics", step, values)
 
-def record(store, result: MemberResult, sweep_id: str | None = None) -> str:
-    """Write one member as a normal run: row, config, metrics, events, summary; its run id.
+    def finish(self, elapsed_s: float) -> None:
+        """End this member at the current step (status as the trainer sets it)."""
+        _ = self.model  # the final weights, copied while the slice is still the member's
+        self.ended_at = self.ens.step
+        self.wall_s += elapsed_s / self.ens.k  # its share of the ensemble's time
+        if self.status == "running":
+            self.status = "finished" if not self.should_stop else "stopped"
+        self.emit("on_train_end", self.status)
 
-    The summary has the keys of ``runner.summarize`` (final ``{split}_{loss,acc}``, steps,
-    ``wall_s``: the member's share of its ensemble's time, grokking steps) plus ``mode`` and
-    ``ensemble_size``.
-    """
-    from learnscope import events as events_mod
-    from learnscope.config import validate_config
-    from learnscope.runner import check_expectations, summary_of
+    def state_dict(self) -> dict[str, Any]:
+        """The member's state in the trainer's checkpoint format
+        (:meth:`~learnscope.train.loop.Trainer.state_dict`)."""
+        ens, k, cfg = self.ens, self.k, self.cfg
+        model = self.model
+        opt = make_optimizer(model, cfg)
+        t = self.step
+        factor = lr_factor(t, cfg)
+        for name, p in model.named_parameters():
+            if cfg.optimizer == "sgd":
+                if cfg.momentum and ens.momentum_buf is not None:
+                    buf = ens._flat_views(ens.momentum_buf)[name][k]
+                    opt.state[p] = {"momentum_buffer": buf.clone()}
+            elif t > 0:
+                opt.state[p] = {
+                    "step": torch.tensor(float(t)),
+                    "exp_avg": ens._flat_views(ens.exp_avg)[name][k].clone(),
+                    "exp_avg_sq": ens._flat_views(ens.exp_avg_sq)[name][k].clone(),
+                }
+        sched = make_scheduler(opt, cfg)
+        for group in opt.param_groups:
+            group["lr"] = group["initial_lr"] * factor
+        sched.last_epoch, sched._step_count = t, t + 1
+        sched._last_lr = [g["lr"] for g in opt.param_groups]
+        n = ens.n_train[k]
+        shuffled = not ens.full_batch and ens.cursors[k] <= n
+        losses = ens.last_losses
+        return {
+            "step": t,
+            "model": model.state_dict(),
+            "optimizer": opt.state_dict(),
+            "scheduler": sched.state_dict(),
+            "generator": ens.generators[k].get_state(),
+            "order": ens.orders[k, :n].clone() if shuffled else torch.empty(0, dtype=torch.long),
+            "cursor": ens.cursors[k] if shuffled else 0,
+            "torch_rng": self._rng,
+            "regularizers": {},
+            "scaler": {},
+            "last_terms": {} if losses is None else {"train_step/loss": losses[k].clone()},
+            "wall_s": self.wall_s if self.ended_at is not None else self._running_share(),
+        }
 
-    cfg = validate_config(result.config)
-    run = store.create_run(cfg.name, cfg.to_dict(), sweep_id)
-    for step, metrics in result.rows:
-        store.log(run.id, step, metrics)
-    store.flush()
-    found = events_mod.detect(store.metric_table(run.id), cfg.events)
-    for e in found:
-        store.add_event(run.id, e.step, e.kind, e.data)
-    splits = {k.split("/")[0] for k in result.metrics if k.endswith(("/loss", "/acc"))}
-    summary = summary_of(result.metrics, splits, result.steps, result.wall_s, found)
-    summary.update(mode=result.mode, ensemble_size=result.ensemble_size)
-    if cfg.expect:
-        summary["expect_met"] = check_expectations(cfg.expect, summary)
-    diverged = any(e.kind == "divergence" for e in found)
-    store.finish_run(run.id, "diverged" if diverged else result.status, summary)
-    return run.id
+    def _running_share(self) -> float:
+        return self.wall_s + (time.perf_counter() - self.ens._t0) / self.ens.k

@@ -3,7 +3,9 @@
 Steps count optimiser updates: metrics logged "at step s" are measured after s updates, so
 step 0 is the network at initialisation. The loop evaluates at step 0, every ``eval_every``
 steps and at the last step; everything else (the store, checkpoints, the progress bar,
-probes, events) is a :class:`Callback`.
+probes, the divergence guard) is a :class:`Callback`. Values leave the trainer one way:
+:meth:`Trainer.publish` hands them to every callback's ``on_metrics`` (the eval metrics, and
+the probe values the probe recorder computes).
 """
 
 from __future__ import annotations
@@ -28,13 +30,20 @@ EVAL_CHUNK = 16384  # rows per forward pass when evaluating a split
 
 
 class Callback:
-    """Hooks into the loop; override what you need. ``trainer.should_stop = True`` stops it."""
+    """Hooks into the loop; override what you need. ``trainer.should_stop = True`` stops it.
+
+    ``trainer`` is a :class:`Trainer` or a member of a stacked ensemble
+    (``learnscope.train.ensemble.Member``), which offer callbacks the same attributes:
+    ``cfg``, ``task``, ``model``, ``objective``, ``splits``, ``device``, ``step``, ``metrics``,
+    ``status``, ``should_stop``, ``state_dict()`` and ``publish(step, values)``.
+    """
 
     def on_train_start(self, trainer: Trainer) -> None: ...
 
     def on_step_end(self, trainer: Trainer, step: int, loss: torch.Tensor) -> None: ...
 
-    def on_eval(self, trainer: Trainer, step: int, metrics: dict[str, float]) -> None: ...
+    def on_metrics(self, trainer: Trainer, step: int, values: dict[str, float]) -> None:
+        """Values measured at ``step``: an evaluation's metrics, or probe values."""
 
     def on_train_end(self, trainer: Trainer, status: str) -> None: ...
 
@@ -69,7 +78,8 @@ class Trainer:
         self.should_stop = False
         self.status = "running"
         self.metrics: dict[str, float] = {}  # the latest eval
-        self.wall_s = 0.0
+        self.wall_s = 0.0  # training time of the finished segments (a resumed run's too)
+        self._t0: float | None = None  # start of the segment now training
 
     def add_callback(self, cb: Callback) -> Trainer:
         self.callbacks.append(cb)
@@ -97,19 +107,23 @@ class Trainer:
         for cb in self.callbacks:
             getattr(cb, event)(self, *args)
 
+    def publish(self, step: int, values: dict[str, float]) -> None:
+        """Hand values measured at ``step`` to every callback (``on_metrics``)."""
+        self._emit("on_metrics", step, values)
+
     # -- the loop ----------------------------------------------------------------------------
     def fit(self) -> dict[str, float]:
         cfg, train = self.cfg, self.splits["train"]
         full_batch = cfg.batch_size is None or cfg.batch_size >= len(train)
         self._emit("on_train_start")
-        t0 = time.perf_counter()
+        t0 = self._t0 = time.perf_counter()
         try:
             while True:
                 # eval: at the first step, every eval_every steps and at the end
                 done = self.step >= cfg.steps or self.should_stop
                 if self.step % cfg.eval_every == 0 or done:
                     self.metrics = self.evaluate()
-                    self._emit("on_eval", self.step, self.metrics)
+                    self.publish(self.step, self.metrics)
                 if done or self.should_stop:
                     break
 
@@ -154,6 +168,7 @@ class Trainer:
             self.status = "interrupted"
         finally:
             self.wall_s += time.perf_counter() - t0
+            self._t0 = None
             if self.status == "running":
                 self.status = "finished" if not self.should_stop else "stopped"
             self._emit("on_train_end", self.status)
@@ -182,6 +197,11 @@ class Trainer:
         return out
 
     # -- checkpoints -------------------------------------------------------------------------
+    def elapsed_s(self) -> float:
+        """Seconds of training so far, the segment now running included."""
+        running = time.perf_counter() - self._t0 if self._t0 is not None else 0.0
+        return self.wall_s + running
+
     def state_dict(self) -> dict[str, Any]:
         return {
             "step": self.step,
@@ -195,6 +215,7 @@ class Trainer:
             "regularizers": self.regularizers.state_dict(),
             "scaler": self.scaler.state_dict(),
             "last_terms": self.last_terms,
+            "wall_s": self.elapsed_s(),  # training time so far, every segment of a resumed run
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -208,4 +229,5 @@ class Trainer:
         self.last_terms = state.get("last_terms", {})
         if state.get("scaler"):
             self.scaler.load_state_dict(state["scaler"])
+        self.wall_s = float(state.get("wall_s", 0.0))
         self.step = state["step"]

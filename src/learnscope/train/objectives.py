@@ -47,7 +47,7 @@ EVAL_ROWS = 512  # rows per forward pass when evaluating or decoding a sequence 
 def greedy_decode(
     model: nn.Module, tokens: torch.Tensor, prompt_len: torch.Tensor, eos_id: int | None = None
 ) -> torch.Tensor:
-    """Batched greedy decoding (SEQUENCE_CONTRACT.md): full rows ``(n, T)``.
+    """Batched greedy decoding (rows as in ``learnscope.tasks.sequence``): full rows ``(n, T)``.
 
     For ``t`` from ``min(prompt_len)`` to ``T - 1``: ``next = argmax model(out[:, :t])[:, -1]``
     and ``out[:, t] = next`` where ``t >= prompt_len`` (the prompt is kept). Once every row has
@@ -74,7 +74,8 @@ def greedy_decode(
 
 
 class SequenceObjective:
-    """Next-token cross-entropy on the target tokens of a sequence task (SEQUENCE_CONTRACT.md).
+    """Next-token cross-entropy on the target tokens of a sequence task (rows as in
+    ``learnscope.tasks.sequence``).
 
     ``loss = mean over (i, t) with loss_mask[i, t+1] of -log softmax(logits[i, t])[tokens[i, t+1]]``
     (the mean is over target tokens, not rows). Columns after the batch's last target token

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.text import Text
 
 console = Console()
 err_console = Console(stderr=True)
@@ -22,7 +23,9 @@ RunsDir = Annotated[
 
 def fail(message: str) -> None:
     """A user's mistake: one red line on stderr, exit code 2."""
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    err_console.print(
+        Text("error: ", style="bold red") + Text(message), highlight=False, soft_wrap=True
+    )
     raise typer.Exit(2)
 
 

@@ -9,10 +9,12 @@ import yaml
 from typer.testing import CliRunner
 
 from learnscope.cli import app
+from learnscope.cli.live import EventWatcher
 from learnscope.events import describe
+from learnscope.models import site_sizes
 from learnscope.runner import build, execute
 from learnscope.store import Store
-from learnscope.train.live import EventWatcher, TensorBoardSink, site_sizes
+from learnscope.train.callbacks import TensorBoardSink
 from learnscope.train.loop import Callback
 
 
@@ -82,7 +84,7 @@ def test_event_watcher_prints_each_event_once_when_it_fires():
     for step in range(0, 100, 10):
         train = 1.0 if step >= 20 else 0.5
         test = 1.0 if step >= 70 else 0.1
-        watcher.on_eval(None, step, {"train/acc": train, "test/acc": test, "lr": 1e-3})
+        watcher.add(step, {"train/acc": train, "test/acc": test, "lr": 1e-3})
     assert said == [
         (20, "fitted the training set at step 20 (test not yet)"),
         (70, "grokked at step 70 (train fitted at step 20, 3.5x after fitting)"),
@@ -92,7 +94,9 @@ def test_event_watcher_prints_each_event_once_when_it_fires():
 def test_site_sizes_of_the_mlp(tiny_config):
     from learnscope.config import validate_config
 
-    sizes = site_sizes(build(validate_config(tiny_config)))
+    trainer = build(validate_config(tiny_config))
+    batch = trainer.splits["train"].rows(torch.arange(4))
+    sizes = site_sizes(trainer.model, trainer.objective.forward, batch)
     assert sizes["layers.0.hook_post"] == 32 and sizes["hook_logits"] == 11
     assert sizes["layers.0.linear.weight"] == 22 and sizes["out.weight"] == 11
 
@@ -101,7 +105,8 @@ def test_tensorboard_sink_writes_the_scalars(tiny_config, runs_dir, tmp_path):
     pytest.importorskip("tensorboard", reason="tensorboard is not installed")
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    result = execute(tiny_config, Store(runs_dir), [TensorBoardSink(tmp_path / "tb")])
+    sink = lambda run_id: TensorBoardSink(tmp_path / "tb", run_id)  # noqa: E731
+    result = execute(tiny_config, Store(runs_dir), [sink])
     files = list((tmp_path / "tb" / result.run_id).glob("events.out.tfevents.*"))
     assert len(files) == 1
     acc = EventAccumulator(str(files[0].parent))
@@ -144,13 +149,12 @@ def test_live_view_prints_the_event_when_it_fires(runs_dir):
 def test_progress_line_shows_latest_probe_values():
     from rich.console import Console
 
-    from learnscope.train.live import LiveProgress
+    from learnscope.cli.live import LiveProgress
 
     bar = LiveProgress(Console(file=io.StringIO()), "x")
     bar.task_id = bar.progress.add_task("x", total=10, metrics="")
-    bar.splits = ("train", "test")
     metrics = {"train/loss": 0.5, "test/acc": 0.25, "effective_rank/layers.0.hook_post": 12.34}
-    bar.on_eval(None, 5, metrics)
+    bar.on_metrics(None, 5, metrics)
     text = bar.progress.tasks[0].fields["metrics"]
     assert "train loss 0.5" in text and "erank(l0.post) 12.3" in text
 
@@ -160,7 +164,7 @@ def test_live_view_sees_the_probe_runner_values(tiny_config, runs_dir):
     event table at the steps the probe runner recorded them."""
     from rich.console import Console
 
-    from learnscope.train.live import LiveProgress
+    from learnscope.cli.live import LiveProgress
 
     bar = LiveProgress(Console(file=io.StringIO(), width=300), "x")
     execute(tiny_config, Store(runs_dir), [bar])

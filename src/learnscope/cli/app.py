@@ -1,4 +1,4 @@
-"""The ``learnscope`` command line: run, recipes, ls, show, probe.
+"""The ``learnscope`` command line: run, recipes, ls, show, report, probe (and ``sweep``).
 
 Every mistake a user can make ends in one line naming the field and what is allowed, exit
 code 2, no traceback, and nothing written (see ``learnscope.errors``).
@@ -14,12 +14,12 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from learnscope.cli_common import RunsDir, console, err_console, fail
-from learnscope.cli_common import fmt as _fmt
+from learnscope.cli.common import RunsDir, console, err_console, fail
+from learnscope.cli.common import fmt as _fmt
+from learnscope.cli.sweep import sweep_app
 from learnscope.config import load_config, load_recipe_dict, recipe_names, validate_config
 from learnscope.errors import UserError
 from learnscope.store import Store
-from learnscope.sweep_cli import sweep_app
 
 app = typer.Typer(
     add_completion=False,
@@ -45,8 +45,9 @@ def run(
     ] = None,
 ) -> None:
     """Train a recipe or config file and record the run."""
-    from learnscope.runner import execute  # torch is imported only by commands that train
-    from learnscope.train.live import LiveProgress, TensorBoardSink
+    from learnscope.cli.live import LiveProgress  # torch only for the commands that train
+    from learnscope.runner import execute
+    from learnscope.train.callbacks import TensorBoardSink
 
     try:
         store = Store(runs_dir)
@@ -58,10 +59,15 @@ def run(
             cfg, run_id = load_config(recipe, overrides), None
         else:
             fail(f"recipe: give a recipe ({', '.join(recipe_names())}) or a YAML file")
-        callbacks = [] if quiet else [LiveProgress(console, cfg.name, cfg.events)]
+        sinks = []
+        if not quiet:  # the live view reads the run's history (a resumed run's too)
+            sinks.append(
+                lambda rid: LiveProgress(console, cfg.name, cfg.events, store.metric_table(rid))
+            )
         if tensorboard is not None:
-            callbacks.append(TensorBoardSink(tensorboard))
-        result = execute(cfg, store, callbacks, resume=run_id)
+            TensorBoardSink.require()
+            sinks.append(lambda rid: TensorBoardSink(tensorboard, rid))
+        result = execute(cfg, store, sinks, resume=run_id)
     except UserError as err:
         fail(str(err))
     s = result.summary
@@ -213,10 +219,9 @@ def report(
 
 
 def _probe_columns(columns) -> list[str]:
-    from learnscope.probes.runner import metric_prefixes
+    from learnscope.probes.registry import is_probe_metric
 
-    prefixes = metric_prefixes()
-    return [c for c in columns if c.split("/")[0] in prefixes]
+    return [c for c in columns if is_probe_metric(c)]
 
 
 def _print_probe_series(table) -> None:
@@ -241,7 +246,7 @@ def probe(
     runs_dir: RunsDir = None,
 ) -> None:
     """Compute probes on a saved checkpoint of RUN and print them."""
-    from learnscope.probes.runner import probe_checkpoint
+    from learnscope.runner import probe_checkpoint
 
     try:
         store = Store(runs_dir)

@@ -1,15 +1,22 @@
-"""Checkpoints that survive a kill: temp file, fsync, rename; the previous one is kept.
+"""Checkpoint files of a run, beside the store: written so that they survive a kill, read so
+that they cannot run code.
 
 ``save`` writes ``step_{step:08d}.pt`` (e.g. ``step_00000300.pt``) through a temporary file
 in the same directory, fsyncs it, renames it into place (atomic on POSIX) and fsyncs the
 directory; a crash at any moment
 leaves either the old set of files or the new one, never a torn file. ``latest`` finds the
 newest readable checkpoint, skipping unreadable ones.
+
+``load`` reads with ``torch.load(..., weights_only=True)``: only tensors, numbers, strings and
+plain containers, which is all a learnscope checkpoint holds. A pickle that asks for anything
+else (a planted file that would run code when unpickled) is refused with a
+:class:`~learnscope.errors.UserError`, never executed.
 """
 
 from __future__ import annotations
 
 import os
+import pickle
 import re
 import tempfile
 from pathlib import Path
@@ -56,10 +63,21 @@ def steps(directory: Path) -> list[int]:
 
 
 def load(path: Path) -> dict[str, Any]:
+    """The state saved in ``path``; a file that is not a learnscope checkpoint (truncated,
+    foreign, or a pickle that would run code) is a :class:`UserError` saying which."""
     try:
-        return torch.load(path, map_location="cpu", weights_only=False)
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else ""
+        raise UserError(
+            f"checkpoint: refusing {path}: it holds objects other than tensors and plain "
+            f"containers (loading it could run code; {first[:160]})"
+        ) from None
     except Exception as err:  # a truncated or foreign file: say which, not a traceback
         raise UserError(f"checkpoint: cannot read {path}: {type(err).__name__}: {err}") from None
+    if not isinstance(state, dict) or "model" not in state:
+        raise UserError(f"checkpoint: {path} is not a learnscope checkpoint (no model state)")
+    return state
 
 
 def latest(directory: Path, at_or_before: int | None = None) -> tuple[int, dict[str, Any]] | None:

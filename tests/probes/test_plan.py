@@ -10,23 +10,16 @@ import yaml
 from torch import nn
 from typer.testing import CliRunner
 
+from learnscope import checkpoint
 from learnscope.cli import app
 from learnscope.config import validate_config
 from learnscope.errors import UserError
 from learnscope.models.hooks import HookPoint, capture
 from learnscope.probes import effective_rank, hessian_top_eigenvalue, local_rank
-from learnscope.probes.runner import (
-    DEFAULTS,
-    PROBES,
-    ProbePlan,
-    draw_probe_batch,
-    expand_specs,
-    plan_probes,
-    resolve,
-)
-from learnscope.runner import build, execute
+from learnscope.probes.plan import ProbePlan, draw_probe_batch, expand_specs, resolve
+from learnscope.probes.registry import DEFAULTS, PROBES
+from learnscope.runner import build, execute, probe_plan
 from learnscope.store import Store
-from learnscope.train import checkpoint
 
 cli = CliRunner()
 
@@ -94,7 +87,7 @@ def test_probing_does_not_change_training(tiny_config, tmp_path):
 def plan_for(cfg_dict, probes):
     cfg = validate_config({**cfg_dict, "probes": probes})
     trainer = build(cfg)
-    return trainer, plan_probes(cfg, trainer)
+    return trainer, probe_plan(cfg, trainer)
 
 
 def compute(trainer, plan):

@@ -11,9 +11,9 @@ import typer
 from rich.table import Table
 from typer.core import TyperGroup
 
-from learnscope.cli_common import RunsDir, console
-from learnscope.cli_common import fail as _fail
-from learnscope.cli_common import fmt as _fmt
+from learnscope.cli.common import RunsDir, console
+from learnscope.cli.common import fail as _fail
+from learnscope.cli.common import fmt as _fmt
 from learnscope.errors import UserError
 from learnscope.store import Store
 

@@ -1,0 +1,255 @@
+"""Resolving a run's ``probes:`` entries against a model, and computing them on the probe batch.
+
+A run config's ``probes:`` section lists entries ``{probe, sites, every, **options}``; the
+probes run on one fixed probe batch, drawn once from a named split with a generator seeded
+by the run seed::
+
+    probes:
+      - defaults                                    # the model kind's built-in probes
+      - {probe: matrix_entropy, sites: ["layers.*.hook_post"], every: 20}
+      - {probe: local_rank, sites: ["layers.0.hook_pre"], every: 100, rows: 32}
+    probe_batch: {split: train, size: 256}
+
+Leaving ``probes`` out records the :data:`~learnscope.probes.registry.DEFAULTS` of the model
+kind; ``probes: []`` records nothing. ``every`` defaults to ``train.eval_every``. Probes are
+recorded at step 0, at every multiple of ``every`` and at the last step (by
+``learnscope.train.callbacks.ProbeRecorder``). ``sites`` are glob patterns over the model's
+activation sites (hook names such as ``layers.*.hook_post``, ``blocks.*.attn.hook_pattern``)
+or, for probes of weights, over parameter names (``layers.0.linear.weight``). All the
+activation probes due at a step share one forward pass (``learnscope.models.hooks.capture``)
+in eval mode.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from learnscope.errors import UserError
+from learnscope.models.hooks import capture, eval_mode, hook_names
+from learnscope.probes.registry import DEFAULTS, PROBES, Context, Planned, Values
+from learnscope.probes.spectral import residue_blocks
+
+Forward = Callable[[nn.Module, dict[str, torch.Tensor]], torch.Tensor]
+
+
+@dataclass
+class ProbePlan:
+    """The resolved probes of a run, its fixed probe batch and what they need."""
+
+    items: list[Planned]
+    batch: dict[str, torch.Tensor]
+    initial: dict[str, torch.Tensor]
+    modulus: int | None
+    hooks: list[str]  # the model's activation sites
+
+    @property
+    def hook_sites(self) -> list[str]:
+        """Activation sites some probe reads, in forward order."""
+        return [s for s in self.hooks if _needed(s, self.items)]
+
+    def activations(self, model: nn.Module, forward, sites: list[str]) -> dict[str, torch.Tensor]:
+        """The activations at ``sites`` on the probe batch: one forward pass in eval mode, no
+        gradient, no randomness drawn (so probing never changes the training run)."""
+        if not sites:
+            return {}
+        with eval_mode(model), torch.no_grad(), capture(model, sites) as acts:
+            forward(model, self.batch)
+        return acts
+
+    def compute(
+        self, model: nn.Module, forward, loss, items: list[Planned] | None = None
+    ) -> Values:
+        """Every probe of ``items`` (default all) on the probe batch, one forward pass."""
+        items = self.items if items is None else items
+        acts = self.activations(model, forward, [s for s in self.hooks if _needed(s, items)])
+        ctx = Context(model, self.batch, acts, forward, loss, self.initial, self.modulus)
+        values: Values = {}
+        with eval_mode(model):
+            for item in items:
+                try:
+                    values.update(PROBES[item.probe].compute(ctx, item))
+                except torch.linalg.LinAlgError:  # non-finite weights (a diverged run): skip
+                    continue
+        return values
+
+
+def _needed(site: str, items: list[Planned]) -> bool:
+    return any(
+        site in item.sites or site in [item.options[k] for k in PROBES[item.probe].sources]
+        for item in items
+    )
+
+
+def _match(patterns: list[str], names: list[str]) -> tuple[list[str], list[str]]:
+    """Names matching any pattern (in ``names`` order) and the patterns matching none."""
+    hits = [n for n in names if any(fnmatch.fnmatchcase(n, p) for p in patterns)]
+    misses = [p for p in patterns if not any(fnmatch.fnmatchcase(n, p) for n in names)]
+    return hits, misses
+
+
+def expand_specs(
+    specs: list[dict[str, Any]] | None, kind: str
+) -> list[tuple[dict[str, Any], bool, int]]:
+    """Config entries ``{probe, sites, every, **options}`` as ``(spec dict, is_default, index
+    in the config)``, ``defaults`` expanded to the model kind's :data:`DEFAULTS`; ``None``
+    means ``[defaults]``."""
+    specs_list = [{"probe": "defaults"}] if specs is None else specs
+    out: list[tuple[dict[str, Any], bool, int]] = []
+    for i, spec in enumerate(specs_list):
+        if spec["probe"] == "defaults":
+            out += [(dict(d), True, i) for d in DEFAULTS.get(kind, [])]
+        else:
+            out.append((spec, False, i))
+    return out
+
+
+def resolve(
+    entries: list[tuple[dict[str, Any], bool, int]],
+    model: nn.Module,
+    eval_every: int,
+    has_labels: bool,
+    modulus: int | None,
+) -> list[Planned]:
+    """Check each entry against the model and turn it into a :class:`Planned`.
+
+    A user's entry that names an unknown probe, option or site is a :class:`UserError` that
+    lists what exists; a default entry that does not apply is dropped.
+    """
+    hooks = hook_names(model)
+    params = [n for n, p in model.named_parameters() if p.dim() >= 2]
+    plan: list[Planned] = []
+    for spec, is_default, i in entries:
+        spec = dict(spec)
+        name, where = spec.pop("probe"), f"probes.{i}"
+        if name not in PROBES:
+            raise UserError(f"{where}.probe: unknown probe {name!r}; allowed: {', '.join(PROBES)}")
+        pdef = PROBES[name]
+        patterns, every = list(spec.pop("sites", None) or []), spec.pop("every", None)
+        when = spec.pop("when", None)
+        if is_default and when == "modular" and modulus is None:
+            continue
+        unknown = sorted(set(spec) - set(pdef.options))
+        if unknown:
+            allowed = ", ".join(pdef.options) or "none"
+            raise UserError(f"{where}.{unknown[0]}: unknown option of {name}; allowed: {allowed}")
+        for key, value in spec.items():
+            default = pdef.options[key]
+            kind = float if isinstance(default, float) else type(default)
+            if kind is float and isinstance(value, str):  # YAML 1.1 reads 1e-3 as a string
+                try:
+                    spec[key] = value = float(value)
+                except ValueError:
+                    pass
+            ok = default is None or isinstance(value, kind) and not isinstance(value, bool)
+            if not ok and not (kind is float and isinstance(value, int)):
+                raise UserError(f"{where}.{key}: expected {kind.__name__} (got {value!r})")
+        options = {**pdef.options, **spec}
+        names = {"hooks": hooks, "params": params, "both": hooks + params, "none": []}[pdef.targets]
+        if pdef.targets == "none":
+            if patterns:
+                raise UserError(f"{where}.sites: {name} takes no sites (it uses every parameter)")
+            sites: list[str] = []
+        else:
+            if not patterns:
+                raise UserError(f"{where}.sites: give glob patterns for {name}; sites: {names}")
+            sites, misses = _match(patterns, names)
+            if misses and not is_default:
+                what = {"hooks": "activation site", "params": "parameter"}.get(
+                    pdef.targets, "activation site or parameter"
+                )
+                raise UserError(f"{where}.sites: no {what} matches {misses[0]!r}; allowed: {names}")
+            if not sites:
+                continue
+        if pdef.needs_labels and not has_labels:
+            if is_default:
+                continue
+            raise UserError(f"{where}.probe: {name} needs class labels (a classification task)")
+        for key in pdef.sources:
+            options[key] = options[key] or hooks[0]
+            if options[key] not in hooks:
+                raise UserError(f"{where}.{key}: unknown activation site; allowed: {hooks}")
+            first = hooks.index(options[key])
+            if any(hooks.index(s) <= first for s in sites):
+                raise UserError(f"{where}.sites: every site must come after {key} {options[key]}")
+        if name == "ipr":
+            if not (options["p"] or modulus):
+                raise UserError(f"{where}.p: the task has no modulus; set p")
+            try:
+                for s in sites:
+                    residue_blocks(model.get_parameter(s), options["p"] or modulus)
+            except ValueError as err:
+                if is_default:
+                    continue
+                raise UserError(f"{where}.sites: {name}: {err}") from None
+        if name == "angular_distance" and len(sites) <= options["n"]:
+            raise UserError(f"{where}.sites: angular_distance needs more than n={options['n']}")
+        plan.append(Planned(name, sites, every or eval_every, options))
+    return plan
+
+
+def draw_probe_batch(task, split: str, size: int, seed: int) -> dict[str, torch.Tensor]:
+    """``size`` rows (all if fewer) of ``split``, drawn once with a generator seeded by ``seed``.
+
+    All of the split's tensors come along (``x``, ``y`` for classification; ``tokens`` and
+    the masks for sequence tasks), so the task's objective can run its forward pass.
+    """
+    if split not in task.splits:
+        raise UserError(f"probe_batch.split: unknown split {split!r}; allowed: {list(task.splits)}")
+    data = task.split(split)
+    index = torch.randperm(len(data), generator=torch.Generator().manual_seed(seed))[:size]
+    return data.rows(index.sort().values)
+
+
+def plan_probes(
+    specs: list[dict[str, Any]] | None,
+    model: nn.Module,
+    task,
+    forward: Forward,
+    *,
+    kind: str,
+    eval_every: int,
+    batch_split: str = "train",
+    batch_size: int = 256,
+    seed: int = 0,
+    device: torch.device | str = "cpu",
+) -> ProbePlan:
+    """Resolve probe entries ``specs`` (``None``: the defaults of model ``kind``) for ``model``
+    on ``task``, whose objective's ``forward(model, batch)`` runs the model.
+
+    Call it on the freshly built model: it snapshots the initial weights that
+    ``incremental_rank`` compares against. Raises :class:`UserError` before anything is written.
+    """
+    modulus = getattr(task.params, "p", None)
+    batch = draw_probe_batch(task, batch_split, batch_size, seed)
+    batch = {k: v.to(device) for k, v in batch.items()}
+    items = resolve(expand_specs(specs, kind), model, eval_every, "y" in batch, modulus)
+    initial = {
+        s: model.get_parameter(s).detach().clone()
+        for item in items
+        if item.probe == "incremental_rank"
+        for s in item.sites
+    }
+    plan = ProbePlan(items, batch, initial, modulus, hook_names(model))
+    if items:  # a dry run: shape errors surface now, not in the middle of training
+        acts = plan.activations(model, forward, plan.hook_sites)
+        for item in items:
+            if item.probe == "attention_entropy":
+                bad = [s for s in item.sites if acts[s].dim() < 3]
+                if bad:
+                    raise UserError(
+                        f"probes: attention_entropy site {bad[0]} is not an attention pattern "
+                        f"(..., h, q, k); its shape is {tuple(acts[bad[0]].shape)}"
+                    )
+            if item.probe == "angular_distance":
+                shapes = {tuple(acts[s].shape) for s in item.sites}
+                if len(shapes) > 1:
+                    raise UserError(
+                        f"probes: angular_distance sites must share one shape, got {shapes}"
+                    )
+    return plan

@@ -1,0 +1,34 @@
+"""Sweeps: a spec expanded into member runs, grouped into ensembles, run locally or on Ray.
+
+- :mod:`~learnscope.sweep.spec`: the spec (grid, random axes, seeds) and its expansion into
+  validated member configs;
+- :mod:`~learnscope.sweep.calibrate`: how to train a group of compatible members (one
+  ensemble, chunks, or in turn), chosen by a short calibration;
+- :mod:`~learnscope.sweep.backends`: running the groups through the run pipeline, in this
+  process, a process pool or Ray, and resuming a sweep;
+- :mod:`~learnscope.sweep.tables`: reading a sweep back (member table, pivot grids).
+
+The store holds one ``sweeps`` row (id, name, status, the spec, the member count) and the
+members as normal runs with ``runs.sweep_id``.
+"""
+
+from learnscope.sweep.backends import group_members, run_group, run_sweep
+from learnscope.sweep.calibrate import candidate_sizes, choose_chunk
+from learnscope.sweep.spec import Member, SweepSpec, expand, load_spec, sweep_names
+from learnscope.sweep.tables import member_table, pivot, resolve_sweep
+
+__all__ = [
+    "Member",
+    "SweepSpec",
+    "candidate_sizes",
+    "choose_chunk",
+    "expand",
+    "group_members",
+    "load_spec",
+    "member_table",
+    "pivot",
+    "resolve_sweep",
+    "run_group",
+    "run_sweep",
+    "sweep_names",
+]

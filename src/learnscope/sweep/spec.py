@@ -1,0 +1,197 @@
+"""Sweep specs and their expansion into member run configs.
+
+A sweep spec (YAML; built-in ones live in ``recipes/sweeps/``)::
+
+    name: grokking-phase-diagram
+    base: grokking-mlp                 # a recipe name or YAML path; or `config: {...}` inline
+    set: {train.steps: 2000}           # dotted overrides applied to every member
+    grid:                              # every combination of these values
+      train.weight_decay: [0.1, 1, 5]
+      task.train_fraction: [0.2, 0.4]
+    random:                            # `count` draws, each combined with every grid point
+      count: 4
+      seed: 0
+      params:
+        train.lr: {loguniform: [1.0e-3, 3.0e-2]}
+        model.init_std: {uniform: [0.02, 0.1]}
+        model.activation: {choice: [relu, quadratic]}
+    seeds: 3                           # `seed` = base seed + 0, 1, 2 (init and data order)
+    resources: {num_cpus: 1, num_gpus: 0}   # per group, for Ray
+    show: {pivot: [train.weight_decay, task.train_fraction], value: grok_test_step}
+
+Every member is validated (as a run config) before anything trains: a bad spec is a
+:class:`UserError` naming the axis.
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from learnscope.config import RunConfig, load_recipe_dict, validate_config
+from learnscope.dotted import set_path
+from learnscope.errors import UserError, from_validation
+
+DISTRIBUTIONS = ("uniform", "loguniform", "choice")
+
+
+# -- the spec ---------------------------------------------------------------------------------
+
+
+class RandomAxes(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    count: int = Field(ge=1)
+    seed: int = 0
+    params: dict[str, dict[str, list[Any]]]
+
+
+class Resources(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    num_cpus: float = Field(1, ge=0)
+    num_gpus: float = Field(0, ge=0)
+
+
+class SweepSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = "sweep"
+    description: str = ""
+    base: str | None = None
+    config: dict[str, Any] | None = None
+    set: dict[str, Any] = Field(default_factory=dict)
+    grid: dict[str, list[Any]] = Field(default_factory=dict)
+    random: RandomAxes | None = None
+    seeds: int = Field(1, ge=1)
+    resources: Resources = Resources()
+    show: dict[str, Any] = Field(default_factory=dict)
+
+    @property
+    def axes(self) -> list[str]:
+        """Axis names as they appear in member tables: dotted paths, then ``seed``."""
+        names = list(self.grid) + (list(self.random.params) if self.random else [])
+        return names + (["seed"] if self.seeds > 1 else [])
+
+
+def sweep_names() -> list[str]:
+    folder = resources.files("learnscope.recipes") / "sweeps"
+    return sorted(p.name[:-5] for p in folder.iterdir() if p.name.endswith(".yaml"))
+
+
+def load_spec(ref: str | dict[str, Any]) -> SweepSpec:
+    """A built-in sweep name, a YAML path, or a dict, validated into a :class:`SweepSpec`."""
+    if isinstance(ref, dict):
+        data = ref
+    else:
+        path = Path(ref)
+        if path.exists() or ref.endswith((".yaml", ".yml")):
+            try:
+                text = path.read_text()
+            except OSError as err:
+                raise UserError(f"sweep: cannot read {ref}: {err.strerror}") from None
+        elif ref in sweep_names():
+            text = (resources.files("learnscope.recipes") / "sweeps" / f"{ref}.yaml").read_text()
+        else:
+            raise UserError(
+                f"sweep: unknown sweep {ref!r}; allowed: {', '.join(sweep_names())} "
+                "or a path to a YAML file"
+            )
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as err:
+            raise UserError(
+                f"sweep: {ref} is not valid YAML: {' '.join(str(err).split())}"
+            ) from None
+        if not isinstance(data, dict):
+            raise UserError(f"sweep: {ref} must hold a mapping, not {type(data).__name__}")
+    try:
+        spec = SweepSpec.model_validate(data)
+    except ValidationError as err:
+        raise from_validation(err, "sweep") from None
+    if (spec.base is None) == (spec.config is None):
+        raise UserError("sweep: give exactly one of base (a recipe or YAML path) or config")
+    for path, values in spec.grid.items():
+        if not values:
+            raise UserError(f"sweep.grid.{path}: empty list of values; give at least one")
+    if spec.random:
+        for path, dist in spec.random.params.items():
+            _check_distribution(path, dist)
+    return spec
+
+
+def _check_distribution(path: str, dist: dict[str, list[Any]]) -> None:
+    where = f"sweep.random.params.{path}"
+    if len(dist) != 1 or next(iter(dist)) not in DISTRIBUTIONS:
+        raise UserError(
+            f"{where}: give one distribution; allowed: {', '.join(DISTRIBUTIONS)} (got {dist})"
+        )
+    kind, args = next(iter(dist.items()))
+    if kind == "choice":
+        if not args:
+            raise UserError(f"{where}: choice needs at least one value")
+        return
+    if len(args) != 2 or not all(isinstance(a, int | float) for a in args) or args[0] >= args[1]:
+        raise UserError(f"{where}: {kind} needs [low, high] numbers with low < high (got {args})")
+    if kind == "loguniform" and args[0] <= 0:
+        raise UserError(f"{where}: loguniform needs low > 0 (got {args[0]})")
+
+
+# -- expanding it into members -----------------------------------------------------------------
+
+
+@dataclass
+class Member:
+    index: int
+    axes: dict[str, Any]  # axis path -> value
+    config: RunConfig
+
+
+def _draw(rng: np.random.Generator, dist: dict[str, list[Any]]) -> Any:
+    kind, args = next(iter(dist.items()))
+    if kind == "choice":
+        return args[int(rng.integers(len(args)))]
+    if kind == "uniform":
+        return float(rng.uniform(args[0], args[1]))
+    return float(np.exp(rng.uniform(np.log(args[0]), np.log(args[1]))))
+
+
+def expand(spec: SweepSpec) -> list[Member]:
+    """Every member's axis values and validated config, in a deterministic order.
+
+    >>> spec = load_spec({"config": {"task": {"name": "modular", "p": 7}},
+    ...                   "grid": {"train.lr": [0.1, 0.01]}, "seeds": 2})
+    >>> [(m.axes["train.lr"], m.axes["seed"], m.config.seed) for m in expand(spec)]
+    [(0.1, 0, 0), (0.1, 1, 1), (0.01, 0, 0), (0.01, 1, 1)]
+    """
+    base = copy.deepcopy(spec.config) if spec.config is not None else load_recipe_dict(spec.base)
+    for path, value in spec.set.items():
+        set_path(base, path, value, where=f"sweep axis {path}")
+    base["expect"] = {}  # a recipe's expectation is about the recipe, not about every member
+    base_seed = int(base.get("seed", 0))
+    draws: list[dict[str, Any]] = [{}]
+    if spec.random:
+        rng = np.random.default_rng(spec.random.seed)
+        params = spec.random.params
+        draws = [{p: _draw(rng, d) for p, d in params.items()} for _ in range(spec.random.count)]
+    grid = [dict(zip(spec.grid, combo)) for combo in itertools.product(*spec.grid.values())]
+    members = []
+    for point, draw, s in itertools.product(grid, draws, range(spec.seeds)):
+        axes = {**point, **draw} | ({"seed": s} if spec.seeds > 1 else {})
+        data = copy.deepcopy(base)
+        for path, value in {**point, **draw}.items():
+            set_path(data, path, value, where=f"sweep axis {path}")
+        data["seed"] = base_seed + s
+        data["name"] = f"{spec.name}-{len(members):04d}"
+        try:
+            cfg = validate_config(data)
+        except UserError as err:
+            shown = ", ".join(f"{k}={v!r}" for k, v in axes.items())
+            raise UserError(f"sweep member {len(members)} ({shown}): {err}") from None
+        members.append(Member(len(members), axes, cfg))
+    return members

@@ -1,0 +1,77 @@
+"""Reading a sweep back: resolving a reference, one row per member, pivot grids."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pandas as pd
+
+from learnscope.dotted import get_path
+from learnscope.errors import UserError
+from learnscope.store import Store
+from learnscope.sweep.spec import SweepSpec
+
+
+def resolve_sweep(store: Store, ref: str) -> str:
+    """A sweep id from an id, a unique prefix, a name (its newest sweep) or ``last``."""
+    sweeps = store.sweeps()
+    if not len(sweeps):
+        raise UserError(f"sweep: no sweeps in {store.root}")
+    if ref == "last":
+        return str(sweeps["id"].iloc[-1])
+    named = sweeps[sweeps["name"] == ref]
+    if len(named):
+        return str(named["id"].iloc[-1])
+    hits = [s for s in sweeps["id"] if s.startswith(ref)]
+    if len(hits) == 1:
+        return hits[0]
+    known = ", ".join(sweeps["id"].tail(5))
+    raise UserError(f"sweep: {ref!r} {'is ambiguous' if hits else 'matches no sweep'}; {known}")
+
+
+def member_table(store: Store, sweep_id: str) -> pd.DataFrame:
+    """One row per member: its run's axis values, status and final metrics and events (a
+    member has one run; should the store hold several for one member config, the newest)."""
+    rec = store.sweeps().set_index("id").loc[sweep_id]
+    spec = SweepSpec.model_validate(rec["spec"])
+    runs = store.runs()
+    runs = runs[runs["sweep_id"] == sweep_id]
+    member = runs["config"].map(lambda c: json.dumps(c, sort_keys=True))
+    runs = runs[~member.duplicated(keep="last")]
+    rows = []
+    first_seed = min((c["seed"] for c in runs["config"]), default=0)
+    for r in runs.itertuples():
+        row: dict[str, Any] = {"run": r.id, "status": r.status}
+        for axis in spec.axes:
+            row[axis] = get_path(r.config, axis)
+        if "seed" in spec.axes:
+            row["seed"] = r.config["seed"] - first_seed  # 0 .. seeds - 1
+        for key in ("train_acc", "test_acc", "test_loss", "grok_train_step", "grok_test_step"):
+            row[key] = r.summary.get(key)
+        row["mode"] = r.summary.get("mode")
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def pivot(table: pd.DataFrame, rows: str, cols: str, value: str) -> pd.DataFrame:
+    """Mean of ``value`` over members (seeds) at each (rows, cols) point; an axis may be named
+    by its last dotted part (``weight_decay`` for ``train.weight_decay``)."""
+
+    def axis(name: str) -> str:
+        if name in table.columns:
+            return name
+        hits = [c for c in table.columns if c.split(".")[-1] == name]
+        if len(hits) == 1:
+            return hits[0]
+        raise UserError(f"--pivot: unknown axis {name!r}; allowed: {list(table.columns)}")
+
+    rows, cols = axis(rows), axis(cols)
+    if value not in table.columns:
+        raise UserError(f"--value: unknown column {value!r}; allowed: {list(table.columns)}")
+    values = pd.to_numeric(table[value], errors="coerce")
+    return (
+        table.assign(**{value: values})
+        .pivot_table(index=rows, columns=cols, values=value, aggfunc="mean", dropna=False)
+        .sort_index()
+    )
