@@ -33,13 +33,13 @@ Activation sites (TransformerLens names; see ``learnscope.models.hooks``)::
     hook_logits                 # (b, t, vocab_size)
 
 Attention runs through ``F.scaled_dot_product_attention``; the explicit softmax is computed
-only when a forward hook is registered on ``hook_pattern``.
+only when a forward hook is registered on ``hook_pattern``. Initialisation as nanoGPT: N(0,
+``init_std``^2) weights, zero biases, residual output projections scaled by 1/sqrt(2 n_layer).
 
 Incremental decoding (eval mode): ``forward(tokens, cache)`` with a :class:`KVCache` reads
 ``tokens`` as the positions after those already cached, attends to the cached keys and values
 and stores its own; greedy decoding then costs one position per step instead of a whole prefix.
-Without a cache the forward pass is the training one. Initialisation as nanoGPT: N(0,
-``init_std``^2) weights, zero biases, residual output projections scaled by 1/sqrt(2 n_layer).
+Without a cache the forward pass is the training one.
 """
 
 from __future__ import annotations
