@@ -35,6 +35,11 @@ Activation sites (TransformerLens names; see ``learnscope.models.hooks``)::
 Attention runs through ``F.scaled_dot_product_attention``; the explicit softmax is computed
 only when a forward hook is registered on ``hook_pattern``. Initialisation as nanoGPT: N(0,
 ``init_std``^2) weights, zero biases, residual output projections scaled by 1/sqrt(2 n_layer).
+
+Incremental decoding (eval mode): ``forward(tokens, cache)`` with a :class:`KVCache` reads
+``tokens`` as the positions after those already cached, attends to the cached keys and values
+and stores its own; greedy decoding then costs one position per step instead of a whole prefix.
+Without a cache the forward pass is the training one.
 """
 
 from __future__ import annotations
@@ -122,11 +127,13 @@ def linear(cfg: GPTConfig, d_in: int, d_out: int) -> nn.Linear:
     return (SigmaReparamLinear if cfg.sigma_reparam else nn.Linear)(d_in, d_out, bias=cfg.bias)
 
 
-def rope(x: torch.Tensor, base: float = 10000.0) -> torch.Tensor:
-    """Rotate pairs ``(x_{2i}, x_{2i+1})`` of ``x: (b, h, t, d)`` by ``pos * base^(-2i/d)``."""
+def rope(x: torch.Tensor, base: float = 10000.0, start: int = 0) -> torch.Tensor:
+    """Rotate pairs ``(x_{2i}, x_{2i+1})`` of ``x: (b, h, t, d)`` by ``pos * base^(-2i/d)``,
+    ``pos = start .. start + t - 1``."""
     t, d = x.shape[-2], x.shape[-1]
     inv = base ** (-torch.arange(0, d, 2, device=x.device, dtype=torch.float32) / d)
-    angle = torch.arange(t, device=x.device, dtype=torch.float32)[:, None] * inv  # (t, d/2)
+    pos = torch.arange(start, start + t, device=x.device, dtype=torch.float32)
+    angle = pos[:, None] * inv  # (t, d/2)
     cos, sin = angle.cos().to(x.dtype), angle.sin().to(x.dtype)
     x1, x2 = x[..., 0::2], x[..., 1::2]
     return torch.stack((x1 * cos - x2 * sin, x1 * sin + x2 * cos), dim=-1).flatten(-2)
@@ -142,6 +149,38 @@ def sinusoidal(t: int, d: int) -> torch.Tensor:
     return pe
 
 
+class KVCache:
+    """Keys and values of positions ``0 .. len - 1`` in every layer, for incremental decoding.
+
+    ``GPT.forward(tokens, cache)`` reads ``tokens: (b, t)`` as positions ``len .. len + t - 1``;
+    they attend to the cached positions and causally to each other, their keys and values are
+    stored and ``len`` advances by ``t``. ``size``: the most positions the cache holds; buffers
+    ``(b, n_head, size, d_k)`` per layer are allocated at the first call.
+
+    >>> net = GPT(GPTConfig(vocab_size=5, block_size=6, d_model=8, n_head=2)).eval()
+    >>> x, cache = torch.tensor([[1, 2, 3, 4]]), KVCache(6)
+    >>> step = torch.cat([net(x[:, :3], cache), net(x[:, 3:], cache)], dim=1)
+    >>> cache.len, torch.allclose(step, net(x), atol=1e-6)
+    (4, True)
+    """
+
+    def __init__(self, size: int) -> None:
+        self.size, self.len = size, 0
+        self.kv: list[tuple[torch.Tensor, torch.Tensor]] = []
+
+    def update(self, layer: int, k: torch.Tensor, v: torch.Tensor):
+        """Store ``k, v: (b, h, t, d_k)`` at positions ``len ..``; the layer's keys and values
+        of positions ``0 .. len + t - 1``."""
+        end = self.len + k.shape[2]
+        if end > self.size:
+            raise ValueError(f"KV cache of {self.size} positions cannot hold {end}")
+        if layer == len(self.kv):
+            self.kv.append(tuple(z.new_empty(*z.shape[:2], self.size, z.shape[3]) for z in (k, v)))
+        ck, cv = self.kv[layer]
+        ck[:, :, self.len : end], cv[:, :, self.len : end] = k, v
+        return ck[:, :, :end], cv[:, :, :end]
+
+
 class Attention(nn.Module):
     def __init__(self, cfg: GPTConfig) -> None:
         super().__init__()
@@ -154,25 +193,36 @@ class Attention(nn.Module):
         self.hook_pattern = HookPoint()
         self.drop = nn.Dropout(cfg.dropout)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, cache: KVCache | None = None, layer: int = 0
+    ) -> torch.Tensor:
         b, t, d = x.shape
         h, dh = self.cfg.n_head, d // self.cfg.n_head
+        start = 0 if cache is None else cache.len
         q, k, v = (z.view(b, t, h, dh).transpose(1, 2) for z in self.qkv(x).split(d, dim=2))
         if self.cfg.pos == "rope":
-            q, k = rope(q), rope(k)
+            q, k = rope(q, start=start), rope(k, start=start)
         if self.cfg.attn_identity:  # (b, h, t, dh + d): the alpha I and beta I terms
             xh = x[:, None].expand(b, h, t, d)
             q = torch.cat((q, self.alpha.view(1, h, 1, 1).to(x.dtype) * xh), dim=-1)
             k, v = torch.cat((k, xh), dim=-1), torch.cat((v, xh), dim=-1)
+        if cache is not None:  # keys and values of positions 0 .. start + t - 1
+            k, v = cache.update(layer, k, v)
+        n = k.shape[2]  # query i (position start + i) sees keys 0 .. start + i
         scale, p_drop = 1.0 / math.sqrt(dh), self.cfg.dropout if self.training else 0.0
         if self.hook_pattern._forward_hooks:  # someone wants the pattern: explicit softmax
-            causal = torch.ones(t, t, dtype=torch.bool, device=x.device).tril()
+            causal = torch.ones(t, n, dtype=torch.bool, device=x.device).tril(start)
             att = (q @ k.transpose(-2, -1) * scale).masked_fill(~causal, float("-inf"))
             att = self.hook_pattern(att.softmax(dim=-1))  # (b, h, q, k)
             y = self.drop(att) @ v
-        else:
+        elif start == 0:
             y = F.scaled_dot_product_attention(
                 q, k, v, dropout_p=p_drop, is_causal=True, scale=scale
+            )
+        else:  # after cached positions (eval mode): one query sees every key, else a mask
+            mask = torch.ones(t, n, dtype=torch.bool, device=x.device).tril(start)
+            y = F.scaled_dot_product_attention(
+                q, k, v, attn_mask=None if t == 1 else mask, scale=scale
             )
         if self.cfg.attn_identity:
             y, yx = y[..., :dh], y[..., dh:]  # A v, and A x per head
@@ -204,8 +254,10 @@ class Block(nn.Module):
         self.hook_resid_post = HookPoint()
         self.drop = nn.Dropout(cfg.dropout)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.hook_resid_mid(x + self.drop(self.attn(self.ln_1(x))))
+    def forward(
+        self, x: torch.Tensor, cache: KVCache | None = None, layer: int = 0
+    ) -> torch.Tensor:
+        x = self.hook_resid_mid(x + self.drop(self.attn(self.ln_1(x), cache, layer)))
         return self.hook_resid_post(x + self.drop(self.mlp(self.ln_2(x))))
 
 
@@ -253,17 +305,24 @@ class GPT(nn.Module):
                 if isinstance(m, SigmaReparamLinear):
                     m.init_sigma()
 
-    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
-        """tokens: (b, t) int64, t <= block_size -> logits (b, t, vocab_size)."""
-        t = tokens.shape[1]
-        if t > self.cfg.block_size:
-            raise ValueError(f"sequence length {t} > block_size {self.cfg.block_size}")
+    def forward(self, tokens: torch.Tensor, cache: KVCache | None = None) -> torch.Tensor:
+        """tokens: (b, t) int64, t <= block_size -> logits (b, t, vocab_size).
+
+        With a ``cache`` (eval mode only), ``tokens`` are positions ``cache.len ..`` of the
+        rows whose earlier positions the cache holds (see :class:`KVCache`)."""
+        start, t = (0 if cache is None else cache.len), tokens.shape[1]
+        if start + t > self.cfg.block_size:
+            raise ValueError(f"sequence length {start + t} > block_size {self.cfg.block_size}")
+        if cache is not None and self.training:
+            raise ValueError("a KV cache needs eval mode (dropout, sigma_reparam power steps)")
         x = self.embed(tokens)
         if self.cfg.pos == "learned":
-            x = x + self.pos_embed.weight[:t]
+            x = x + self.pos_embed.weight[start : start + t]
         elif self.cfg.pos == "sinusoidal":
-            x = x + self.pos_table[:t].to(x.dtype)
+            x = x + self.pos_table[start : start + t].to(x.dtype)
         x = self.drop(self.hook_embed(x))
-        for block in self.blocks:
-            x = block(x)
+        for i, block in enumerate(self.blocks):
+            x = block(x, cache, i)
+        if cache is not None:
+            cache.len += t
         return self.hook_logits(self.unembed(self.ln_final(x)))

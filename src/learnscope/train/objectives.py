@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from learnscope.errors import UserError
+from learnscope.models.gpt import GPT, KVCache
 
 
 class ClassificationObjective:
@@ -45,13 +46,22 @@ EVAL_ROWS = 512  # rows per forward pass when evaluating or decoding a sequence 
 
 @torch.no_grad()
 def greedy_decode(
-    model: nn.Module, tokens: torch.Tensor, prompt_len: torch.Tensor, eos_id: int | None = None
+    model: nn.Module,
+    tokens: torch.Tensor,
+    prompt_len: torch.Tensor,
+    eos_id: int | None = None,
+    cache: bool = True,
 ) -> torch.Tensor:
     """Batched greedy decoding (rows as in ``learnscope.tasks.sequence``): full rows ``(n, T)``.
 
     For ``t`` from ``min(prompt_len)`` to ``T - 1``: ``next = argmax model(out[:, :t])[:, -1]``
     and ``out[:, t] = next`` where ``t >= prompt_len`` (the prompt is kept). Once every row has
     generated ``eos_id``, the remaining positions are set to 0 (``<pad>``) and decoding stops.
+
+    With ``cache`` and a :class:`~learnscope.models.gpt.GPT` in eval mode, the logits come from
+    a KV cache: ``out[:, :min(prompt_len)]`` in one pass, then only ``out[:, t - 1]`` per step.
+    They equal the uncached logits up to float rounding, so the tokens are the same unless two
+    logits tie to within ~1e-6; ``cache=False`` (or any other model) runs the prefix each step.
 
     >>> from learnscope.models.gpt import GPT, GPTConfig
     >>> net = GPT(GPTConfig(vocab_size=5, block_size=6, d_model=8, n_head=2, n_layer=1)).eval()
@@ -61,8 +71,10 @@ def greedy_decode(
     """
     out = tokens.clone()
     done = torch.zeros(len(out), dtype=torch.bool, device=out.device)
+    kv = KVCache(out.shape[1]) if cache and isinstance(model, GPT) and not model.training else None
     for t in range(int(prompt_len.min()), out.shape[1]):
-        nxt = model(out[:, :t])[:, -1].argmax(-1)
+        logits = model(out[:, :t]) if kv is None else model(out[:, kv.len : t], kv)
+        nxt = logits[:, -1].argmax(-1)
         gen = t >= prompt_len
         out[:, t] = torch.where(gen, nxt, out[:, t])
         if eos_id is not None:
