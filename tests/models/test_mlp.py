@@ -52,6 +52,23 @@ def test_quadratic_no_bias_is_gromovs_network():
     assert abs(w1.std().item() - 0.3) < 0.1
 
 
+def test_power_activation_is_x_to_the_power():
+    cfg = dict(n_inputs=3, vocab=5, n_out=5, width=8, depth=2, bias=False, init_std=0.3)
+    torch.manual_seed(0)
+    net = MLP(MLPConfig(**cfg, activation="power", power=3))
+    x = torch.tensor([[1, 3, 2], [4, 0, 0]])
+    onehot = torch.nn.functional.one_hot(x, 5).flatten(1).float()
+    w1, w2 = net.layers[0].linear.weight, net.out.weight
+    torch.testing.assert_close(net(x), (onehot @ w1.T) ** 3 @ w2.T)
+    torch.manual_seed(0)
+    quadratic = MLP(MLPConfig(**cfg, activation="quadratic"))
+    torch.manual_seed(0)
+    squared = MLP(MLPConfig(**cfg, activation="power"))  # power defaults to 2
+    torch.testing.assert_close(squared(x), quadratic(x))
+    with pytest.raises(ValueError, match="power must be >= 1"):
+        MLPConfig(activation="power", power=0)
+
+
 def test_learned_embedding_and_init_scale():
     torch.manual_seed(0)
     a = MLP(MLPConfig(n_inputs=3, vocab=5, n_out=4, embed="learned", d_embed=6))
@@ -82,6 +99,7 @@ def test_build_model_fills_task_sizes_and_refuses_conflicts():
     "params",
     [
         dict(depth=2, activation="quadratic", bias=False),
+        dict(depth=2, activation="power", power=3, bias=False),
         dict(depth=3, activation="relu", bias=True),
         dict(depth=1, activation="tanh", bias=True),
         dict(depth=2, activation="gelu", embed="learned", d_embed=5),

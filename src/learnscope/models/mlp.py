@@ -4,7 +4,9 @@ The operands ``x: (b, n_inputs)`` are embedded one-hot and concatenated, ``(b, n
 vocab)``, as in Gromov (2023, "Grokking modular arithmetic"), or through a learned table of
 width ``d_embed``. Then ``depth`` linear layers; every hidden layer is
 ``linear -> [BatchNorm] -> activation -> [dropout]``. ``activation="quadratic"`` is ``x ** 2``:
-with ``depth=2, bias=False`` this is Gromov's ``W2 (W1 x)^2``.
+with ``depth=2, bias=False`` this is Gromov's ``W2 (W1 x)^2``. ``activation="power"`` is
+``x ** power``: Doshi et al. (2024, "Grokking modular polynomials") use ``x^S`` for the sum of
+``S`` terms (see ``learnscope.models.analytic``).
 
 Activation sites (for probes, see ``learnscope.models.hooks``)::
 
@@ -36,7 +38,8 @@ class MLPConfig:
     n_out: int = 97  # classes (from the task)
     width: int = 512
     depth: int = 2  # linear layers; depth - 1 hidden layers
-    activation: Literal["relu", "gelu", "tanh", "quadratic"] = "relu"
+    activation: Literal["relu", "gelu", "tanh", "quadratic", "power"] = "relu"
+    power: int = 2  # with activation="power": x ** power
     embed: Literal["onehot", "learned"] = "onehot"
     d_embed: int = 128  # with embed="learned"
     bias: bool = True
@@ -46,7 +49,7 @@ class MLPConfig:
     init_std: float | None = None
 
     def __post_init__(self) -> None:
-        for field in ("n_inputs", "vocab", "n_out", "width", "depth", "d_embed"):
+        for field in ("n_inputs", "vocab", "n_out", "width", "depth", "d_embed", "power"):
             if getattr(self, field) < 1:
                 raise ValueError(f"{field} must be >= 1 (got {getattr(self, field)})")
         if not 0 <= self.dropout < 1:
@@ -58,6 +61,18 @@ class Quadratic(nn.Module):
         return x * x
 
 
+class Power(nn.Module):
+    def __init__(self, power: int) -> None:
+        super().__init__()
+        self.power = power
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x**self.power
+
+    def extra_repr(self) -> str:
+        return f"power={self.power}"
+
+
 ACTIVATIONS = {"relu": nn.ReLU, "gelu": nn.GELU, "tanh": nn.Tanh, "quadratic": Quadratic}
 
 
@@ -67,7 +82,10 @@ class HiddenLayer(nn.Module):
         self.linear = nn.Linear(d_in, cfg.width, bias=cfg.bias)
         self.hook_pre = HookPoint()
         self.norm = nn.BatchNorm1d(cfg.width) if cfg.batchnorm else nn.Identity()
-        self.act = ACTIVATIONS[cfg.activation]()
+        if cfg.activation == "power":
+            self.act = Power(cfg.power)
+        else:
+            self.act = ACTIVATIONS[cfg.activation]()
         self.drop = nn.Dropout(cfg.dropout) if cfg.dropout else nn.Identity()
         self.hook_post = HookPoint()
 
