@@ -5,15 +5,17 @@ minibatch 512) to the full ``grokking-mlp`` (p = 97, width 500, full batch of 28
 K = 1, 8, 32, 128 members differing in seed, learning rate and weight decay, this prints the
 wall time of
 
-- loop:     the plain trainer, member after member (what ``learnscope run`` does K times),
-- ensemble: all K members as one ensemble (``MLP.forward_stacked``),
+- loop:     ``runner.execute``, member after member (what ``learnscope run`` does K times),
+- ensemble: ``runner.execute_ensemble``, all K members as one ensemble
+            (``MLP.forward_stacked``),
 - choice:   what the sweep runner does (``sweep.run_group``: calibration included),
 - vmap:     (with ``--vmap``) the ensemble through ``vmap`` of the model's plain forward
             instead of ``MLP.forward_stacked``,
 
-and the ratios loop / ensemble and loop / choice. Every side evaluates at step 0 and at the
-end, and none writes the store. Targets: >= 10x for tiny members at K >= 32; the choice never
-slower than the loop (>= 0.95x).
+and the ratios loop / ensemble and loop / choice. Every side goes through the run pipeline,
+as a sweep member does: each member is a run in a throw-away store (rows, events, summary)
+with a checkpoint at the end, and evaluates at step 0 and at the end. Targets: >= 10x for tiny
+members at K >= 32; the choice never slower than the loop (>= 0.95x).
 
     python benchmarks/ensemble_speedup.py [--sizes tiny medium full] [--ks 1 8 32 128]
                                           [--threads N] [--repeats R] [--vmap]
@@ -26,13 +28,15 @@ from __future__ import annotations
 
 import argparse
 import copy
+import tempfile
 import time
 
 import torch
 
 from learnscope.config import load_recipe_dict, validate_config
+from learnscope.runner import execute, execute_ensemble
+from learnscope.store import Store
 from learnscope.sweep import run_group
-from learnscope.train.ensemble import Ensemble, train_alone
 
 MLP = {"kind": "mlp", "depth": 2, "activation": "quadratic", "bias": False, "init_std": 0.05}
 SIZES = {
@@ -61,9 +65,14 @@ def members(size: str, k: int) -> list:
 
 
 def seconds(fn) -> float:
-    t0 = time.perf_counter()
-    fn()
-    return time.perf_counter() - t0
+    """Wall time of ``fn(store)`` with a fresh store in a temporary directory."""
+    with tempfile.TemporaryDirectory() as root:
+        store = Store(root)
+        t0 = time.perf_counter()
+        fn(store)
+        elapsed = time.perf_counter() - t0
+        store.close()
+    return elapsed
 
 
 def main() -> None:
@@ -108,18 +117,19 @@ def measure(cfgs: list, repeats: int, vmap: bool = False) -> tuple[float, float,
     dicts = [c.to_dict() for c in cfgs]
     chosen = {}
 
-    def loop():
+    def loop(store):
         for c in cfgs:
-            train_alone(c)
+            execute(c, store)
 
-    def choice():  # the sweep runner's path: calibration included
-        results = run_group(dicts)
-        chosen["k"] = max(r.ensemble_size for r in results)
+    def choice(store):  # the sweep runner's path: calibration included
+        ids = run_group(dicts, store, "sw-bench")
+        runs = store.runs().set_index("id").loc[ids]
+        chosen["k"] = max(s.get("ensemble_size", 1) for s in runs["summary"])
 
-    sides = {"loop": loop, "ens": lambda: Ensemble(cfgs).fit(), "choice": choice}
+    sides = {"loop": loop, "ens": lambda store: execute_ensemble(cfgs, store), "choice": choice}
     if vmap:
-        sides["vmap"] = lambda: Ensemble(cfgs, use_vmap=True).fit()
-    train_alone(cfgs[0])  # warm up (allocator, kernels)
+        sides["vmap"] = lambda store: execute_ensemble(cfgs, store, use_vmap=True)
+    seconds(lambda store: execute(cfgs[0], store))  # warm up (allocator, kernels)
     best = {name: seconds(fn) for name, fn in sides.items()}
     reps = repeats if best["loop"] < 20 else 1
     names = list(sides)

@@ -22,8 +22,7 @@ import time
 import torch
 
 from learnscope.config import load_config
-from learnscope.probes.runner import plan_probes
-from learnscope.runner import build, execute
+from learnscope.runner import build, execute, probe_plan
 from learnscope.store import Store
 
 
@@ -35,7 +34,7 @@ def timed_run(cfg) -> float:
 def record_cost(cfg, n: int = 20) -> float:
     """Seconds for one record of the default probes (forward pass + SVD + IPR)."""
     trainer = build(cfg)
-    plan = plan_probes(cfg, trainer, None)
+    plan = probe_plan(cfg, trainer, None)
     obj = trainer.objective
     plan.compute(trainer.model, obj.forward, obj.loss)  # warm-up
     t0 = time.perf_counter()

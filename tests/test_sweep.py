@@ -158,9 +158,11 @@ def test_resume_trains_only_unfinished_members(tmp_path):
         run_sweep(s, store, max_members=2, workers=1, progress=stop_after_first)
     first = store.runs()
     assert len(first) == 2 and store.sweeps()["status"].iloc[0] == "interrupted"
-    with pytest.raises(UserError, match="no sweep"):
-        run_sweep(load_spec(spec(name="other")), store, resume=True)
-    sweep_id = run_sweep(s, store, max_members=2, workers=1, resume=True)
+    with pytest.raises(UserError, match="another spec"):
+        run_sweep(load_spec(spec(name="other")), store, resume="last")
+    with pytest.raises(UserError, match="matches no sweep"):
+        run_sweep(s, store, resume="nope")
+    sweep_id = run_sweep(s, store, max_members=2, workers=1, resume="small")
     runs = store.runs()
     assert len(runs) == 8 and set(runs["sweep_id"]) == {sweep_id}
     assert set(first["id"]) <= set(runs["id"])  # the finished two were not trained again
@@ -249,7 +251,7 @@ def test_interrupt_mid_ensemble_then_resume(tmp_path):
     first = store.runs()
     assert list(first["status"]) == ["interrupted"] * 2
     assert all(r["steps"] < 20 for r in first["summary"])
-    run_sweep(s, store, max_members=2, workers=1, chunk=2, resume=True)
+    run_sweep(s, store, max_members=2, workers=1, chunk=2, resume="last")
     runs = store.runs()  # the interrupted members continued in their own runs: one per member
     assert (runs["status"] == "finished").sum() == 8 and len(runs) == 8
     assert set(first["id"]) <= set(runs["id"])

@@ -4,11 +4,15 @@ happens inside while it does?
 The public API, re-exported explicitly::
 
     from learnscope import make_task, load_config, execute, Store
+
+Every run goes through one pipeline, :mod:`learnscope.runner` (``execute`` for one run,
+``execute_ensemble`` for several same-shaped runs trained at once); the README's "How the
+code is laid out" names the layers and what each may import.
 """
 
 from learnscope.config import RunConfig, load_config, validate_config
 from learnscope.errors import UserError
-from learnscope.runner import RunResult, build, execute
+from learnscope.runner import RunResult, build, execute, execute_ensemble
 from learnscope.store import Store
 from learnscope.tasks import make_task
 
@@ -21,6 +25,7 @@ __all__ = [
     "UserError",
     "build",
     "execute",
+    "execute_ensemble",
     "load_config",
     "make_task",
     "validate_config",

@@ -55,6 +55,26 @@ def save(directory: Path, step: int, state: dict[str, Any]) -> Path:
     return target
 
 
+def remove_temporary(directory: Path) -> list[Path]:
+    """Delete the ``.tmp-*.pt`` files a kill in the middle of :func:`save` left behind (call
+    it while holding the run's lock: no other writer can be mid-save); the files removed."""
+    if not Path(directory).is_dir():
+        return []
+    found = sorted(Path(directory).glob(".tmp-*.pt"))
+    for path in found:
+        path.unlink(missing_ok=True)
+    return found
+
+
+def prune(directory: Path, keep: int) -> list[int]:
+    """Delete all but the newest ``keep`` checkpoints (the newest is what resume, the report
+    and ``learnscope probe`` read); the steps deleted."""
+    old = steps(directory)[:-keep] if keep >= 1 else []
+    for step in old:
+        path_for(directory, step).unlink(missing_ok=True)
+    return old
+
+
 def steps(directory: Path) -> list[int]:
     """Steps that have a checkpoint file, ascending."""
     if not Path(directory).is_dir():
@@ -69,7 +89,7 @@ def load(path: Path) -> dict[str, Any]:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
         first = str(err).strip().splitlines()[0] if str(err).strip() else ""
-        raise UserError(
+        raise UnsafeCheckpoint(
             f"checkpoint: refusing {path}: it holds objects other than tensors and plain "
             f"containers (loading it could run code; {first[:160]})"
         ) from None
@@ -80,13 +100,21 @@ def load(path: Path) -> dict[str, Any]:
     return state
 
 
+class UnsafeCheckpoint(UserError):
+    """A checkpoint file that would run code if unpickled: refused, never skipped quietly."""
+
+
 def latest(directory: Path, at_or_before: int | None = None) -> tuple[int, dict[str, Any]] | None:
-    """The newest readable checkpoint (at or before a step, when given), or None."""
+    """The newest readable checkpoint (at or before a step, when given), or None. A file that
+    cannot be read (truncated, foreign) is skipped for the one before it; a file that would run
+    code stops everything (:class:`UnsafeCheckpoint`)."""
     for step in reversed(steps(directory)):
         if at_or_before is not None and step > at_or_before:
             continue
         try:
             return step, load(path_for(directory, step))
+        except UnsafeCheckpoint:
+            raise
         except UserError:
             continue
     return None

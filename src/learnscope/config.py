@@ -89,6 +89,9 @@ class TrainConfig(Section):
     steps: int = Field(1000, ge=1)
     eval_every: int = Field(10, ge=1)
     checkpoint_every: int = Field(0, ge=0, description="0: a checkpoint at the end only")
+    keep_checkpoints: int | None = Field(
+        None, ge=1, description="the newest N checkpoints are kept (None: every one)"
+    )
     device: str = "auto"
     precision: Literal["fp32", "auto", "bf16", "fp16"] = Field(
         "fp32", description="autocast on CUDA (auto: bf16 if supported, else fp16); CPU: fp32"

@@ -98,9 +98,9 @@ def _attach(
     if plan.items:
         trainer.add_callback(ProbeRecorder(plan))
     trainer.add_callback(StoreLogger(store, run_id))
-    trainer.add_callback(
-        Checkpointer(store.root / run_id / "checkpoints", cfg.train.checkpoint_every)
-    )
+    directory = store.root / run_id / "checkpoints"
+    every, keep = cfg.train.checkpoint_every, cfg.train.keep_checkpoints
+    trainer.add_callback(Checkpointer(directory, every, keep))
     for sink in sinks:
         trainer.add_callback(sink if isinstance(sink, Callback) else sink(run_id))
     return guard
@@ -180,37 +180,68 @@ def execute(
     """Train ``cfg`` with the plain trainer and record it in ``store``.
 
     ``resume``: continue that run from its latest readable checkpoint (the rows logged at and
-    after the checkpoint's step are measured again, so none is stored twice). ``restart``:
+    after the checkpoint's step are measured again, so none is stored twice; a run killed
+    before its first checkpoint starts again from step 0). ``restart``:
     train that run's row again from step 0 (a sweep member that ended before any checkpoint).
-    ``sinks`` are built with the run's id and added after the pipeline's own callbacks.
+    ``sinks`` are added after the pipeline's own callbacks. The run is locked while it trains
+    (:class:`~learnscope.store.RunLock`): a second process cannot train it at the same time.
     """
     cfg = cfg if isinstance(cfg, RunConfig) else validate_config(cfg)
     trainer = build(cfg)
     plan = probe_plan(cfg, trainer)  # sites checked, initial weights kept: before loading
-    if resume is not None:
-        found = checkpoint.latest(store.root / resume / "checkpoints")
-        if found is None:
-            raise UserError(f"resume: run {resume} has no readable checkpoint to resume from")
-        step, state = found
-        trainer.load_state_dict(state)
-        store.truncate_metrics(resume, step)
-        store.set_status(resume, "running")
-        run_id = resume
-    elif restart is not None:
-        store.truncate_metrics(restart, 0)
-        for step in checkpoint.steps(store.root / restart / "checkpoints"):
-            checkpoint.path_for(store.root / restart / "checkpoints", step).unlink()
-        store.set_status(restart, "running")
-        run_id = restart
+    if resume is not None or restart is not None:
+        run_id = resume if resume is not None else restart
+        lock = store.lock(run_id)  # before anything of the run is touched
+        try:
+            _reopen(store, run_id, trainer, cfg, from_checkpoint=resume is not None)
+        except BaseException:
+            lock.release()
+            raise
     else:
         run_id = store.create_run(cfg.name, cfg.to_dict(), sweep_id).id
-    guard = _attach(trainer, plan, cfg, store, run_id, sinks)
+        lock = store.lock(run_id)
     try:
-        trainer.fit()
-    except BaseException:
-        store.finish_run(run_id, "failed", {"steps": trainer.step})
-        raise
-    return _finish(trainer, guard, cfg, store, run_id, extra)
+        guard = _attach(trainer, plan, cfg, store, run_id, sinks)
+        try:
+            trainer.fit()
+        except BaseException:
+            _mark_failed(store, run_id, trainer.step)
+            raise
+        return _finish(trainer, guard, cfg, store, run_id, extra)
+    finally:
+        lock.release()
+
+
+def _reopen(
+    store: Store, run_id: str, trainer: Trainer, cfg: RunConfig, from_checkpoint: bool
+) -> None:
+    """Make an existing run trainable again: from its latest readable checkpoint (its rows
+    from that step on dropped), or from step 0 (every row and checkpoint dropped). A config
+    that differs from the stored one (more steps) replaces it."""
+    directory = store.root / run_id / "checkpoints"
+    if from_checkpoint and checkpoint.steps(directory):
+        found = checkpoint.latest(directory)
+        if found is None:
+            raise UserError(f"resume: run {run_id} has no readable checkpoint to resume from")
+        step, state = found
+        trainer.load_state_dict(state)
+    else:  # restarted, or killed before its first checkpoint: from step 0, in place
+        step = 0
+        for s in checkpoint.steps(directory):
+            checkpoint.path_for(directory, s).unlink()
+    if store.run(run_id)["config"] != cfg.to_dict():
+        store.set_config(run_id, cfg.to_dict())
+    store.truncate_metrics(run_id, step)
+    store.set_status(run_id, "running")
+
+
+def _mark_failed(store: Store, run_id: str, steps: int) -> None:
+    """Status ``failed`` for a run whose training raised; best effort (on a full disk the
+    store may refuse this write too: the run then shows as stale, its lock released)."""
+    try:
+        store.finish_run(run_id, "failed", {"steps": steps})
+    except Exception:  # the original error is the one worth raising
+        pass
 
 
 def execute_ensemble(
@@ -227,23 +258,28 @@ def execute_ensemble(
     cfgs = [c if isinstance(c, RunConfig) else validate_config(c) for c in cfgs]
     ens = Ensemble(cfgs, use_vmap=use_vmap)
     plans = [probe_plan(cfg, m) for cfg, m in zip(cfgs, ens.members)]
-    run_ids, guards = [], []
-    for cfg, member, plan in zip(cfgs, ens.members, plans):
-        run_id = store.create_run(cfg.name, cfg.to_dict(), sweep_id).id
-        guards.append(_attach(member, plan, cfg, store, run_id, sinks))
-        run_ids.append(run_id)
+    run_ids, guards, locks = [], [], []
     try:
-        ens.fit()
-    except BaseException:
-        for member, run_id in zip(ens.members, run_ids):
-            if member.ended_at is None:
-                store.finish_run(run_id, "failed", {"steps": member.step})
-        raise
-    extra = {"mode": "ensemble", "ensemble_size": ens.k}
-    return [
-        _finish(member, guard, cfg, store, run_id, extra)
-        for cfg, member, guard, run_id in zip(cfgs, ens.members, guards, run_ids)
-    ]
+        for cfg, member, plan in zip(cfgs, ens.members, plans):
+            run_id = store.create_run(cfg.name, cfg.to_dict(), sweep_id).id
+            locks.append(store.lock(run_id))
+            guards.append(_attach(member, plan, cfg, store, run_id, sinks))
+            run_ids.append(run_id)
+        try:
+            ens.fit()
+        except BaseException:
+            for member, run_id in zip(ens.members, run_ids):
+                if member.ended_at is None:
+                    _mark_failed(store, run_id, member.step)
+            raise
+        extra = {"mode": "ensemble", "ensemble_size": ens.k}
+        return [
+            _finish(member, guard, cfg, store, run_id, extra)
+            for cfg, member, guard, run_id in zip(cfgs, ens.members, guards, run_ids)
+        ]
+    finally:
+        for lock in locks:
+            lock.release()
 
 
 # -- probes on a saved checkpoint (``learnscope probe``) -------------------------------------

@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import shutil
 import sqlite3
 import time
 from dataclasses import dataclass
@@ -29,6 +30,11 @@ import pandas as pd
 import yaml
 
 from learnscope.errors import UserError
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - not POSIX
+    fcntl = None
 
 DB_NAME = "learnscope.db"
 
@@ -64,6 +70,62 @@ def new_run_id() -> str:
 class Run:
     id: str
     dir: Path
+
+
+class RunLock:
+    """The exclusive right to train one run: an ``flock`` on ``<run dir>/.lock``, holding the
+    owner's pid. The operating system releases it when the owner dies, however it dies, so a
+    killed run is never mistaken for a live one (``Store.is_live``), and a second process
+    cannot train the same run at the same time."""
+
+    def __init__(self, run_dir: Path) -> None:
+        self.path = Path(run_dir) / ".lock"
+        self._fd: int | None = None
+
+    def acquire(self) -> bool:
+        """Take the lock if nobody holds it; False if another process does."""
+        if fcntl is None:  # no flock on this platform: no protection, never refuse
+            return True
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        return self._take(fd)
+
+    def held_elsewhere(self) -> bool:
+        """Whether another process holds the lock now (creates no file)."""
+        if fcntl is None or not self.path.exists():
+            return False
+        try:
+            fd = os.open(self.path, os.O_RDWR)
+        except OSError:
+            return False
+        if not self._take(fd, write=False):
+            return True
+        self.release()
+        return False
+
+    def _take(self, fd: int, write: bool = True) -> bool:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            return False
+        if write:
+            os.ftruncate(fd, 0)
+            os.write(fd, str(os.getpid()).encode())
+        self._fd = fd
+        return True
+
+    def release(self) -> None:
+        if self._fd is not None:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            os.close(self._fd)
+            self._fd = None
+
+    def holder(self) -> str:
+        """The pid written by the process holding the lock (for messages)."""
+        try:
+            return self.path.read_text().strip() or "?"
+        except OSError:
+            return "?"
 
 
 def _set_wal(conn: sqlite3.Connection, timeout_s: float) -> None:
@@ -119,18 +181,45 @@ class Store:
 
     # -- writing --------------------------------------------------------------------------
     def create_run(self, name: str, config: dict[str, Any], sweep_id: str | None = None) -> Run:
-        """Insert a ``running`` row and write ``<id>/config.yaml``."""
+        """Insert a ``running`` row and write ``<id>/config.yaml``; if either fails (a full
+        disk), neither is left behind."""
         run_id = new_run_id()
         run = Run(run_id, self.root / run_id)
-        run.dir.mkdir(parents=True)
-        (run.dir / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
-        with _transaction(self._db()) as db:
-            db.execute(
-                "INSERT INTO runs (id, name, status, config, created, sweep_id) "
-                "VALUES (?, ?, 'running', ?, ?, ?)",
-                (run.id, name, json.dumps(config), time.time(), sweep_id),
-            )
+        try:
+            run.dir.mkdir(parents=True)
+            (run.dir / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+            with _transaction(self._db()) as db:
+                db.execute(
+                    "INSERT INTO runs (id, name, status, config, created, sweep_id) "
+                    "VALUES (?, ?, 'running', ?, ?, ?)",
+                    (run.id, name, json.dumps(config), time.time(), sweep_id),
+                )
+        except BaseException:
+            shutil.rmtree(run.dir, ignore_errors=True)
+            raise
         return run
+
+    def set_config(self, run_id: str, config: dict[str, Any]) -> None:
+        """Replace a run's config (a resumed run given more steps), row and file alike."""
+        (self.root / run_id / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+        with _transaction(self._db()) as db:
+            db.execute("UPDATE runs SET config = ? WHERE id = ?", (json.dumps(config), run_id))
+
+    def lock(self, run_id: str) -> RunLock:
+        """The run's lock, taken; a :class:`UserError` if another process trains the run."""
+        lock = RunLock(self.root / run_id)
+        if not lock.acquire():
+            raise UserError(
+                f"run {run_id}: another process (pid {lock.holder()}) is training it; "
+                "wait for it to end or stop it first"
+            )
+        return lock
+
+    def is_live(self, run_id: str) -> bool:
+        """Whether a process is training the run now (holds its lock). A run whose status
+        says ``running`` but that nobody trains was killed: ``learnscope ls`` shows it
+        ``stale``."""
+        return RunLock(self.root / run_id).held_elsewhere()
 
     def log(self, run_id: str, step: int, metrics: dict[str, float]) -> None:
         """Buffer one row per metric; written by the next :meth:`flush`."""
@@ -180,6 +269,11 @@ class Store:
                 (sweep_id, name, json.dumps(spec), members, time.time()),
             )
         return sweep_id
+
+    def delete_sweep(self, sweep_id: str) -> None:
+        """Remove a sweep's row (one that has no member runs)."""
+        with _transaction(self._db()) as db:
+            db.execute("DELETE FROM sweeps WHERE id = ?", (sweep_id,))
 
     def set_sweep_status(self, sweep_id: str, status: str) -> None:
         with _transaction(self._db()) as db:

@@ -11,11 +11,11 @@ from learnscope.models.analytic import (
     analytic_summary,
     default_width,
     discrete_log_table,
-    frequency_profile,
     primitive_root,
     table_accuracy,
 )
 from learnscope.models.mlp import MLP, MLPConfig
+from learnscope.probes.spectral import frequency_profile
 
 
 @pytest.mark.parametrize("p", [3, 5, 7, 11, 13, 23, 97])
@@ -168,7 +168,21 @@ def test_accuracy_degrades_gracefully_with_width(op):
     assert table_accuracy(analytic_mlp(op, p), op, p) == 1.0
 
 
-def test_frequency_profile():
+def test_summary():
+    add = analytic_summary("add", 7)
+    assert add == {
+        "op": "add",
+        "p": 7,
+        "terms": 2,
+        "width": 513,
+        "seed": 0,
+        "accuracy": 1.0,
+    }
+    mul = analytic_summary("mul", 7, width=7)
+    assert mul["width"] == 7 and mul["accuracy_nonzero"] <= mul["accuracy"] <= 1.0
+
+
+def test_frequency_profile_of_the_analytic_networks():
     p = 23
     ipr, freq = frequency_profile(analytic_mlp("add", p).layers[0].linear.weight, p)
     width = default_width("add", p)
@@ -189,20 +203,3 @@ def test_frequency_profile():
     assert (ipr > 0.5).float().mean() < 0.05
     with pytest.raises(ValueError, match="expected weight"):
         frequency_profile(torch.zeros(4, 30), p)
-
-
-def test_summary():
-    add = analytic_summary("add", 7)
-    assert add == {
-        "op": "add",
-        "p": 7,
-        "terms": 2,
-        "width": 513,
-        "seed": 0,
-        "accuracy": 1.0,
-        "single_frequency_fraction": 1.0,
-        "frequencies": [1, 2, 3],
-    }
-    mul = analytic_summary("mul", 7, width=7)
-    assert mul["width"] == 7 and mul["accuracy_nonzero"] <= mul["accuracy"] <= 1.0
-    assert mul["single_frequency_fraction"] == pytest.approx(6 / 7)

@@ -161,9 +161,10 @@ def test_sweep_phase_diagrams(tmp_path):
         build_report(store, [], tmp_path / "x.html", sweep="nope")
 
 
-def test_fourier_and_ipr_of_the_operand_a_block(tmp_path):
-    """Operand a's block is one pure frequency (k = 3) for every neuron, operand b's block is
-    noise: the panel must see power 1 at k = 3 and an IPR of 1 for every neuron."""
+def test_fourier_and_ipr_of_every_operand_block(tmp_path):
+    """Operand a's block is one pure frequency (k = 3) for every neuron, operand b's block
+    another (k = 2): the panel reads both, as the ipr probe does, so the power is 1/2 at
+    k = 3 and at k = 2 and every neuron's IPR is 1."""
     p, width = 11, 6
     store = Store(tmp_path / "runs")
     cfg = {"name": "m", "task": {"name": "modular", "p": p}, "model": {"kind": "mlp"}}
@@ -171,17 +172,32 @@ def test_fourier_and_ipr_of_the_operand_a_block(tmp_path):
     n = torch.arange(p, dtype=torch.float64)
     phases = torch.linspace(0, 3, width)[:, None]
     a_block = torch.cos(2 * math.pi * 3 * n[None, :] / p + phases)  # (width, p)
-    b_block = torch.randn(width, p, dtype=torch.float64)
+    b_block = torch.cos(2 * math.pi * 2 * n[None, :] / p - phases)
     first = torch.cat([a_block, b_block], 1)
     checkpoint.save(run.dir / "checkpoints", 7, {"model": {"layers.0.linear.weight": first}})
     store.finish_run(run.id, "finished", {})
     (r,) = load_runs(store, [run.id])
     power, ipr, what, got_p = first_layer_spectrum(r)
     assert got_p == p and power.shape == (p // 2 + 1, width) and "step 7" in what
-    np.testing.assert_allclose(power[3], 1.0, atol=1e-9)
+    np.testing.assert_allclose(power[3], 0.5, atol=1e-9)
+    np.testing.assert_allclose(power[2], 0.5, atol=1e-9)
     np.testing.assert_allclose(ipr, 1.0, atol=1e-9)
     rep = build_report(store, [run.id], tmp_path / "m.html")
     assert "fourier" in rep.panels and "ipr" in rep.panels
+
+
+def test_the_report_draws_the_ipr_the_run_recorded(tmp_path, tiny_config):
+    """One IPR: the histogram's values at the last checkpoint average to the recorded
+    ``ipr_mean`` of the same step."""
+    from learnscope.runner import execute
+
+    store = Store(tmp_path / "runs")
+    result = execute(tiny_config, store)
+    (r,) = load_runs(store, [result.run_id])
+    _, ipr, what, _ = first_layer_spectrum(r)
+    recorded = store.metric_table(result.run_id)["ipr_mean/layers.0.linear.weight"].dropna()
+    assert recorded.index[-1] == 30 and "step 30" in what
+    assert float(ipr.mean()) == pytest.approx(recorded.iloc[-1], rel=1e-6)
 
 
 def test_real_tiny_modular_run_report(tmp_path, tiny_config):

@@ -7,17 +7,32 @@ code 2, no traceback, and nothing written (see ``learnscope.errors``).
 from __future__ import annotations
 
 import json
+import sqlite3
 import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
-from learnscope.cli.common import RunsDir, console, err_console, fail
+from learnscope.cli.common import (
+    RunsDir,
+    console,
+    err_console,
+    fail,
+    sigterm_as_ctrl_c,
+    storage_error,
+)
 from learnscope.cli.common import fmt as _fmt
 from learnscope.cli.sweep import sweep_app
-from learnscope.config import load_config, load_recipe_dict, recipe_names, validate_config
+from learnscope.config import (
+    apply_overrides,
+    load_config,
+    load_recipe_dict,
+    recipe_names,
+    validate_config,
+)
 from learnscope.errors import UserError
 from learnscope.store import Store
 
@@ -44,7 +59,7 @@ def run(
         Path | None, typer.Option(help="also write the scalars for TensorBoard under DIR/<run>")
     ] = None,
 ) -> None:
-    """Train a recipe or config file and record the run."""
+    """Train a recipe or config file and record the run; or continue a run (--resume)."""
     from learnscope.cli.live import LiveProgress  # torch only for the commands that train
     from learnscope.runner import execute
     from learnscope.train.callbacks import TensorBoardSink
@@ -53,8 +68,13 @@ def run(
         store = Store(runs_dir)
         overrides = list(set_ or []) + ([f"train.device={device}"] if device else [])
         if resume:
+            if recipe:
+                fail(
+                    f"run: give a recipe or --resume RUN, not both: {resume} goes on with its "
+                    f"own stored config (got {recipe!r})"
+                )
             run_id = store.resolve(resume)
-            cfg = validate_config(store.run(run_id)["config"])
+            cfg = resumed_config(store.run(run_id)["config"], overrides)
         elif recipe:
             cfg, run_id = load_config(recipe, overrides), None
         else:
@@ -67,11 +87,17 @@ def run(
         if tensorboard is not None:
             TensorBoardSink.require()
             sinks.append(lambda rid: TensorBoardSink(tensorboard, rid))
-        result = execute(cfg, store, sinks, resume=run_id)
+        with sigterm_as_ctrl_c():
+            result = execute(cfg, store, sinks, resume=run_id)
     except UserError as err:
         fail(str(err))
+    except (OSError, sqlite3.OperationalError) as err:
+        if (line := storage_error(err)) is None:
+            raise
+        err_console.print(Text("error: ", style="bold red") + Text(line), soft_wrap=True)
+        raise typer.Exit(1) from None
     s = result.summary
-    table = Table(title=f"{cfg.name}: {result.status}", show_header=False)
+    table = Table(title=Text(f"{cfg.name}: {result.status}"), show_header=False)
     for key in (
         "train_acc",
         "test_acc",
@@ -103,8 +129,36 @@ def run(
             highlight=False,
             soft_wrap=True,
         )
+    if result.status == "interrupted":
+        console.print(
+            Text(f"interrupted at step {s.get('steps')}; continue with: ")
+            + Text(f"learnscope run --resume {result.run_id}", style="bold"),
+            soft_wrap=True,
+        )
+    elif result.status in ("finished", "stopped"):
+        console.print(
+            Text("report: ") + Text(f"learnscope report {result.run_id}", style="bold"),
+            soft_wrap=True,
+        )
     if result.status not in ("finished", "stopped"):
         raise typer.Exit(1)
+
+
+#: Fields ``--set`` may change when a run is resumed: how long it trains and where.
+RESUMABLE = ("train.steps", "train.checkpoint_every", "train.keep_checkpoints", "train.device")
+
+
+def resumed_config(stored: dict, overrides: list[str]):
+    """A resumed run's config: its stored one, with ``--set`` allowed only on
+    :data:`RESUMABLE` fields (anything else would make it another experiment)."""
+    for item in overrides:
+        key = item.partition("=")[0].strip()
+        if key not in RESUMABLE:
+            fail(
+                f"--set {key}: cannot change when resuming (the run keeps its config); "
+                f"allowed: {', '.join(RESUMABLE)}"
+            )
+    return validate_config(apply_overrides(stored, overrides))
 
 
 @app.command()
@@ -119,19 +173,25 @@ def recipes() -> None:
 @app.command("ls")
 def ls(runs_dir: RunsDir = None) -> None:
     """List the runs in the store."""
-    runs = Store(runs_dir).runs()
+    store = Store(runs_dir)
+    runs = store.runs()
     table = Table("id", "name", "status", "test acc", "grok step", "steps")
     for r in runs.itertuples():
         s = r.summary
         table.add_row(
             r.id,
-            r.name,
-            r.status,
+            Text(r.name),
+            shown_status(store, r.id, r.status),
             _fmt(s.get("test_acc")),
             _fmt(s.get("grok_test_step")),
             _fmt(s.get("steps")),
         )
     console.print(table if len(runs) else "no runs yet")
+
+
+def shown_status(store: Store, run_id: str, status: str) -> str:
+    """``stale`` for a run whose status says running but that no process trains (killed)."""
+    return "stale" if status == "running" and not store.is_live(run_id) else status
 
 
 @app.command()
@@ -147,7 +207,7 @@ def show(
         rec = store.run(run_id)
     except UserError as err:
         fail(str(err))
-    console.rule(f"{rec['name']}  {run_id}  [{rec['status']}]")
+    console.rule(Text(f"{rec['name']}  {run_id}  [{shown_status(store, run_id, rec['status'])}]"))
     console.print_json(json.dumps(rec["config"]))
     summary = Table("summary", "value")
     for key, value in rec["summary"].items():

@@ -193,7 +193,7 @@ class LiveProgress(Callback):
         )
         self.watcher.start(trainer)
 
-    def on_step_end(self, trainer: Trainer, step: int, loss: torch.Tensor) -> None:
+    def on_step_end(self, trainer: Trainer, step: int, loss: float) -> None:
         self.progress.update(self.task_id, completed=step)
 
     def on_metrics(self, trainer: Trainer, step: int, values: dict[str, float]) -> None:

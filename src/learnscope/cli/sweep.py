@@ -9,9 +9,10 @@ from typing import Annotated
 
 import typer
 from rich.table import Table
+from rich.text import Text
 from typer.core import TyperGroup
 
-from learnscope.cli.common import RunsDir, console
+from learnscope.cli.common import RunsDir, console, sigterm_as_ctrl_c
 from learnscope.cli.common import fail as _fail
 from learnscope.cli.common import fmt as _fmt
 from learnscope.errors import UserError
@@ -47,7 +48,10 @@ def run(
         int | None,
         typer.Option(help="members trained at once (1: in turn); default: calibrated per group"),
     ] = None,
-    resume: Annotated[bool, typer.Option(help="train only the unfinished members")] = False,
+    resume: Annotated[
+        str | None,
+        typer.Option(help="continue SWEEP (an id, prefix, name or 'last') run with this SPEC"),
+    ] = None,
     address: Annotated[
         str | None, typer.Option(help="Ray cluster to join (e.g. auto); default: start one")
     ] = None,
@@ -80,8 +84,8 @@ def run(
             console=console,
             disable=quiet,
         )
-        with bar:
-            task = bar.add_task(parsed.name, total=None)
+        with bar, sigterm_as_ctrl_c():
+            task = bar.add_task(Text(parsed.name).plain, total=None)
 
             def progress(done: float, total: int) -> None:
                 bar.update(task, completed=done, total=total)
@@ -99,7 +103,29 @@ def run(
             )
     except UserError as err:
         _fail(str(err))
+    except KeyboardInterrupt:
+        _print_interrupted(store, parsed, spec)
+        raise typer.Exit(1) from None
     _print_sweep(store, sweep_id, None, None)
+
+
+def _print_interrupted(store: Store, parsed, spec_ref: str) -> None:
+    """How many members ended, and the command that continues the sweep."""
+    from learnscope import sweep as sw
+
+    try:
+        sweep_id = sw.resolve_sweep(store, parsed.name)
+    except UserError:  # stopped before anything was recorded
+        console.print("interrupted before any member started; nothing was recorded")
+        return
+    table = sw.member_table(store, sweep_id)
+    ended = int(table["status"].isin(sw.ENDED).sum()) if len(table) else 0
+    total = int(store.sweeps().set_index("id").loc[sweep_id, "members"])
+    console.print(
+        Text(f"interrupted: {ended} of {total} members ended; continue with: ")
+        + Text(f"learnscope sweep {spec_ref} --resume {sweep_id}", style="bold"),
+        soft_wrap=True,
+    )
 
 
 @sweep_app.command("ls")

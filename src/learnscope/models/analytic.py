@@ -52,8 +52,7 @@ from torch import nn
 
 from learnscope.models.hooks import eval_mode
 from learnscope.models.mlp import MLP, MLPConfig
-from learnscope.probes.spectral import fourier_power
-from learnscope.tasks.modular import is_prime
+from learnscope.tasks.modular import discrete_log_table, is_prime, primitive_root
 
 __all__ = [
     "BASE_WIDTH",
@@ -61,7 +60,6 @@ __all__ = [
     "analytic_summary",
     "default_width",
     "discrete_log_table",
-    "frequency_profile",
     "primitive_root",
     "table_accuracy",
 ]
@@ -79,48 +77,6 @@ def _check(op: str, p: int, terms: int) -> None:
         raise ValueError(f"p must be an odd prime (got {p})")
     if terms < 2:
         raise ValueError(f"terms must be >= 2 (got {terms})")
-
-
-def primitive_root(p: int) -> int:
-    """The smallest generator ``g`` of the multiplicative group mod the prime ``p``.
-
-    ``g`` is a primitive root when ``g^((p-1)/r) != 1`` for every prime ``r`` dividing ``p-1``.
-
-    >>> primitive_root(7), primitive_root(23), primitive_root(97)
-    (3, 5, 5)
-    """
-    if not is_prime(p):
-        raise ValueError(f"p must be prime (got {p})")
-    if p == 2:
-        return 1
-    factors, m, r = set(), p - 1, 2
-    while r * r <= m:
-        while m % r == 0:
-            factors.add(r)
-            m //= r
-        r += 1
-    if m > 1:
-        factors.add(m)
-    for g in range(2, p):
-        if all(pow(g, (p - 1) // r, p) != 1 for r in factors):
-            return g
-    raise AssertionError("unreachable: every prime has a primitive root")
-
-
-def discrete_log_table(p: int) -> torch.Tensor:
-    """``log[n] = t`` with ``g^t = n mod p`` for ``n = 1..p-1`` (``g = primitive_root(p)``);
-    ``log[0] = -1`` (0 has no logarithm). Shape ``(p,)``, int64.
-
-    >>> discrete_log_table(7).tolist()  # 3^0=1, 3^1=3, 3^2=2, 3^3=6, 3^4=4, 3^5=5
-    [-1, 0, 2, 1, 4, 5, 3]
-    """
-    g = primitive_root(p)
-    log = torch.full((p,), -1, dtype=torch.long)
-    n = 1
-    for t in range(p - 1):
-        log[n] = t
-        n = n * g % p
-    return log
 
 
 def default_width(op: Op, p: int, terms: int = 2) -> int:
@@ -214,46 +170,13 @@ def table_accuracy(
     return correct / total
 
 
-def frequency_profile(
-    weight: torch.Tensor, p: int, op: Op = "add"
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per first-layer neuron: its IPR and its dominant frequency, from ``weight: (width,
-    n_inputs * p)`` (``layers.0.linear.weight`` of an analytic or a trained network).
-
-    Each operand block ``weight[:, j*p:(j+1)*p]`` is read as a function on ``Z_p`` (for
-    ``op="mul"``: residues ``1..p-1`` in the order ``g^0, g^1, ...``, a function on
-    ``Z_(p-1)``, and residue 0 is left out). Its spectrum is
-    :func:`learnscope.probes.spectral.fourier_power`; the IPR ``sum_k nu_k^2`` is averaged over
-    the blocks (1 for a single frequency, ``~2/p`` for a flat spectrum; ``> 0.5`` is the usual
-    "single-frequency" cut) and the dominant frequency is the argmax of the summed spectra.
-    Returns ``ipr: (width,)`` and ``freq: (width,)`` int64. A neuron with no weight in the
-    basis (the ``mul`` zero neuron) has IPR 0.
-    """
-    if weight.dim() != 2 or weight.shape[1] % p or weight.shape[1] == 0:
-        raise ValueError(f"expected weight: (width, n_inputs * {p}), got {tuple(weight.shape)}")
-    weight, n_inputs = weight.detach().cpu(), weight.shape[1] // p
-    order = torch.arange(p)
-    if op == "mul":
-        g = primitive_root(p)
-        order = torch.tensor([pow(g, t, p) for t in range(p - 1)])
-    power = torch.stack(
-        [
-            fourier_power(weight[:, j * p : (j + 1) * p][:, order].T, len(order))
-            for j in range(n_inputs)
-        ]
-    )  # (n_inputs, n_freq, width)
-    ipr = (power.double() ** 2).sum(1).mean(0)
-    return ipr.to(weight.dtype), power.sum(0).argmax(0)
-
-
 def analytic_summary(
     op: Op, p: int, terms: int = 2, width: int | None = None, seed: int = 0
 ) -> dict[str, Any]:
-    """What ``learnscope analytic`` reports: the network's size, its accuracy on the full table
-    (and, for ``mul``, on nonzero operands), and its first-layer frequency profile."""
+    """What ``learnscope analytic`` reports: the network's size and its accuracy on the full
+    table (and, for ``mul``, on nonzero operands). Its frequency profile is a probe:
+    ``learnscope.probes.spectral.frequency_profile``."""
     net = analytic_mlp(op, p, width, terms, seed)
-    ipr, freq = frequency_profile(net.layers[0].linear.weight, p, op)
-    single = ipr > 0.5
     out: dict[str, Any] = {
         "op": op,
         "p": p,
@@ -264,6 +187,4 @@ def analytic_summary(
     }
     if op == "mul":
         out["accuracy_nonzero"] = table_accuracy(net, op, p, terms, nonzero=True)
-    out["single_frequency_fraction"] = single.float().mean().item()
-    out["frequencies"] = sorted(set(freq[single].tolist()))
     return out

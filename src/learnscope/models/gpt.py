@@ -231,7 +231,7 @@ class Attention(nn.Module):
         return y + extra if self.cfg.attn_identity else y
 
 
-class MLP(nn.Module):
+class FeedForward(nn.Module):
     def __init__(self, cfg: GPTConfig) -> None:
         super().__init__()
         self.fc = linear(cfg, cfg.d_model, cfg.d_mlp)
@@ -250,7 +250,7 @@ class Block(nn.Module):
         self.attn = Attention(cfg)
         self.hook_resid_mid = HookPoint()
         self.ln_2 = nn.LayerNorm(cfg.d_model, bias=cfg.bias)
-        self.mlp = MLP(cfg)
+        self.mlp = FeedForward(cfg)
         self.hook_resid_post = HookPoint()
         self.drop = nn.Dropout(cfg.dropout)
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import torch
 
+from learnscope.tasks.modular import primitive_root
+
 
 def fourier_power(w: torch.Tensor, p: int) -> torch.Tensor:
     """Normalised energy per frequency of each column of ``w: (p, m)`` -> ``(p // 2 + 1, m)``.
@@ -74,3 +76,35 @@ def neuron_ipr(w: torch.Tensor, p: int) -> torch.Tensor:
     """
     blocks = residue_blocks(w, p)
     return ipr(torch.cat(blocks, 1), p).view(len(blocks), -1).mean(0)
+
+
+def frequency_profile(
+    weight: torch.Tensor, p: int, op: str = "add"
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per first-layer neuron: its IPR and its dominant frequency, from ``weight: (width,
+    n_inputs * p)`` (``layers.0.linear.weight`` of an analytic or a trained network).
+
+    Each operand block ``weight[:, j*p:(j+1)*p]`` is read as a function on ``Z_p`` (for
+    ``op="mul"``: residues ``1..p-1`` in the order ``g^0, g^1, ...``, a function on
+    ``Z_(p-1)``, and residue 0 is left out). Its spectrum is
+    :func:`fourier_power`; the IPR ``sum_k nu_k^2`` is averaged over
+    the blocks (1 for a single frequency, ``~2/p`` for a flat spectrum; ``> 0.5`` is the usual
+    "single-frequency" cut) and the dominant frequency is the argmax of the summed spectra.
+    Returns ``ipr: (width,)`` and ``freq: (width,)`` int64. A neuron with no weight in the
+    basis (the ``mul`` zero neuron) has IPR 0.
+    """
+    if weight.dim() != 2 or weight.shape[1] % p or weight.shape[1] == 0:
+        raise ValueError(f"expected weight: (width, n_inputs * {p}), got {tuple(weight.shape)}")
+    weight, n_inputs = weight.detach().cpu(), weight.shape[1] // p
+    order = torch.arange(p)
+    if op == "mul":
+        g = primitive_root(p)
+        order = torch.tensor([pow(g, t, p) for t in range(p - 1)])
+    power = torch.stack(
+        [
+            fourier_power(weight[:, j * p : (j + 1) * p][:, order].T, len(order))
+            for j in range(n_inputs)
+        ]
+    )  # (n_inputs, n_freq, width)
+    ipr = (power.double() ** 2).sum(1).mean(0)
+    return ipr.to(weight.dtype), power.sum(0).argmax(0)

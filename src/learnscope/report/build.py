@@ -134,22 +134,29 @@ def splits_of(table: pd.DataFrame) -> list[str]:
 
 
 def first_layer_spectrum(run: RunData) -> tuple[np.ndarray, np.ndarray, str, int] | str:
-    """``(fourier power (p//2+1, neurons), IPR (neurons,), what, p)`` of the first layer's
-    operand-a block at the latest checkpoint, or a note saying why there is none.
+    """``(fourier power (p//2+1, neurons), IPR (neurons,), what, p)`` of the first layer at the
+    latest checkpoint, or a note saying why there is none.
 
-    For the MLP on one-hot inputs the first-layer weight ``layers.0.linear.weight`` is
-    ``(width, n_inputs * p)`` and columns ``0..p-1`` are operand a: its transpose ``(p, width)``
-    goes to :func:`learnscope.probes.fourier_power` and :func:`learnscope.probes.ipr`. With a
-    learned embedding table the table's first ``p`` rows are used instead.
+    The weight is read by residues as the ``ipr`` probe reads it
+    (:func:`learnscope.probes.residue_blocks`): for the MLP on one-hot inputs
+    ``layers.0.linear.weight: (width, n_inputs * p)`` gives one ``(p, width)`` block per
+    operand; a learned embedding table gives its first ``p`` rows. The power is the mean of
+    :func:`learnscope.probes.fourier_power` over the blocks, the IPR
+    :func:`learnscope.probes.neuron_ipr` (the same numbers the probe records).
     """
     task = run.config.get("task", {})
     if task.get("name") != "modular" or not task.get("p"):
         return "drawn for modular tasks only"
     p = int(task["p"])
-    from learnscope import checkpoint
-    from learnscope.probes import fourier_power, ipr
+    import torch
 
-    found = checkpoint.latest(run.dir / "checkpoints")
+    from learnscope import checkpoint
+    from learnscope.probes import fourier_power, neuron_ipr, residue_blocks
+
+    try:
+        found = checkpoint.latest(run.dir / "checkpoints")
+    except UserError as err:  # a file that would run code: named, never loaded
+        return str(err)
     if found is None:
         return "no readable checkpoint"
     step, state = found
@@ -157,19 +164,20 @@ def first_layer_spectrum(run: RunData) -> tuple[np.ndarray, np.ndarray, str, int
     w, what = None, ""
     first = weights.get("layers.0.linear.weight")
     if first is not None and first.dim() == 2 and first.shape[1] % p == 0 and first.shape[1] > 0:
-        w, what = first[:, :p].T, "the first-layer weights (operand a block)"
+        w, what = first, "the first-layer weights (every operand's block)"
     else:
         for name, t in weights.items():
             if name.endswith(("embed.weight", "wte.weight", "W_E")) and t.dim() == 2:
                 if t.shape[0] >= p:
-                    w, what = t[:p], f"the embedding {name}"
+                    w, what = t[:p].T, f"the embedding {name}"  # (d, p): one block
                     break
     if w is None:
         return f"no first-layer weight indexed by the residues mod {p}"
     w = w.detach().double().cpu()
     if not bool(w.isfinite().all()):
         return "the weights of the last checkpoint are not finite (the run diverged)"
-    return fourier_power(w, p).numpy(), ipr(w, p).numpy(), f"{what}, step {step}", p
+    power = torch.stack([fourier_power(b, p) for b in residue_blocks(w, p)]).mean(0)
+    return power.numpy(), neuron_ipr(w, p).numpy(), f"{what}, step {step}", p
 
 
 # -- the sweep ------------------------------------------------------------------------------

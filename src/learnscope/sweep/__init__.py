@@ -12,12 +12,13 @@ The store holds one ``sweeps`` row (id, name, status, the spec, the member count
 members as normal runs with ``runs.sweep_id``.
 """
 
-from learnscope.sweep.backends import group_members, run_group, run_sweep
+from learnscope.sweep.backends import ENDED, group_members, run_group, run_sweep
 from learnscope.sweep.calibrate import candidate_sizes, choose_chunk
 from learnscope.sweep.spec import Member, SweepSpec, expand, load_spec, sweep_names
 from learnscope.sweep.tables import member_table, pivot, resolve_sweep
 
 __all__ = [
+    "ENDED",
     "Member",
     "SweepSpec",
     "candidate_sizes",

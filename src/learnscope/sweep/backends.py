@@ -26,6 +26,7 @@ from learnscope.runner import execute, execute_ensemble
 from learnscope.store import Store
 from learnscope.sweep.calibrate import candidate_sizes, choose_chunk
 from learnscope.sweep.spec import Member, Resources, SweepSpec, expand
+from learnscope.sweep.tables import resolve_sweep
 from learnscope.train.ensemble import ensemble_key
 from learnscope.train.loop import Callback
 
@@ -82,9 +83,9 @@ def run_group(
         torch.set_num_threads(threads)
     store = store if isinstance(store, Store) else Store(store)
     cfgs = [validate_config(c) for c in configs]
-    if chunk is None and (
-        len(cfgs) == 1 or ensemble_key(cfgs[0]) is None or not candidate_sizes(cfgs)
-    ):
+    if ensemble_key(cfgs[0]) is None:
+        chunk = 1  # a member that cannot be stacked (sequence task, BatchNorm, dropout...)
+    if chunk is None and (len(cfgs) == 1 or not candidate_sizes(cfgs)):
         chunk = 1  # nothing to stack, or a run too short to time an ensemble within budget
     if chunk is None:
         chunk, _ = choose_chunk(cfgs)
@@ -137,11 +138,19 @@ def member_runs(store: Store, sweep_id: str) -> dict[str, tuple[str, str]]:
     return {_config_key(r.config): (r.id, r.status) for r in runs.itertuples()}
 
 
-def find_resumable(store: Store, spec: SweepSpec) -> str | None:
-    sweeps = store.sweeps()
-    dump = json.loads(json.dumps(spec.model_dump(mode="json"), sort_keys=True))
-    same = sweeps[sweeps["spec"].map(lambda s: s == dump)]
-    return None if same.empty else str(same["id"].iloc[-1])
+def resumable(store: Store, spec: SweepSpec, ref: str) -> str:
+    """The sweep ``ref`` (an id, prefix, name or ``last``), checked to have been run with
+    ``spec``: resuming it with another spec would mix two experiments."""
+    sweep_id = resolve_sweep(store, ref)
+    stored = store.sweeps().set_index("id").loc[sweep_id, "spec"]
+    dump = json.loads(json.dumps(spec.model_dump(mode="json")))
+    if stored != dump:
+        differ = sorted(k for k in set(stored) | set(dump) if stored.get(k) != dump.get(k))
+        raise UserError(
+            f"--resume: sweep {sweep_id} was run with another spec (differs in: "
+            f"{', '.join(differ)}); give the spec it was run with"
+        )
+    return sweep_id
 
 
 def _check_backend(backend: str) -> None:
@@ -162,17 +171,19 @@ def run_sweep(
     backend: str = "local",
     workers: int | None = None,
     max_members: int = 128,
-    resume: bool = False,
+    resume: str | None = None,
     address: str | None = None,
     chunk: int | None = None,
     progress: Callable[[float, int], None] | None = None,
 ) -> str:
     """Expand, validate, group and train ``spec``; record everything; return the sweep id.
 
-    ``progress(done, total)`` is called as members finish, and in between with fractional
-    ``done`` as the running chunk evaluates (inline runs only; for the CLI's progress bar).
-    Everything that can be refused (the spec, every member's config and task, the backend)
-    is checked before the sweep is recorded.
+    ``resume``: continue that sweep (an id, prefix, name or ``last``; it must have been run
+    with ``spec``). ``progress(done, total)`` is called as members finish, and in between with
+    fractional ``done`` as the running chunk evaluates (inline runs only; for the CLI's
+    progress bar). Everything that can be refused (the spec, every member's config and task,
+    the backend) is checked before the sweep is recorded, and a sweep that ends before any
+    member started leaves no record.
     """
     _check_backend(backend)
     if max_members < 1:
@@ -182,9 +193,7 @@ def run_sweep(
     if workers is not None and workers < 1:
         raise UserError(f"--workers: must be >= 1 (got {workers})")
     members = expand(spec)
-    sweep_id = find_resumable(store, spec) if resume else None
-    if resume and sweep_id is None:
-        raise UserError(f"--resume: no sweep named {spec.name!r} with this spec in {store.root}")
+    sweep_id = resumable(store, spec, resume) if resume is not None else None
     previous = member_runs(store, sweep_id) if sweep_id else {}
     todo, cut = [], []  # members never started; members whose run was cut short
     for m in members:
@@ -230,7 +239,11 @@ def run_sweep(
         status = "failed"
         raise
     finally:
-        store.set_sweep_status(sweep_id, status)
+        started = bool(member_runs(store, sweep_id))
+        if status != "finished" and not started and resume is None:
+            store.delete_sweep(sweep_id)  # nothing trained: nothing to show or resume
+        else:
+            store.set_sweep_status(sweep_id, status)
     return sweep_id
 
 

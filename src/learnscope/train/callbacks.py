@@ -10,8 +10,6 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-import torch
-
 from learnscope import checkpoint
 from learnscope.errors import UserError
 from learnscope.events import Event
@@ -34,9 +32,9 @@ class DivergenceGuard(Callback):
             self.event = Event("divergence", step, data)
         trainer.status, trainer.should_stop = "diverged", True
 
-    def on_step_end(self, trainer: Trainer, step: int, loss: torch.Tensor) -> None:
-        if not bool(torch.isfinite(loss).all()):
-            self._trip(trainer, step, "train_step/loss", float(loss.float().mean()))
+    def on_step_end(self, trainer: Trainer, step: int, loss: float) -> None:
+        if not math.isfinite(loss):
+            self._trip(trainer, step, "train_step/loss", loss)
 
     def on_metrics(self, trainer: Trainer, step: int, values: dict[str, float]) -> None:
         for name, value in values.items():
@@ -73,7 +71,7 @@ class ProbeRecorder(Callback):
         if due:
             self.record(trainer, trainer.step, due)
 
-    def on_step_end(self, trainer: Trainer, step: int, loss: torch.Tensor) -> None:
+    def on_step_end(self, trainer: Trainer, step: int, loss: float) -> None:
         due = self._due(trainer, step)
         if due:
             self.record(trainer, step, due)
@@ -100,18 +98,25 @@ class StoreLogger(Callback):
 
 class Checkpointer(Callback):
     """Saves the trainer's state every ``every`` steps (0: never in between) and at the end,
-    to ``directory/step_XXXXXXXX.pt`` (:mod:`learnscope.checkpoint`)."""
+    to ``directory/step_XXXXXXXX.pt`` (:mod:`learnscope.checkpoint`), keeping the newest
+    ``keep`` (None: all). At the start it removes the temporary files of a save a kill cut
+    short."""
 
-    def __init__(self, directory: Path, every: int = 0) -> None:
-        self.directory, self.every = Path(directory), every
+    def __init__(self, directory: Path, every: int = 0, keep: int | None = None) -> None:
+        self.directory, self.every, self.keep = Path(directory), every, keep
         self.saved: list[int] = []
+
+    def on_train_start(self, trainer: Trainer) -> None:
+        checkpoint.remove_temporary(self.directory)
 
     def _save(self, trainer: Trainer) -> None:
         if trainer.step not in self.saved:
             checkpoint.save(self.directory, trainer.step, trainer.state_dict())
             self.saved.append(trainer.step)
+            if self.keep is not None:
+                checkpoint.prune(self.directory, self.keep)
 
-    def on_step_end(self, trainer: Trainer, step: int, loss: torch.Tensor) -> None:
+    def on_step_end(self, trainer: Trainer, step: int, loss: float) -> None:
         if self.every and step % self.every == 0:
             self._save(trainer)
 

@@ -461,7 +461,7 @@ class Ensemble:
                     break
 
                 # one step of every member (those that ended are carried along, unread)
-                losses = self.train_step()
+                losses = self.train_step().tolist()
                 for m in running:
                     m.emit("on_step_end", self.step, losses[m.k])
         except KeyboardInterrupt:
@@ -541,16 +541,18 @@ class Member:
         opt = make_optimizer(model, cfg)
         t = self.step
         factor = lr_factor(t, cfg)
-        for name, p in model.named_parameters():
-            if cfg.optimizer == "sgd":
-                if cfg.momentum and ens.momentum_buf is not None:
-                    buf = ens._flat_views(ens.momentum_buf)[name][k]
-                    opt.state[p] = {"momentum_buffer": buf.clone()}
-            elif t > 0:
+        if cfg.optimizer == "sgd":  # the momentum buffer, once there is one
+            bufs = ens._flat_views(ens.momentum_buf) if ens.momentum_buf is not None else {}
+            for name, p in model.named_parameters():
+                if name in bufs:
+                    opt.state[p] = {"momentum_buffer": bufs[name][k].clone()}
+        elif t > 0:  # Adam's moments and step count
+            m, v = ens._flat_views(ens.exp_avg), ens._flat_views(ens.exp_avg_sq)
+            for name, p in model.named_parameters():
                 opt.state[p] = {
                     "step": torch.tensor(float(t)),
-                    "exp_avg": ens._flat_views(ens.exp_avg)[name][k].clone(),
-                    "exp_avg_sq": ens._flat_views(ens.exp_avg_sq)[name][k].clone(),
+                    "exp_avg": m[name][k].clone(),
+                    "exp_avg_sq": v[name][k].clone(),
                 }
         sched = make_scheduler(opt, cfg)
         for group in opt.param_groups:

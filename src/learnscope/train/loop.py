@@ -36,11 +36,12 @@ class Callback:
     (``learnscope.train.ensemble.Member``), which offer callbacks the same attributes:
     ``cfg``, ``task``, ``model``, ``objective``, ``splits``, ``device``, ``step``, ``metrics``,
     ``status``, ``should_stop``, ``state_dict()`` and ``publish(step, values)``.
+    ``on_step_end`` gets the step's training loss (regularisers included) as a float.
     """
 
     def on_train_start(self, trainer: Trainer) -> None: ...
 
-    def on_step_end(self, trainer: Trainer, step: int, loss: torch.Tensor) -> None: ...
+    def on_step_end(self, trainer: Trainer, step: int, loss: float) -> None: ...
 
     def on_metrics(self, trainer: Trainer, step: int, values: dict[str, float]) -> None:
         """Values measured at ``step``: an evaluation's metrics, or probe values."""
@@ -163,7 +164,7 @@ class Trainer:
                 self.scaler.update()
                 self.scheduler.step()
                 self.step += 1
-                self._emit("on_step_end", self.step, loss.detach())
+                self._emit("on_step_end", self.step, loss.item())
         except KeyboardInterrupt:
             self.status = "interrupted"
         finally:
