@@ -6,11 +6,9 @@ K = 1, 8, 32, 128 members differing in seed, learning rate and weight decay, thi
 wall time of
 
 - loop:     ``runner.execute``, member after member (what ``learnscope run`` does K times),
-- ensemble: ``runner.execute_ensemble``, all K members as one ensemble
-            (``MLP.forward_stacked``),
+- ensemble: ``runner.execute_ensemble``, all K members as one ensemble (``vmap`` of the
+            model's forward),
 - choice:   what the sweep runner does (``sweep.run_group``: calibration included),
-- vmap:     (with ``--vmap``) the ensemble through ``vmap`` of the model's plain forward
-            instead of ``MLP.forward_stacked``,
 
 and the ratios loop / ensemble and loop / choice. Every side goes through the run pipeline,
 as a sweep member does: each member is a run in a throw-away store (rows, events, summary)
@@ -18,17 +16,21 @@ with a checkpoint at the end, and evaluates at step 0 and at the end. Targets: >
 members at K >= 32; the choice never slower than the loop (>= 0.95x).
 
     python benchmarks/ensemble_speedup.py [--sizes tiny medium full] [--ks 1 8 32 128]
-                                          [--threads N] [--repeats R] [--vmap]
+                                          [--threads N] [--repeats R]
 
 Every member records its default probes (as ``learnscope run`` does) at step 0 and at the end.
 The sides run in turn within each repeat and each keeps its fastest time (see ``measure``).
+"MB" is the peak resident memory a side added while it ran (sampled, ``PeakRSS``); target:
+K = 128 tiny members under 1 GB.
 """
 
 from __future__ import annotations
 
 import argparse
 import copy
+import os
 import tempfile
+import threading
 import time
 
 import torch
@@ -64,15 +66,47 @@ def members(size: str, k: int) -> list:
     return out
 
 
-def seconds(fn) -> float:
-    """Wall time of ``fn(store)`` with a fresh store in a temporary directory."""
+class PeakRSS:
+    """The peak resident memory of this process while the block runs, sampled every 5 ms from
+    ``/proc/self/statm`` (Linux), in bytes above what it held when the block started."""
+
+    def __enter__(self) -> PeakRSS:
+        self.page = os.sysconf("SC_PAGE_SIZE")
+        self.start = self.peak = self.rss()
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._sample, daemon=True)
+        self.thread.start()
+        return self
+
+    def rss(self) -> int:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * self.page
+
+    def _sample(self) -> None:
+        while not self.stop.wait(0.005):
+            self.peak = max(self.peak, self.rss())
+
+    def __exit__(self, *exc) -> None:
+        self.stop.set()
+        self.thread.join()
+        self.peak = max(self.peak, self.rss())
+
+    @property
+    def grown(self) -> int:
+        return self.peak - self.start
+
+
+def seconds(fn) -> tuple[float, int]:
+    """Wall time of ``fn(store)`` with a fresh store in a temporary directory, and the peak
+    memory it added (bytes)."""
     with tempfile.TemporaryDirectory() as root:
         store = Store(root)
-        t0 = time.perf_counter()
-        fn(store)
-        elapsed = time.perf_counter() - t0
+        with PeakRSS() as mem:
+            t0 = time.perf_counter()
+            fn(store)
+            elapsed = time.perf_counter() - t0
         store.close()
-    return elapsed
+    return elapsed, mem.grown
 
 
 def main() -> None:
@@ -81,32 +115,29 @@ def main() -> None:
     ap.add_argument("--ks", nargs="+", type=int, default=[1, 8, 32, 128])
     ap.add_argument("--repeats", type=int, default=3, help="for cells whose loop takes < 20 s")
     ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
-    ap.add_argument("--vmap", action="store_true", help="also time the vmap ensemble")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
-    header = (
+    print(
         f"{'size':<7}{'K':>4}{'steps':>6}{'loop s':>9}{'ens s':>9}{'choice s':>9}"
-        f"{'chosen':>8}{'loop/ens':>10}{'loop/choice':>12}"
-        + (f"{'vmap s':>9}{'loop/vmap':>10}" if args.vmap else "")
+        f"{'chosen':>8}{'loop/ens':>10}{'loop/choice':>12}{'ens MB':>8}{'choice MB':>10}"
     )
-    print(header)
     for size in args.sizes:
         for k in args.ks:
             cfgs = members(size, k)
-            loop, ens, ch, chosen, vm = measure(cfgs, args.repeats, args.vmap)
+            t, mb, chosen = measure(cfgs, args.repeats)
             print(
-                f"{size:<7}{k:>4}{cfgs[0].train.steps:>6}{loop:>9.2f}{ens:>9.2f}{ch:>9.2f}"
-                f"{chosen:>8}{loop / ens:>9.2f}x{loop / ch:>11.2f}x"
-                + (f"{vm:>9.2f}{loop / vm:>9.2f}x" if args.vmap else ""),
+                f"{size:<7}{k:>4}{cfgs[0].train.steps:>6}{t['loop']:>9.2f}{t['ens']:>9.2f}"
+                f"{t['choice']:>9.2f}{chosen:>8}{t['loop'] / t['ens']:>9.2f}x"
+                f"{t['loop'] / t['choice']:>11.2f}x{mb['ens']:>8.0f}{mb['choice']:>10.0f}",
                 flush=True,
             )
 
 
-def measure(cfgs: list, repeats: int, vmap: bool = False) -> tuple[float, float, float, int, float]:
-    """Seconds of the loop, the ensemble and the runner's choice, the chunk it chose, and
-    seconds of the vmap ensemble (NaN unless ``vmap``).
+def measure(cfgs: list, repeats: int) -> tuple[dict[str, float], dict[str, float], int]:
+    """Seconds of the loop, the ensemble and the runner's choice, the peak memory each added
+    (MB), and the chunk the runner chose.
 
     Each repeat runs every side once, one after the other, and each side keeps its fastest
     time: on a shared machine the fastest is the least disturbed, and interleaving the sides
@@ -127,16 +158,17 @@ def measure(cfgs: list, repeats: int, vmap: bool = False) -> tuple[float, float,
         chosen["k"] = max(s.get("ensemble_size", 1) for s in runs["summary"])
 
     sides = {"loop": loop, "ens": lambda store: execute_ensemble(cfgs, store), "choice": choice}
-    if vmap:
-        sides["vmap"] = lambda store: execute_ensemble(cfgs, store, use_vmap=True)
     seconds(lambda store: execute(cfgs[0], store))  # warm up (allocator, kernels)
-    best = {name: seconds(fn) for name, fn in sides.items()}
+    best, peak = {}, {}
+    for name, fn in sides.items():
+        best[name], peak[name] = seconds(fn)
     reps = repeats if best["loop"] < 20 else 1
     names = list(sides)
     for r in range(1, reps):  # each repeat starts one side later: no side always follows
         for name in names[r % len(names) :] + names[: r % len(names)]:  # the big ensembles
-            best[name] = min(best[name], seconds(sides[name]))
-    return best["loop"], best["ens"], best["choice"], chosen["k"], best.get("vmap", float("nan"))
+            s, m = seconds(sides[name])
+            best[name], peak[name] = min(best[name], s), max(peak[name], m)
+    return best, {k: v / 2**20 for k, v in peak.items()}, chosen["k"]
 
 
 if __name__ == "__main__":

@@ -249,14 +249,13 @@ def execute_ensemble(
     store: Store,
     sinks: Sequence[Sink] = (),
     sweep_id: str | None = None,
-    use_vmap: bool = False,
 ) -> list[RunResult]:
     """Train ``cfgs`` (one :func:`~learnscope.train.ensemble.ensemble_key`) as one stacked
     ensemble, each member recorded as a run of its own exactly as :func:`execute` records
     one: same callbacks, checkpoints, probes, events and summary (plus ``mode: ensemble``
     and ``ensemble_size``; ``wall_s`` is the member's share of the ensemble's time)."""
     cfgs = [c if isinstance(c, RunConfig) else validate_config(c) for c in cfgs]
-    ens = Ensemble(cfgs, use_vmap=use_vmap)
+    ens = Ensemble(cfgs)
     plans = [probe_plan(cfg, m) for cfg, m in zip(cfgs, ens.members)]
     run_ids, guards, locks = [], [], []
     try:

@@ -105,26 +105,23 @@ def test_build_model_fills_task_sizes_and_refuses_conflicts():
         dict(depth=2, activation="gelu", embed="learned", d_embed=5),
     ],
 )
-def test_forward_stacked_is_each_members_forward(params):
-    """K members' stacked weights through forward_stacked give each member's own logits."""
+def test_stacked_forward_is_each_members_forward(params):
+    """K members' stacked weights through the ensemble's stacked forward (vmap of the MLP's
+    own forward) give each member's own logits."""
     from torch.func import stack_module_state
+
+    from learnscope.train.ensemble import stacked_forward
 
     members = []
     for seed in range(3):
         torch.manual_seed(seed)
         members.append(MLP(MLPConfig(n_inputs=2, vocab=7, n_out=7, width=12, **params)))
-    stacked, _ = stack_module_state(members)
+    stacked, buffers = stack_module_state(members)
     x = torch.randint(0, 7, (3, 10, 2))
-    out = members[0].forward_stacked(stacked, x)
+    out = stacked_forward(members[0])(stacked, buffers, x)
     assert out.shape == (3, 10, 7)
     for k, net in enumerate(members):
         torch.testing.assert_close(out[k], net(x[k]), rtol=1e-5, atol=1e-6)
-
-
-def test_forward_stacked_refuses_per_member_state():
-    net = MLP(MLPConfig(n_inputs=2, vocab=5, n_out=5, width=8, dropout=0.1))
-    with pytest.raises(ValueError, match="BatchNorm or dropout"):
-        net.forward_stacked(dict(net.named_parameters()), torch.zeros(1, 4, 2, dtype=torch.long))
 
 
 def test_eval_mode_restores_the_mode_it_found():

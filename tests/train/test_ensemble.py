@@ -124,18 +124,6 @@ def test_a_member_diverges_alone(tmp_path):
         assert_same_run(ens_store, member.run_id, run_store, execute(cfg, run_store).run_id)
 
 
-def test_vmap_forward_trains_as_the_stacked_forward(tmp_path):
-    """The generic path (vmap of the model's forward) and MLP.forward_stacked: same members."""
-    base = copy.deepcopy(BASE)
-    base["train"].update(batch_size=8, grad_clip=0.5)
-    cfgs = [validate_config(_member(base, v)) for v in VARIANTS]
-    fast_store, generic_store = Store(tmp_path / "a"), Store(tmp_path / "b")
-    fast = execute_ensemble(cfgs, fast_store)
-    generic = execute_ensemble(cfgs, generic_store, use_vmap=True)
-    for a, b in zip(fast, generic):
-        assert_same_run(fast_store, a.run_id, generic_store, b.run_id)
-
-
 def test_member_is_a_normal_run_resumable_and_probeable(tmp_path):
     """A member's row, config file and checkpoints; ``--resume`` continues it with the plain
     trainer from a checkpoint to the same end as its straight run; ``learnscope probe``

@@ -133,33 +133,3 @@ class MLP(nn.Module):
         for layer in self.layers:
             h = layer(h)
         return self.hook_logits(self.out(h))
-
-    def forward_stacked(self, params: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
-        """The forward pass of K members at once, as batched matmuls (used by ensembles).
-
-        ``params[name]: (K, *shape)`` holds every member's parameter ``name`` stacked along a
-        leading member axis (``torch.func.stack_module_state``); ``x: (K, b, n_inputs)`` ->
-        logits ``(K, b, n_out)``. The same arithmetic as :meth:`forward` member by member, for
-        models without BatchNorm or dropout (no hooks run; ``self``'s own weights are unused).
-        """
-        if self.cfg.batchnorm or self.cfg.dropout:
-            raise ValueError("forward_stacked: no BatchNorm or dropout (they act per member)")
-
-        def linear(h: torch.Tensor, name: str) -> torch.Tensor:
-            weight = params[f"{name}.weight"].transpose(1, 2)  # (K, in, out)
-            bias = params.get(f"{name}.bias")
-            if bias is None:
-                return torch.bmm(h, weight)
-            return torch.baddbmm(bias.unsqueeze(1), h, weight)
-
-        if self.cfg.embed == "onehot":
-            k, b, n = x.shape  # one-hot written straight into floats (no int64 table)
-            offsets = torch.arange(n, device=x.device) * self.cfg.vocab
-            h = params["out.weight"].new_zeros(k, b, n * self.cfg.vocab)
-            h.scatter_(2, x + offsets, 1.0)
-        else:
-            member = torch.arange(x.shape[0], device=x.device).view(-1, 1, 1)
-            h = params["embed.weight"][member, x].flatten(2)
-        for i, layer in enumerate(self.layers):
-            h = layer.act(linear(h, f"layers.{i}.linear"))
-        return linear(h, "out")

@@ -3,14 +3,12 @@
 The members' parameters are stacked along a leading member axis (``stack_module_state``:
 ``W: (K, out, in)``) and every layer runs as one batched matmul for all members; autograd
 differentiates the sum of the members' losses, whose gradient with respect to member k's slice
-is exactly member k's own gradient (the members share no parameter). The forward pass is the
-model's own ``forward_stacked`` where it has one (``MLP.forward_stacked``: ``bmm`` /
-``baddbmm``, written next to the model's ``forward`` in its file), else ``vmap`` of the
-unchanged ``forward`` through ``functional_call`` (:func:`stacked_forward`), which works for any
-model without buffers that change (BatchNorm) or randomness (dropout), the cases
-:func:`ensemble_key` sends to the plain loop. A step of 32 tiny MLP members (p = 23, width
-64, minibatch 64, 2 CPU threads) takes about 1.0 ms with ``forward_stacked``, 1.4 ms with
-``vmap``.
+is exactly member k's own gradient (the members share no parameter). The forward pass is
+``vmap`` of the model's unchanged ``forward`` through ``functional_call``
+(:func:`stacked_forward`), so a model has one forward; it works for any model without buffers
+that change (BatchNorm) or randomness (dropout), the cases :func:`ensemble_key` sends to the
+plain loop. (A hand-written batched-matmul forward for the MLP was measured at 1.07-1.13x the
+``vmap`` path on medium members, ``benchmarks/ensemble_speedup.py``, and removed.)
 
 What may differ between members (everything else is the group's :func:`ensemble_key`):
 ``seed`` (initialisation and data order), ``train.lr``, ``train.weight_decay``,
@@ -59,7 +57,7 @@ from torch.func import functional_call, stack_module_state, vmap
 from learnscope.config import RunConfig
 from learnscope.models import build_model
 from learnscope.tasks import Task, make_task
-from learnscope.train.loop import Callback, resolve_device
+from learnscope.train.loop import Callback, handlers, resolve_device
 from learnscope.train.objectives import make_objective
 from learnscope.train.optim import lr_factor, make_optimizer, make_scheduler
 
@@ -164,22 +162,13 @@ def per_example_loss(logits: torch.Tensor, y: torch.Tensor, loss: str) -> torch.
     return (logits - target).pow(2).sum(-1)
 
 
-def stacked_forward(model: nn.Module, use_vmap: bool = False) -> Callable:
+def stacked_forward(model: nn.Module) -> Callable:
     """``forward(params, buffers, x)`` of K members shaped like ``model``, their parameters
-    and buffers stacked along a leading member axis and ``x: (K, b, ...)``.
-
-    The model's own ``forward_stacked`` (batched matmuls: ``MLP.forward_stacked``) when it has
-    one and ``use_vmap`` is False; otherwise ``vmap(functional_call)`` of its ``forward``, which
-    works for any model but costs more per step.
+    and buffers stacked along a leading member axis and ``x: (K, b, ...)``: ``vmap`` of
+    ``functional_call`` of the model's own ``forward``.
     """
     base = copy.deepcopy(model).to("meta")  # only the structure: the weights come stacked
     base.train()
-    if hasattr(base, "forward_stacked") and not use_vmap:
-
-        def forward(params, buffers, x):
-            return base.forward_stacked(params, x)
-
-        return forward
 
     def member_forward(params, buffers, x):
         return functional_call(base, (params, buffers), (x,))
@@ -215,12 +204,10 @@ class _Stacked:
 
 
 class Ensemble:
-    """Train the members ``cfgs`` (all with the same :func:`ensemble_key`) at once;
-    ``use_vmap=True`` maps the model's plain forward with ``vmap`` even where it has a
-    ``forward_stacked`` (see :func:`stacked_forward`). ``self.members[k]`` is member k, to
-    which callbacks are added as to a trainer."""
+    """Train the members ``cfgs`` (all with the same :func:`ensemble_key`) at once.
+    ``self.members[k]`` is member k, to which callbacks are added as to a trainer."""
 
-    def __init__(self, cfgs: list[RunConfig], use_vmap: bool = False) -> None:
+    def __init__(self, cfgs: list[RunConfig]) -> None:
         keys = {ensemble_key(c) for c in cfgs}
         if len(keys) != 1 or None in keys:
             raise ValueError("ensemble members must share one ensemble_key (see ensemble_key)")
@@ -254,7 +241,7 @@ class Ensemble:
             p.requires_grad_()
             p.grad = g  # autograd adds each step's gradient into flat_grad in place
         self.buffers = {k: v.to(self.device) for k, v in buffers.items()}
-        self.forward = stacked_forward(models[0], use_vmap)
+        self.forward = stacked_forward(models[0])
 
         # optimiser: per-member hyper-parameters as (K,) tensors, state allocated once
         def col(values):
@@ -487,6 +474,7 @@ class Member:
         self._rng = rng
         self._splits: dict[str, Any] | None = None
         self.callbacks: list[Callback] = []
+        self._handlers: dict[str, list] = {}
         self.status = "running"
         self.should_stop = False
         self.metrics: dict[str, float] = {}
@@ -515,11 +503,12 @@ class Member:
 
     def add_callback(self, cb: Callback) -> Member:
         self.callbacks.append(cb)
+        self._handlers.clear()
         return self
 
     def emit(self, event: str, *args: Any) -> None:
-        for cb in self.callbacks:
-            getattr(cb, event)(self, *args)
+        for handler in handlers(self.callbacks, event, self._handlers):
+            handler(self, *args)
 
     def publish(self, step: int, values: dict[str, float]) -> None:
         self.emit("on_metrics", step, values)

@@ -49,6 +49,18 @@ class Callback:
     def on_train_end(self, trainer: Trainer, status: str) -> None: ...
 
 
+def handlers(callbacks: list[Callback], event: str, cache: dict[str, list]) -> list:
+    """The bound ``event`` methods of ``callbacks`` that override :class:`Callback`'s no-op,
+    cached in ``cache`` (the loop emits ``on_step_end`` every step, for every ensemble member:
+    calling methods that do nothing is most of its cost for small models)."""
+    if event not in cache:
+        base = getattr(Callback, event)
+        cache[event] = [
+            getattr(cb, event) for cb in callbacks if getattr(type(cb), event) is not base
+        ]
+    return cache[event]
+
+
 def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -75,6 +87,7 @@ class Trainer:
         self.generator = torch.Generator().manual_seed(seed)  # data order
         self.order, self.cursor = torch.empty(0, dtype=torch.long), 0  # the current epoch
         self.callbacks: list[Callback] = []
+        self._handlers: dict[str, list] = {}  # event -> the callbacks' methods that do something
         self.step = 0
         self.should_stop = False
         self.status = "running"
@@ -84,6 +97,7 @@ class Trainer:
 
     def add_callback(self, cb: Callback) -> Trainer:
         self.callbacks.append(cb)
+        self._handlers.clear()
         return self
 
     def _regularizers(self) -> Regularizers:
@@ -105,8 +119,8 @@ class Trainer:
         return lambda: torch.autocast("cuda", dtype=dtype), scaler
 
     def _emit(self, event: str, *args: Any) -> None:
-        for cb in self.callbacks:
-            getattr(cb, event)(self, *args)
+        for handler in handlers(self.callbacks, event, self._handlers):
+            handler(self, *args)
 
     def publish(self, step: int, values: dict[str, float]) -> None:
         """Hand values measured at ``step`` to every callback (``on_metrics``)."""
