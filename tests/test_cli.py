@@ -107,3 +107,42 @@ def test_subprocess_prints_one_line_no_traceback(runs_dir):
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr and "task.p" in proc.stderr
     assert not runs_dir.exists()
+
+
+def test_resume_keeps_the_config_but_may_train_longer(tiny_yaml, runs_dir):
+    """--resume refuses a recipe and any --set but the resumable fields; more steps continue
+    the finished run in place, row for row."""
+    assert invoke("run", tiny_yaml, "--runs-dir", runs_dir, "-q").exit_code == 0
+    store = Store(runs_dir)
+    (run_id,) = store.runs()["id"]
+    res = invoke("run", tiny_yaml, "--resume", run_id, "--runs-dir", runs_dir, "-q")
+    assert res.exit_code == 2 and "not both" in res.output
+    res = invoke("run", "--resume", run_id, "--set", "train.lr=1", "--runs-dir", runs_dir)
+    assert res.exit_code == 2 and "train.lr" in res.output and "train.steps" in res.output
+    before = store.metric_table(run_id)
+    res = invoke("run", "--resume", run_id, "--set", "train.steps=50", "--runs-dir", runs_dir, "-q")
+    assert res.exit_code == 0, res.output
+    after = Store(runs_dir).metric_table(run_id)
+    assert list(after.index) == [0, 10, 20, 30, 40, 50]
+    assert after.loc[:20].equals(before.loc[:20])  # the rows before the checkpoint untouched
+    assert Store(runs_dir).run(run_id)["config"]["train"]["steps"] == 50
+    assert len(Store(runs_dir).runs()) == 1
+
+
+def test_interrupted_run_says_how_to_continue(tiny_yaml, runs_dir, monkeypatch):
+    from learnscope.train.loop import Trainer
+
+    real = Trainer.evaluate
+
+    def ctrl_c_at_step_20(self):
+        if self.step == 20:
+            raise KeyboardInterrupt
+        return real(self)
+
+    monkeypatch.setattr(Trainer, "evaluate", ctrl_c_at_step_20)
+    res = invoke("run", tiny_yaml, "--runs-dir", runs_dir, "-q")
+    run_id = Store(runs_dir).runs()["id"][0]
+    assert res.exit_code == 1 and f"learnscope run --resume {run_id}" in res.output
+    monkeypatch.undo()
+    res = invoke("run", "--resume", run_id, "--runs-dir", runs_dir, "-q")
+    assert res.exit_code == 0 and f"learnscope report {run_id}" in res.output

@@ -256,3 +256,16 @@ def test_interrupt_mid_ensemble_then_resume(tmp_path):
     assert (runs["status"] == "finished").sum() == 8 and len(runs) == 8
     assert set(first["id"]) <= set(runs["id"])
     assert len(member_table(store, store.sweeps()["id"].iloc[0])) == 8
+
+
+def test_a_sweep_that_fails_before_training_leaves_no_record(tmp_path, monkeypatch):
+    import learnscope.sweep.backends as backends
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("the pool could not start")
+
+    monkeypatch.setattr(backends, "_run_local", broken)
+    store = Store(tmp_path / "runs")
+    with pytest.raises(RuntimeError):
+        run_sweep(load_spec(SPEC), store)
+    assert len(store.sweeps()) == 0 and len(store.runs()) == 0

@@ -348,6 +348,51 @@ def detect(
     return sorted(events, key=lambda e: (e.step is None, e.step or 0))
 
 
+#: Names a run may stop on (``train.stop_when``): ``grokked`` (the test set reached the grok
+#: threshold) and every event kind.
+STOP_CONDITIONS = ("grokked", "slingshot", "attention_collapse", "rank_collapse")
+
+
+def stop_condition(
+    table: pd.DataFrame, name: str, cfg: Any, sizes: dict[str, int] | None = None
+) -> Event | None:
+    """The event behind stop condition ``name`` (:data:`STOP_CONDITIONS`) if it has fired on
+    ``table`` and still holds at its last row, else None; only that detector runs.
+
+    >>> t = pd.DataFrame({"train/acc": [0.2, 1.0, 1.0], "test/acc": [0.0, 0.3, 1.0]},
+    ...                  index=[0, 10, 20])
+    >>> stop_condition(t, "grokked", None).step, stop_condition(t.iloc[:2], "grokked", None)
+    (20, None)
+    """
+    from learnscope.config import EventsConfig
+
+    cfg = cfg if cfg is not None else EventsConfig()
+    if name == "grokked":
+        event = grokking(table, cfg.grok_threshold)
+        if event is None or event.data["test_step"] is None:
+            return None
+        last = table["test/acc"].dropna()
+        return event if len(last) and last.iloc[-1] >= cfg.grok_threshold else None
+    if name == "slingshot":
+        found = slingshot(
+            table,
+            spike=cfg.slingshot_spike,
+            recover=cfg.slingshot_recover,
+            norm_growth=cfg.slingshot_norm_growth,
+            window=cfg.slingshot_window,
+            min_peak=cfg.slingshot_min_peak,
+        )
+    elif name == "attention_collapse":
+        found = attention_collapse(
+            table, sizes or {}, cfg.attention_fraction, cfg.collapse_patience
+        )
+    elif name == "rank_collapse":
+        found = rank_collapse(table, sizes or {}, cfg.rank_fraction, cfg.collapse_patience)
+    else:
+        raise ValueError(f"unknown stop condition {name!r}; allowed: {STOP_CONDITIONS}")
+    return found[0] if found else None
+
+
 def describe(event: Event) -> str:
     """One line for a person: ``grokked at step 4 200 (5.3x after fitting)``.
 

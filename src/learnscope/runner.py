@@ -32,7 +32,13 @@ from learnscope.probes.plan import ProbePlan, plan_probes
 from learnscope.probes.registry import PROBES
 from learnscope.store import Store
 from learnscope.tasks import make_task
-from learnscope.train.callbacks import Checkpointer, DivergenceGuard, ProbeRecorder, StoreLogger
+from learnscope.train.callbacks import (
+    Checkpointer,
+    DivergenceGuard,
+    ProbeRecorder,
+    StopWhen,
+    StoreLogger,
+)
 from learnscope.train.ensemble import Ensemble
 from learnscope.train.loop import Callback, Trainer
 
@@ -89,12 +95,24 @@ def probe_plan(cfg: RunConfig, trainer, specs: list[ProbeSpec] | None | str = "c
 # -- the pipeline's steps, the same for a trainer and an ensemble member ----------------------
 
 
+@dataclass
+class _Watch:
+    """The callbacks whose findings go into the run's summary."""
+
+    guard: DivergenceGuard
+    stop: StopWhen | None
+
+
 def _attach(
     trainer, plan: ProbePlan, cfg: RunConfig, store: Store, run_id: str, sinks: Sequence[Sink]
-) -> DivergenceGuard:
+) -> _Watch:
     """The callbacks every run gets, in this order, then the caller's sinks."""
     guard = DivergenceGuard()  # a non-finite loss stops the run at once: status "diverged"
     trainer.add_callback(guard)
+    stop = None
+    if cfg.train.stop_when:  # the question is answered: stop (train.stop_when)
+        stop = StopWhen(cfg.train.stop_when, cfg.train.stop_patience, cfg.events)
+        trainer.add_callback(stop)
     if plan.items:
         trainer.add_callback(ProbeRecorder(plan))
     trainer.add_callback(StoreLogger(store, run_id))
@@ -103,12 +121,12 @@ def _attach(
     trainer.add_callback(Checkpointer(directory, every, keep))
     for sink in sinks:
         trainer.add_callback(sink if isinstance(sink, Callback) else sink(run_id))
-    return guard
+    return _Watch(guard, stop)
 
 
 def _finish(
     trainer,
-    guard: DivergenceGuard,
+    watch: _Watch,
     cfg: RunConfig,
     store: Store,
     run_id: str,
@@ -121,12 +139,14 @@ def _finish(
     batch = train.rows(torch.arange(min(4, len(train)), device=trainer.device))
     sizes = site_sizes(trainer.model, trainer.objective.forward, batch)
     found = events_mod.detect(table, cfg.events, sizes)
-    if guard.event:  # the guard saw the exact step and metric; the table only the next eval
-        found = [e for e in found if e.kind != "divergence"] + [guard.event]
+    if watch.guard.event:  # the guard saw the exact step and metric; the table the next eval
+        found = [e for e in found if e.kind != "divergence"] + [watch.guard.event]
     for e in found:
         store.add_event(run_id, e.step, e.kind, e.data)
     summary = summary_of(trainer.metrics, set(trainer.splits), trainer.step, trainer.wall_s, found)
     summary.update(extra or {})
+    if watch.stop is not None and watch.stop.reason and trainer.status == "stopped":
+        summary["stopped_by"] = watch.stop.reason
     if cfg.expect:
         summary["expect_met"] = check_expectations(cfg.expect, summary)
     store.finish_run(run_id, trainer.status, summary)
@@ -201,13 +221,13 @@ def execute(
         run_id = store.create_run(cfg.name, cfg.to_dict(), sweep_id).id
         lock = store.lock(run_id)
     try:
-        guard = _attach(trainer, plan, cfg, store, run_id, sinks)
+        watch = _attach(trainer, plan, cfg, store, run_id, sinks)
         try:
             trainer.fit()
         except BaseException:
             _mark_failed(store, run_id, trainer.step)
             raise
-        return _finish(trainer, guard, cfg, store, run_id, extra)
+        return _finish(trainer, watch, cfg, store, run_id, extra)
     finally:
         lock.release()
 
@@ -257,12 +277,12 @@ def execute_ensemble(
     cfgs = [c if isinstance(c, RunConfig) else validate_config(c) for c in cfgs]
     ens = Ensemble(cfgs)
     plans = [probe_plan(cfg, m) for cfg, m in zip(cfgs, ens.members)]
-    run_ids, guards, locks = [], [], []
+    run_ids, watches, locks = [], [], []
     try:
         for cfg, member, plan in zip(cfgs, ens.members, plans):
             run_id = store.create_run(cfg.name, cfg.to_dict(), sweep_id).id
             locks.append(store.lock(run_id))
-            guards.append(_attach(member, plan, cfg, store, run_id, sinks))
+            watches.append(_attach(member, plan, cfg, store, run_id, sinks))
             run_ids.append(run_id)
         try:
             ens.fit()
@@ -273,8 +293,8 @@ def execute_ensemble(
             raise
         extra = {"mode": "ensemble", "ensemble_size": ens.k}
         return [
-            _finish(member, guard, cfg, store, run_id, extra)
-            for cfg, member, guard, run_id in zip(cfgs, ens.members, guards, run_ids)
+            _finish(member, watch, cfg, store, run_id, extra)
+            for cfg, member, watch, run_id in zip(cfgs, ens.members, watches, run_ids)
         ]
     finally:
         for lock in locks:

@@ -183,3 +183,42 @@ def test_chunked_evaluation_equals_one_pass(monkeypatch):
     for a, b in zip(whole, chunked):
         assert a.keys() == b.keys()
         assert all(a[k] == pytest.approx(b[k], rel=1e-5) for k in a)
+
+
+def test_stop_when_grokked_alone_and_in_an_ensemble(tmp_path):
+    """``train.stop_when: [grokked]``: a run ends once its test set is learned and stays so
+    for ``stop_patience`` evaluations; in an ensemble each member stops on its own, at the
+    step its own run stops, and a member that never groks trains to the end."""
+    base = {  # grokking-mlp at p = 23: groks at step ~110
+        "name": "grok",
+        "task": {"name": "modular", "p": 23, "train_fraction": 0.5},
+        "model": {
+            "kind": "mlp",
+            "width": 128,
+            "activation": "quadratic",
+            "bias": False,
+            "init_std": 0.1,
+        },
+        "train": {
+            "lr": 0.01,
+            "weight_decay": 5.0,
+            "loss": "mse",
+            "steps": 200,
+            "eval_every": 5,
+            "stop_when": ["grokked"],
+            "stop_patience": 2,
+        },
+    }
+    slow = _member(base, {"seed": 1, "train": {"lr": 1e-5}})  # never groks in 200 steps
+    cfgs = [validate_config(base), validate_config(slow)]
+    ens_store, run_store = Store(tmp_path / "ens"), Store(tmp_path / "runs")
+    fast_member, slow_member = execute_ensemble(cfgs, ens_store)
+    alone = execute(cfgs[0], run_store)
+    assert alone.status == "stopped" and alone.summary["steps"] < 200
+    grok = alone.summary["grok_test_step"]
+    assert alone.summary["steps"] == grok + 2 * 5  # held for 2 more evaluations
+    assert alone.summary["stopped_by"] == f"grokked at step {grok}"
+    assert list(run_store.metric_table(alone.run_id).index)[-1] == alone.summary["steps"]
+    assert fast_member.status == "stopped" and fast_member.summary["steps"] == grok + 10
+    assert_same_run(ens_store, fast_member.run_id, run_store, alone.run_id)
+    assert slow_member.status == "finished" and slow_member.summary["steps"] == 200

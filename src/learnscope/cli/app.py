@@ -109,6 +109,7 @@ def run(
         "grok_test_step",
         "grok_gap",
         "steps",
+        "stopped_by",
         "wall_s",
         "steps_per_s",
     ):

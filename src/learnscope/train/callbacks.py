@@ -10,9 +10,13 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from learnscope import checkpoint
+import pandas as pd
+import torch
+
+from learnscope import checkpoint, events
 from learnscope.errors import UserError
 from learnscope.events import Event
+from learnscope.models.hooks import site_sizes
 from learnscope.probes.plan import ProbePlan
 from learnscope.store import Store
 from learnscope.train.loop import Callback, Trainer
@@ -79,6 +83,44 @@ class ProbeRecorder(Callback):
     def on_train_end(self, trainer: Trainer, status: str) -> None:
         if status == "stopped" and self.plan.items and trainer.step not in self.recorded:
             self.record(trainer, trainer.step, self.plan.items)
+
+
+class StopWhen(Callback):
+    """Ends the run once one of the ``names`` (``learnscope.events.STOP_CONDITIONS``: e.g.
+    ``grokked``) has fired and held for ``patience`` more evaluations (``train.stop_when``,
+    ``train.stop_patience``): the question the run asks is answered. :attr:`reason` says
+    which, and when.
+
+    Each evaluation runs only the detectors named, on the series seen so far.
+    """
+
+    def __init__(self, names: list[str], patience: int, cfg=None) -> None:
+        self.names, self.patience, self.cfg = list(names), patience, cfg
+        self.rows: dict[int, dict[str, float]] = {}
+        self.sizes: dict[str, int] = {}
+        self.held = 0  # evaluations since the condition first held, while it holds
+        self.reason: str | None = None
+
+    def on_train_start(self, trainer: Trainer) -> None:
+        if {"attention_collapse", "rank_collapse"} & set(self.names):  # they need widths
+            train = trainer.splits["train"]
+            batch = train.rows(torch.arange(min(4, len(train)), device=trainer.device))
+            self.sizes = site_sizes(trainer.model, trainer.objective.forward, batch)
+
+    def on_metrics(self, trainer: Trainer, step: int, values: dict[str, float]) -> None:
+        self.rows.setdefault(step, {}).update(values)
+        if "lr" not in values:  # probe values: wait for the evaluation
+            return
+        table = pd.DataFrame.from_dict(self.rows, orient="index").sort_index()
+        for name in self.names:
+            event = events.stop_condition(table, name, self.cfg, self.sizes)
+            if event is not None:
+                if self.held >= self.patience:
+                    self.reason = f"{name} at step {event.step}"
+                    trainer.should_stop = True
+                self.held += 1
+                return
+        self.held = 0
 
 
 class StoreLogger(Callback):
