@@ -102,6 +102,7 @@ def test_corruption_exact_and_always_wrong(noise):
     assert len(task.split("train_clean")) == n_train - round(noise * n_train)
     corrupted = task.split("train_corrupted")
     assert bool((corrupted["y"] != (corrupted["x"].sum(1) % p)).all())
+    assert torch.equal(corrupted["y_true"], corrupted["x"].sum(1) % p)  # the truth, kept
     test = task.split("test")
     assert torch.equal(test["y"], test["x"].sum(1) % p)  # test labels clean
 

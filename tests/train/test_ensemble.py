@@ -222,3 +222,20 @@ def test_stop_when_grokked_alone_and_in_an_ensemble(tmp_path):
     assert fast_member.status == "stopped" and fast_member.summary["steps"] == grok + 10
     assert_same_run(ens_store, fast_member.run_id, run_store, alone.run_id)
     assert slow_member.status == "finished" and slow_member.summary["steps"] == 200
+
+
+def test_corrupted_rows_are_scored_against_their_true_labels_too(tmp_path):
+    """``train_corrupted/acc`` (memorised the corrupted labels) and
+    ``train_corrupted/true_acc`` (computes the true function on them), the same in a run and
+    in an ensemble member; the two never both count a row (the labels always differ)."""
+    noisy = _member(BASE, {"task": {"noise": 0.3}, "train": {"steps": 40, "eval_every": 20}})
+    cfgs = [validate_config(noisy), validate_config(_member(noisy, {"seed": 5}))]
+    ens_store, run_store = Store(tmp_path / "ens"), Store(tmp_path / "runs")
+    members = execute_ensemble(cfgs, ens_store)
+    for cfg, member in zip(cfgs, members):
+        alone = execute(cfg, run_store)
+        table = run_store.metric_table(alone.run_id)
+        assert {"train_corrupted/acc", "train_corrupted/true_acc"} <= set(table.columns)
+        both = table["train_corrupted/acc"] + table["train_corrupted/true_acc"]
+        assert (both <= 1 + 1e-9).all()
+        assert_same_run(ens_store, member.run_id, run_store, alone.run_id, acc_tol=0.05)

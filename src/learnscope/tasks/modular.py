@@ -22,7 +22,9 @@ and the rest in ``test``; they are disjoint, cover the table and do not depend o
 (the first of a second seeded shuffle) are replaced by a label drawn uniformly from the
 ``p - 1`` wrong residues (Doshi et al. 2024 draw from all ``p``; we make every corrupted
 label wrong so that the corrupted fraction is exact). The splits ``train_clean`` and
-``train_corrupted`` (with the corrupted labels) are then added; test labels stay clean.
+``train_corrupted`` (with the corrupted labels as ``y`` and the true ones as ``y_true``, so the
+objective reports ``train_corrupted/acc``, memorisation, and ``train_corrupted/true_acc``,
+generalisation, as Doshi et al. 2024 do) are then added; test labels stay clean.
 """
 
 from __future__ import annotations
@@ -186,13 +188,16 @@ class ModularTask(Task):
         self.clean_train_labels = torch.from_numpy(y[train])
         self.corrupted = torch.from_numpy(corrupted)
 
-        def split(rows, labels) -> Split:
-            return Split({"x": torch.from_numpy(x[rows]), "y": torch.from_numpy(labels)})
+        def split(rows, labels, **more) -> Split:
+            tensors = {"x": torch.from_numpy(x[rows]), "y": torch.from_numpy(labels)}
+            return Split(tensors | {k: torch.from_numpy(v) for k, v in more.items()})
 
         self.splits = {"train": split(train, y_train), "test": split(test, y[test])}
-        if n_bad:
+        if n_bad:  # the corrupted rows also carry their true labels: memorised or computed?
             self.splits["train_clean"] = split(train[~corrupted], y_train[~corrupted])
-            self.splits["train_corrupted"] = split(train[corrupted], y_train[corrupted])
+            self.splits["train_corrupted"] = split(
+                train[corrupted], y_train[corrupted], y_true=y[train][corrupted]
+            )
         self.p, self.n_terms = p, k
 
     @staticmethod

@@ -178,29 +178,36 @@ def stacked_forward(model: nn.Module) -> Callable:
 
 @dataclass
 class _Stacked:
-    """One split of every member, padded to the longest: ``x: (K, N, ...)``, ``mask: (K, N)``."""
+    """One split of every member, padded to the longest: ``x: (K, N, ...)``, ``y: (K, N)``,
+    ``mask: (K, N)``; ``y_true`` where the split has true labels beside corrupted ones."""
 
     x: torch.Tensor
     y: torch.Tensor
     mask: torch.Tensor
     n: torch.Tensor  # (K,) rows per member
+    y_true: torch.Tensor | None = None
 
     @staticmethod
     def build(splits: list, device: torch.device) -> _Stacked:
         k = len(splits)
         n = torch.tensor([len(s) for s in splits], dtype=torch.float32, device=device)
+        names = ["y"] + (["y_true"] if "y_true" in splits[0].tensors else [])
         if all(s is splits[0] for s in splits):  # one shared table: a view, no copies
-            x, y = splits[0]["x"].to(device), splits[0]["y"].to(device)
-            mask = torch.ones(k, len(y), device=device)
-            return _Stacked(x.expand(k, *x.shape), y.expand(k, *y.shape), mask, n)
+            x = splits[0]["x"].to(device)
+            ys = [splits[0][name].to(device).expand(k, len(x)) for name in names]
+            mask = torch.ones(k, len(x), device=device)
+            return _Stacked(x.expand(k, *x.shape), ys[0], mask, n, *ys[1:])
         longest = max(len(s) for s in splits)
         x0 = splits[0]["x"]
         x = torch.zeros(k, longest, *x0.shape[1:], dtype=x0.dtype)
-        y = torch.zeros(k, longest, dtype=splits[0]["y"].dtype)
+        ys = [torch.zeros(k, longest, dtype=splits[0]["y"].dtype) for _ in names]
         mask = torch.zeros(k, longest)
         for i, s in enumerate(splits):
-            x[i, : len(s)], y[i, : len(s)], mask[i, : len(s)] = s["x"], s["y"], 1.0
-        return _Stacked(x.to(device), y.to(device), mask.to(device), n)
+            x[i, : len(s)], mask[i, : len(s)] = s["x"], 1.0
+            for y, name in zip(ys, names):
+                y[i, : len(s)] = s[name]
+        ys = [y.to(device) for y in ys]
+        return _Stacked(x.to(device), ys[0], mask.to(device), n, *ys[1:])
 
 
 class Ensemble:
@@ -399,16 +406,22 @@ class Ensemble:
             chunk = max(64, EVAL_ELEMENTS // (self.k * widest))
             loss_sum = torch.zeros(self.k, device=self.device)
             correct = torch.zeros(self.k, device=self.device)
+            true = torch.zeros(self.k, device=self.device)
             for start in range(0, s.x.shape[1], chunk):
-                x, y = s.x[:, start : start + chunk], s.y[:, start : start + chunk]
-                mask = s.mask[:, start : start + chunk]
+                rows = slice(start, start + chunk)
+                x, y, mask = s.x[:, rows], s.y[:, rows], s.mask[:, rows]
                 logits = self.forward(self.params, self.buffers, x)
                 loss_sum += (per_example_loss(logits, y, cfg.loss) * mask).sum(1)
                 correct += ((logits.argmax(-1) == y).float() * mask).sum(1)
+                if s.y_true is not None:  # as the objective: corrupted rows vs their truth
+                    true += ((logits.argmax(-1) == s.y_true[:, rows]).float() * mask).sum(1)
             for i, (loss, acc) in enumerate(
                 zip((loss_sum / s.n).tolist(), (correct / s.n).tolist())
             ):
                 out[i][f"{name}/loss"], out[i][f"{name}/acc"] = loss, acc
+            if s.y_true is not None:
+                for i, acc in enumerate((true / s.n).tolist()):
+                    out[i][f"{name}/true_acc"] = acc
         if self.last_losses is not None:  # as the trainer: none before the first step
             for i, loss in enumerate(self.last_losses.tolist()):
                 out[i]["train_step/loss"] = loss

@@ -35,10 +35,13 @@ class ClassificationObjective:
     def evaluate(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> dict[str, float]:
         """Loss and exact-match accuracy on one batch (the trainer chunks large splits)."""
         logits = self.forward(model, batch)
-        return {
+        out = {
             "loss": self.loss(logits, batch).item(),
             "acc": (logits.argmax(-1) == batch["y"]).float().mean().item(),
         }
+        if "y_true" in batch:  # rows with corrupted labels: scored against the truth too
+            out["true_acc"] = (logits.argmax(-1) == batch["y_true"]).float().mean().item()
+        return out
 
 
 EVAL_ROWS = 512  # rows per forward pass when evaluating or decoding a sequence split
