@@ -304,6 +304,34 @@ def execute_ensemble(
 # -- probes on a saved checkpoint (``learnscope probe``) -------------------------------------
 
 
+def checkpoint_at(run_dir: Path, step: int | None = None) -> tuple[int, dict[str, Any]]:
+    """A run's checkpoint at ``step`` (default: the latest readable one): ``(step, state)``."""
+    directory = Path(run_dir) / "checkpoints"
+    if step is None:
+        found = checkpoint.latest(directory)
+        if found is None:
+            raise UserError(f"checkpoint: no readable checkpoint in {directory}")
+        return found
+    if step not in checkpoint.steps(directory):
+        raise UserError(
+            f"--step: no checkpoint at step {step}; steps: {checkpoint.steps(directory)}"
+        )
+    return step, checkpoint.load(checkpoint.path_for(directory, step))
+
+
+def restore(config: dict[str, Any], run_dir: Path, step: int | None = None) -> tuple[Trainer, int]:
+    """A run's trainer rebuilt from its stored ``config`` on the CPU, with the model of its
+    checkpoint at ``step`` (default: the latest readable one), and that step."""
+    step, state = checkpoint_at(run_dir, step)
+    trainer = build(_on_cpu(config))
+    trainer.model.load_state_dict(state["model"])
+    return trainer, step
+
+
+def _on_cpu(config: dict[str, Any]) -> RunConfig:
+    return validate_config({**config, "train": {**config.get("train", {}), "device": "cpu"}})
+
+
 def probe_checkpoint(
     config: dict[str, Any],
     run_dir: Path,
@@ -313,27 +341,16 @@ def probe_checkpoint(
 ) -> tuple[int, dict[str, float]]:
     """Probe values of a run's checkpoint at ``step`` (default: the latest).
 
-    The model is rebuilt from the run's stored ``config`` (on the CPU, seeded as in training,
-    so ``incremental_rank`` sees the same initial weights) and loaded from the checkpoint.
+    The model is rebuilt from the run's stored ``config`` (seeded as in training, so
+    ``incremental_rank`` sees the same initial weights) and loaded from the checkpoint.
     Without ``probe``: the run's probes (its defaults if it recorded none). With ``probe``:
     that probe on ``sites``, or, without sites, on the sites the run's probes used it on.
     """
-    cfg = validate_config({**config, "train": {**config.get("train", {}), "device": "cpu"}})
     if probe is not None and probe not in PROBES:
         raise UserError(f"--probe: unknown probe {probe!r}; allowed: {', '.join(PROBES)}")
-    directory = Path(run_dir) / "checkpoints"
-    if step is None:
-        found = checkpoint.latest(directory)
-        if found is None:
-            raise UserError(f"checkpoint: no readable checkpoint in {directory}")
-        step, state = found
-    else:
-        if step not in checkpoint.steps(directory):
-            raise UserError(
-                f"--step: no checkpoint at step {step}; steps: {checkpoint.steps(directory)}"
-            )
-        state = checkpoint.load(checkpoint.path_for(directory, step))
-    trainer = build(cfg)
+    cfg = _on_cpu(config)
+    step, state = checkpoint_at(run_dir, step)
+    trainer = build(cfg)  # the plan keeps its initial weights: before loading
     if probe is not None and (sites or PROBES[probe].targets == "none"):
         plan = probe_plan(cfg, trainer, [ProbeSpec(probe=probe, sites=list(sites or []))])
     else:

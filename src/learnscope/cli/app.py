@@ -16,6 +16,7 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
+from learnscope.cli import analysis
 from learnscope.cli.common import (
     RunsDir,
     console,
@@ -320,6 +321,10 @@ def probe(
     for name, value in values.items():
         table.add_row(name, f"{value:.10g}")
     console.print(table if values else "no probe values (no site applies to this model)")
+
+
+app.command("analytic")(analysis.analytic)
+app.command("prune-memorizing")(analysis.prune_memorizing)
 
 
 def main() -> None:  # pragma: no cover - the console script

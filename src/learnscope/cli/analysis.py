@@ -1,0 +1,109 @@
+"""Commands that build or change a network rather than train one: ``learnscope analytic``
+(the modular-arithmetic network written down in closed form) and ``learnscope
+prune-memorizing`` (remove the neurons that memorise corrupted labels)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.table import Table
+from rich.text import Text
+
+from learnscope.cli.common import RunsDir, console, fail
+from learnscope.cli.common import fmt as _fmt
+from learnscope.errors import UserError
+from learnscope.store import Store
+
+
+def _frequencies(freqs: list[int]) -> str:
+    """``1..48`` for a full range, else the list."""
+    if freqs and freqs == list(range(freqs[0], freqs[-1] + 1)) and len(freqs) > 3:
+        return f"{freqs[0]}..{freqs[-1]}"
+    return ", ".join(map(str, freqs)) or "none"
+
+
+def analytic(
+    op: Annotated[str, typer.Option(help="add or mul")] = "add",
+    p: Annotated[int, typer.Option("--p", help="an odd prime")] = 97,
+    terms: Annotated[int, typer.Option(help="operands summed (or multiplied)")] = 2,
+    width: Annotated[
+        int | None, typer.Option(help="hidden neurons (default: a width that is exact)")
+    ] = None,
+    seed: Annotated[int, typer.Option(help="seed of the random phases")] = 0,
+) -> None:
+    """Build the analytic network for (a + b) mod p or a * b mod p (Gromov 2023; Doshi et al.
+    2024) without training and print its accuracy on the full table."""
+    from learnscope.models.analytic import analytic_mlp, table_accuracy
+    from learnscope.probes.spectral import frequency_profile
+
+    if op not in ("add", "mul"):
+        fail(f"--op: {op!r}; allowed: add, mul")
+    if width is not None and width < 1:
+        fail(f"--width: must be >= 1 (got {width})")
+    if p > 1000 or terms > 6 or p**terms > 10**7:
+        fail(f"--p, --terms: the table has p^terms = {p}^{terms} rows; at most 10^7")
+    try:
+        net = analytic_mlp(op, p, width, terms, seed)
+    except ValueError as err:
+        fail(f"--p, --terms: {err}")
+    what = {"add": " + ", "mul": " * "}[op].join(f"n{i + 1}" for i in range(terms))
+    console.print(Text(f"analytic network for ({what}) mod {p}: width {net.cfg.width}"))
+    console.print(f"accuracy: {table_accuracy(net, op, p, terms):.4f}")
+    if op == "mul":
+        nonzero = table_accuracy(net, op, p, terms, nonzero=True)
+        console.print(f"accuracy on nonzero operands: {nonzero:.4f}")
+    ipr, freq = frequency_profile(net.layers[0].linear.weight, p, op)
+    single = ipr > 0.5
+    used = sorted(set(freq[single].tolist()))
+    console.print(
+        f"single-frequency neurons (IPR > 0.5): {single.float().mean().item():.3f}; "
+        f"frequencies used: {_frequencies(used)} ({len(used)} of {(p - 1) // 2})"
+    )
+
+
+def prune_memorizing(
+    run_ref: Annotated[str, typer.Argument(metavar="RUN", help="run id, unique prefix or 'last'")],
+    ipr_below: Annotated[
+        float, typer.Option(help="remove the hidden neurons whose mean IPR is below this")
+    ] = 0.3,
+    step: Annotated[int | None, typer.Option(help="checkpoint step (default: latest)")] = None,
+    runs_dir: RunsDir = None,
+) -> None:
+    """Remove the memorising (low-IPR) neurons of a modular-arithmetic MLP run (Doshi et al.
+    2024) and print the accuracy on each split before and after."""
+    from learnscope.interventions import memorizing_neurons, neuron_scores, prune_neurons
+    from learnscope.runner import restore
+
+    if not 0 < ipr_below <= 1:
+        fail(f"--ipr-below: must be in (0, 1] (got {ipr_below})")
+    try:
+        store = Store(runs_dir)
+        run_id = store.resolve(run_ref)
+        rec = store.run(run_id)
+        p = rec["config"].get("task", {}).get("p")
+        if rec["config"].get("task", {}).get("name") != "modular" or not p:
+            fail("prune-memorizing: the run's task must be modular (a modulus p)")
+        trainer, at = restore(rec["config"], rec["dir"], step)
+        try:
+            scores = neuron_scores(trainer.model, p)
+        except ValueError as err:
+            fail(f"prune-memorizing: {err}")
+        neurons = memorizing_neurons(trainer.model, p, ipr_below)
+        before = trainer.evaluate()
+        trainer.model = prune_neurons(trainer.model, neurons)
+        after = trainer.evaluate()
+    except UserError as err:
+        fail(str(err))
+    width = len(scores)
+    console.print(
+        Text(
+            f"{rec['name']}  {run_id}  step {at}: pruned {len(neurons)} of {width} neurons "
+            f"with mean IPR < {ipr_below} (median IPR {scores.median().item():.3f})"
+        ),
+        soft_wrap=True,
+    )
+    table = Table("metric", "before", "after")
+    for key in [k for k in before if k.endswith(("/acc", "/true_acc"))]:
+        table.add_row(key, _fmt(before[key]), _fmt(after[key]))
+    console.print(table)

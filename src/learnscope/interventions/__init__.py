@@ -1,0 +1,6 @@
+"""Interventions: things that change a trained model, each a pure function ``model -> model``
+(plus the command that runs it on a stored run)."""
+
+from learnscope.interventions.pruning import memorizing_neurons, neuron_scores, prune_neurons
+
+__all__ = ["memorizing_neurons", "neuron_scores", "prune_neurons"]
