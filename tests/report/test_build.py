@@ -263,3 +263,29 @@ def test_report_of_a_diverged_run(tmp_path, tiny_config):
     assert any("not finite (the run diverged)" in n for n in rep.notes)
     for p in rep.files:
         check_png(p)
+
+
+def test_phase_diagram_says_how_many_seeds_grokked():
+    """Two seeds per cell, one of which never grokked at (wd 1, frac 0.3): the cell shows the
+    other seed's step *and* 1/2 grokked, hatched; full cells carry no count."""
+    import pandas as pd
+
+    from learnscope.report import plots
+
+    cells = pd.DataFrame(
+        [
+            {
+                "wd": wd,
+                "frac": frac,
+                "grok_test_step": None if (wd, frac, s) == (1, 0.3, 1) else 100.0,
+            }
+            for wd in (0, 1)
+            for frac in (0.3, 0.5)
+            for s in (0, 1)
+        ]
+    )
+    cells["grok_test_step"] = pd.to_numeric(cells["grok_test_step"])
+    fig = plots.phase_diagram(cells, "wd", "frac", "grok_test_step", "t", word="grokked")
+    texts = [t.get_text() for t in fig.axes[0].texts]
+    assert texts.count("100\n1/2 grokked") == 1 and texts.count("100") == 3
+    assert sum(p.get_hatch() == "//" for p in fig.axes[0].patches) == 1

@@ -303,9 +303,12 @@ def build_panels(
         add(
             "phase-grok-step",
             "Phase diagram: grok step",
-            plots.phase_diagram(cells, ax, ay, "grok_test_step", f"grok step ({what})"),
+            plots.phase_diagram(
+                cells, ax, ay, "grok_test_step", f"grok step ({what})", word="grokked"
+            ),
             "no run of the sweep reached the test threshold, or no config axis varies",
-            "first step with test accuracy >= the grokking threshold; mean over seeds",
+            "first step with test accuracy >= the grokking threshold; mean over the seeds that "
+            "grokked; a hatched cell says how many of its seeds did (n/m grokked)",
         )
         add(
             "phase-test-acc",
