@@ -289,3 +289,31 @@ def test_phase_diagram_says_how_many_seeds_grokked():
     texts = [t.get_text() for t in fig.axes[0].texts]
     assert texts.count("100\n1/2 grokked") == 1 and texts.count("100") == 3
     assert sum(p.get_hatch() == "//" for p in fig.axes[0].patches) == 1
+
+
+def test_report_ipr_of_multiplication_is_in_the_discrete_log_basis(tmp_path):
+    """The report's IPR panel reads a mul network as the ipr probe does: over the discrete log
+    (an analytic multiplication network: IPR ~1), and says which basis it used."""
+    from learnscope.models.analytic import analytic_mlp
+    from learnscope.probes.registry import PROBES, Context, Planned
+
+    p = 23
+    net = analytic_mlp("mul", p)
+    first = net.layers[0].linear.weight.detach()
+    store = Store(tmp_path / "runs")
+    cfg = {"name": "m", "task": {"name": "modular", "op": "mul", "p": p}, "model": {"kind": "mlp"}}
+    run = store.create_run("m", cfg)
+    checkpoint.save(run.dir / "checkpoints", 5, {"model": {"layers.0.linear.weight": first}})
+    store.finish_run(run.id, "finished", {})
+    (r,) = load_runs(store, [run.id])
+    power, ipr, what, _ = first_layer_spectrum(r)
+    assert "discrete-log" in what and power.shape[0] == (p - 1) // 2 + 1
+    assert float((ipr > 0.5).mean()) > 0.9
+    item = Planned("ipr", ["w"], 1, {"p": None, "threshold": 0.5, "basis": "auto"})
+    probe = PROBES["ipr"].compute(
+        Context(net, {}, {}, None, None, {}, p, "mul"),
+        Planned("ipr", ["layers.0.linear.weight"], 1, item.options),
+    )
+    assert probe["ipr_mean/layers.0.linear.weight"] == pytest.approx(float(ipr.mean()))
+    rep = build_report(store, [run.id], tmp_path / "m.html")
+    assert "discrete-log basis" in rep.path.read_text()
