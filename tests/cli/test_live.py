@@ -171,3 +171,35 @@ def test_live_view_sees_the_probe_runner_values(tiny_config, runs_dir):
     assert "erank(l0.post)" in bar.progress.tasks[0].fields["metrics"]
     assert "effective_rank/layers.0.hook_post" in bar.watcher.rows[0]
     assert "effective_rank/layers.0.hook_post" in bar.watcher.rows[30]
+
+
+def test_slowdown_warning_with_a_fake_clock():
+    from learnscope.cli.live import SlowdownWatch
+
+    now = [0.0]
+    watch = SlowdownWatch(clock=lambda: now[0], window_s=2.0)
+    said = []
+    for step in range(1, 400):  # 100 steps/s for 2 s, 60 steps/s (no warning), then 20
+        now[0] += 0.01 if step <= 200 else 1 / 60 if step <= 320 else 0.05
+        said.append(watch.observe(step))
+    warnings = [s for s in said if s]
+    assert len(warnings) == 1 and "20 steps/s now against 99.7" in warnings[0]
+    assert said.index(warnings[0]) > 320  # only once the slow window is measured
+    assert "threads" in warnings[0]
+
+
+def test_run_header_and_metrics_line_at_80_columns(runs_dir, tiny_config):
+    """The header names torch's thread count; the metrics are on their own line, whole."""
+    from rich.console import Console
+
+    from learnscope.cli.live import LiveProgress
+
+    out = io.StringIO()
+    tiny_config["name"] = "[bold]x[/] $\\foo$"
+    bar = LiveProgress(Console(file=out, width=80), tiny_config["name"])
+    execute(tiny_config, Store(runs_dir), [bar])
+    text = out.getvalue()
+    assert f"torch threads {torch.get_num_threads()}" in text
+    assert "[bold]x[/] $\\foo$" in text
+    last = bar.progress.tasks[0].fields["metrics"]
+    assert "test" in last and last in " ".join(text.split())  # wrapped, never cut

@@ -263,3 +263,57 @@ def test_report_of_a_diverged_run(tmp_path, tiny_config):
     assert any("not finite (the run diverged)" in n for n in rep.notes)
     for p in rep.files:
         check_png(p)
+
+
+def test_phase_diagram_says_how_many_seeds_grokked():
+    """Two seeds per cell, one of which never grokked at (wd 1, frac 0.3): the cell shows the
+    other seed's step *and* 1/2 grokked, hatched; full cells carry no count."""
+    import pandas as pd
+
+    from learnscope.report import plots
+
+    cells = pd.DataFrame(
+        [
+            {
+                "wd": wd,
+                "frac": frac,
+                "grok_test_step": None if (wd, frac, s) == (1, 0.3, 1) else 100.0,
+            }
+            for wd in (0, 1)
+            for frac in (0.3, 0.5)
+            for s in (0, 1)
+        ]
+    )
+    cells["grok_test_step"] = pd.to_numeric(cells["grok_test_step"])
+    fig = plots.phase_diagram(cells, "wd", "frac", "grok_test_step", "t", word="grokked")
+    texts = [t.get_text() for t in fig.axes[0].texts]
+    assert texts.count("100\n1/2 grokked") == 1 and texts.count("100") == 3
+    assert sum(p.get_hatch() == "//" for p in fig.axes[0].patches) == 1
+
+
+def test_report_ipr_of_multiplication_is_in_the_discrete_log_basis(tmp_path):
+    """The report's IPR panel reads a mul network as the ipr probe does: over the discrete log
+    (an analytic multiplication network: IPR ~1), and says which basis it used."""
+    from learnscope.models.analytic import analytic_mlp
+    from learnscope.probes.registry import PROBES, Context, Planned
+
+    p = 23
+    net = analytic_mlp("mul", p)
+    first = net.layers[0].linear.weight.detach()
+    store = Store(tmp_path / "runs")
+    cfg = {"name": "m", "task": {"name": "modular", "op": "mul", "p": p}, "model": {"kind": "mlp"}}
+    run = store.create_run("m", cfg)
+    checkpoint.save(run.dir / "checkpoints", 5, {"model": {"layers.0.linear.weight": first}})
+    store.finish_run(run.id, "finished", {})
+    (r,) = load_runs(store, [run.id])
+    power, ipr, what, _ = first_layer_spectrum(r)
+    assert "discrete-log" in what and power.shape[0] == (p - 1) // 2 + 1
+    assert float((ipr > 0.5).mean()) > 0.9
+    item = Planned("ipr", ["w"], 1, {"p": None, "threshold": 0.5, "basis": "auto"})
+    probe = PROBES["ipr"].compute(
+        Context(net, {}, {}, None, None, {}, p, "mul"),
+        Planned("ipr", ["layers.0.linear.weight"], 1, item.options),
+    )
+    assert probe["ipr_mean/layers.0.linear.weight"] == pytest.approx(float(ipr.mean()))
+    rep = build_report(store, [run.id], tmp_path / "m.html")
+    assert "discrete-log basis" in rep.path.read_text()

@@ -19,11 +19,18 @@ from rich.text import Text
 from learnscope.cli import analysis
 from learnscope.cli.common import (
     RunsDir,
+    cell,
     console,
     err_console,
     fail,
+    fitted_table,
+    plain,
+    print_left_out,
+    resolve_run,
+    resolve_sweep,
     sigterm_as_ctrl_c,
     storage_error,
+    table,
 )
 from learnscope.cli.common import fmt as _fmt
 from learnscope.cli.sweep import sweep_app
@@ -74,7 +81,7 @@ def run(
                     f"run: give a recipe or --resume RUN, not both: {resume} goes on with its "
                     f"own stored config (got {recipe!r})"
                 )
-            run_id = store.resolve(resume)
+            run_id = resolve_run(store, resume)
             cfg = resumed_config(store.run(run_id)["config"], overrides)
         elif recipe:
             cfg, run_id = load_config(recipe, overrides), None
@@ -98,7 +105,9 @@ def run(
         err_console.print(Text("error: ", style="bold red") + Text(line), soft_wrap=True)
         raise typer.Exit(1) from None
     s = result.summary
-    table = Table(title=Text(f"{cfg.name}: {result.status}"), show_header=False)
+    out = Table(title=Text(f"{cfg.name}: {result.status}"), show_header=False)
+    out.add_column(no_wrap=True)
+    out.add_column(overflow="fold")
     for key in (
         "train_acc",
         "test_acc",
@@ -115,19 +124,22 @@ def run(
         "steps_per_s",
     ):
         if key in s:
-            table.add_row(key, _fmt(s[key]))
+            out.add_row(key, cell(s[key]))
     for key, ok in s.get("expect_met", {}).items():
-        table.add_row(
-            f"expect {key} {cfg.expect[key]}", "[green]met[/]" if ok else "[red]not met[/]"
+        out.add_row(
+            Text(f"expect {key} {cfg.expect[key]}"),
+            Text("met", style="green") if ok else Text("not met", style="red"),
         )
-    table.add_row("run", result.run_id)
-    table.add_row("dir", str(result.dir))
-    console.print(table)
+    out.add_row("run", Text(result.run_id, no_wrap=True))
+    out.add_row("dir", Text(str(result.dir)))
+    console.print(out)
     if result.status == "diverged":  # not a usage error: exit 1, with the step
         err_console.print(
-            f"[bold red]diverged[/] at step {s.get('diverged_step')}: "
-            f"{s.get('diverged_metric')} is not finite; the metrics logged until then are kept "
-            f"in run {result.run_id}",
+            Text("diverged", style="bold red")
+            + plain(
+                f" at step {s.get('diverged_step')}: {s.get('diverged_metric')} is not finite; "
+                f"the metrics logged until then are kept in run {result.run_id}"
+            ),
             highlight=False,
             soft_wrap=True,
         )
@@ -165,30 +177,49 @@ def resumed_config(stored: dict, overrides: list[str]):
 
 @app.command()
 def recipes() -> None:
-    """List the built-in recipes."""
-    table = Table("recipe", "description")
+    """List the built-in recipes (learnscope run NAME) and sweeps (learnscope sweep NAME)."""
+    from learnscope.sweep import expand, load_spec, sweep_names
+
+    out = table("recipe", "description", title="recipes: learnscope run RECIPE")
+    out.columns[0].no_wrap = True
     for name in recipe_names():
-        table.add_row(name, load_recipe_dict(name).get("description", ""))
-    console.print(table)
+        out.add_row(Text(name), Text(str(load_recipe_dict(name).get("description", ""))))
+    console.print(out)
+    sweeps = table("sweep", "members", "description", title="sweeps: learnscope sweep SWEEP")
+    sweeps.columns[0].no_wrap = True
+    for name in sweep_names():
+        spec = load_spec(name)
+        sweeps.add_row(Text(name), cell(len(expand(spec))), Text(spec.description or ""))
+    console.print(sweeps)
 
 
 @app.command("ls")
 def ls(runs_dir: RunsDir = None) -> None:
     """List the runs in the store."""
+    from learnscope.cli.common import no_runs_hint
+
     store = Store(runs_dir)
     runs = store.runs()
-    table = Table("id", "name", "status", "test acc", "grok step", "steps")
-    for r in runs.itertuples():
-        s = r.summary
-        table.add_row(
+    if not len(runs):
+        console.print(Text(no_runs_hint(store)), soft_wrap=True)
+        return
+    headers = ["id", "name", "status", "test acc", "grok step", "steps"]
+    rows = [
+        [
             r.id,
-            Text(r.name),
+            r.name,
             shown_status(store, r.id, r.status),
-            _fmt(s.get("test_acc")),
-            _fmt(s.get("grok_test_step")),
-            _fmt(s.get("steps")),
-        )
-    console.print(table if len(runs) else "no runs yet")
+            _fmt(r.summary.get("test_acc")),
+            _fmt(r.summary.get("grok_test_step")),
+            _fmt(r.summary.get("steps")),
+        ]
+        for r in runs.itertuples()
+    ]
+    # the id, which a user copies, is never cut; a name wraps; the columns on the right go
+    # first when the terminal is narrow
+    out, left = fitted_table(headers, rows, 2, console.width, wrap=1)
+    console.print(out)
+    print_left_out(left)
 
 
 def shown_status(store: Store, run_id: str, status: str) -> str:
@@ -205,24 +236,28 @@ def show(
     """Config, summary, events and metric table of one run."""
     try:
         store = Store(runs_dir)
-        run_id = store.resolve(run_ref)
+        run_id = resolve_run(store, run_ref)
         rec = store.run(run_id)
     except UserError as err:
         fail(str(err))
-    console.rule(Text(f"{rec['name']}  {run_id}  [{shown_status(store, run_id, rec['status'])}]"))
+    console.rule()
+    status = shown_status(store, run_id, rec["status"])
+    console.print(Text(f"{run_id}  {rec['name']}  [{status}]"), soft_wrap=True)  # id whole
     console.print_json(json.dumps(rec["config"]))
-    summary = Table("summary", "value")
+    summary = table("summary", "value")
+    summary.columns[1].overflow = "fold"
     for key, value in rec["summary"].items():
-        summary.add_row(key, _fmt(value))
+        summary.add_row(Text(key), cell(value))
     console.print(summary)
     events = store.events(run_id)
     if len(events):
         from learnscope.events import Event, describe
 
-        ev = Table("event", "step", "what", "data")
+        ev = table("event", "step", "what", "data")
+        ev.columns[3].overflow = "fold"
         for e in events.itertuples():
             what = describe(Event(e.kind, None if e.step != e.step else int(e.step), e.data))
-            ev.add_row(e.kind, _fmt(e.step), what, json.dumps(e.data))
+            ev.add_row(Text(e.kind), cell(e.step), Text(what), Text(json.dumps(e.data)))
         console.print(ev)
     wide = store.metric_table(run_id)
     probe_cols = _probe_columns(wide.columns)
@@ -234,17 +269,22 @@ def show(
         norms = [c for c in wide.columns if c.startswith("weight_norm/")]
         n = min(rows, len(wide))
         pick = wide.iloc[sorted({round(i * (len(wide) - 1) / max(1, n - 1)) for i in range(n)})]
-        table = Table("step", *cols)
+        metrics = table("step", *cols)
+        for column in metrics.columns:
+            column.overflow = "fold"
         for step, row in pick[cols].iterrows():
-            table.add_row(str(step), *(_fmt(v) for v in row))
-        console.print(table)
+            metrics.add_row(str(step), *(cell(v) for v in row))
+        console.print(metrics)
         if norms:
             console.print(
-                "weight norms (last): "
-                + ", ".join(
-                    f"{c.removeprefix('weight_norm/')} {_fmt(wide[c].dropna().iloc[-1])}"
-                    for c in norms
-                )
+                plain(
+                    "weight norms (last): ",
+                    ", ".join(
+                        f"{c.removeprefix('weight_norm/')} {_fmt(wide[c].dropna().iloc[-1])}"
+                        for c in norms
+                    ),
+                ),
+                highlight=False,
             )
 
 
@@ -254,7 +294,10 @@ def report(
         list[str] | None,
         typer.Argument(metavar="RUN...", help="run ids, unique prefixes or 'last'"),
     ] = None,
-    sweep: Annotated[str | None, typer.Option(help="add a sweep's runs: phase diagrams")] = None,
+    sweep: Annotated[
+        str | None,
+        typer.Option(help="add a sweep's runs (id, prefix, name or 'last'): phase diagrams"),
+    ] = None,
     x: Annotated[str | None, typer.Option("--x", help="sweep axis: a config path")] = None,
     y: Annotated[str | None, typer.Option("--y", help="second sweep axis")] = None,
     output: Annotated[
@@ -267,17 +310,27 @@ def report(
     from learnscope.report import build_report  # matplotlib only for this command
 
     try:
-        result = build_report(Store(runs_dir), list(run_refs or []), output, sweep, x, y)
+        store = Store(runs_dir)
+        refs = [resolve_run(store, r) for r in run_refs or []]
+        sweep_id = None
+        if sweep is not None:
+            try:
+                sweep_id = resolve_sweep(store, sweep)
+            except UserError as err:
+                raise UserError(f"--sweep: {err}") from None
+        result = build_report(store, refs, output, sweep_id, x, y)
     except UserError as err:
         fail(str(err))
     console.print(
-        f"wrote {result.path} ({len(result.panels)} panels, {len(result.files)} PNGs in "
-        f"{result.files[0].parent if result.files else '-'}) in {result.seconds:.1f} s",
+        plain(
+            f"wrote {result.path} ({len(result.panels)} panels, {len(result.files)} PNGs in ",
+            f"{result.files[0].parent if result.files else '-'}) in {result.seconds:.1f} s",
+        ),
         highlight=False,
         soft_wrap=True,
     )
     for note in result.notes:
-        console.print(f"  left out: {note}", highlight=False, soft_wrap=True)
+        console.print(plain("  left out: ", note), highlight=False, soft_wrap=True)
 
 
 def _probe_columns(columns) -> list[str]:
@@ -286,12 +339,13 @@ def _probe_columns(columns) -> list[str]:
     return [c for c in columns if is_probe_metric(c)]
 
 
-def _print_probe_series(table) -> None:
+def _print_probe_series(wide) -> None:
     """One row per probe series: how many records, the last step and value."""
-    out = Table("probe series", "records", "last step", "last value")
-    for name in table.columns:
-        series = table[name].dropna()
-        out.add_row(name, str(len(series)), _fmt(series.index[-1]), _fmt(series.iloc[-1]))
+    out = table("probe series", "records", "last step", "last value")
+    out.columns[0].overflow = "fold"
+    for name in wide.columns:
+        series = wide[name].dropna()
+        out.add_row(Text(name), str(len(series)), cell(series.index[-1]), cell(series.iloc[-1]))
     console.print(out)
 
 
@@ -312,15 +366,17 @@ def probe(
 
     try:
         store = Store(runs_dir)
-        run_id = store.resolve(run_ref)
+        run_id = resolve_run(store, run_ref)
         rec = store.run(run_id)
         at, values = probe_checkpoint(rec["config"], rec["dir"], step, probe_name, site)
     except UserError as err:
         fail(str(err))
-    table = Table("probe", "value", title=f"{rec['name']}  {run_id}  step {at}")
+    console.print(Text(f"{run_id}  {rec['name']}  step {at}"), soft_wrap=True)
+    out = table("probe", "value")
+    out.columns[0].overflow = "fold"
     for name, value in values.items():
-        table.add_row(name, f"{value:.10g}")
-    console.print(table if values else "no probe values (no site applies to this model)")
+        out.add_row(Text(name), f"{value:.10g}")
+    console.print(out if values else "no probe values (no site applies to this model)")
 
 
 app.command("analytic")(analysis.analytic)

@@ -1,5 +1,9 @@
-"""What every CLI module shares: the consoles, the ``--runs-dir`` option, the exit-2 failure
-and the way a value is printed in a table."""
+"""What every CLI module shares: the consoles, the ``--runs-dir`` option, the exit-2 failure,
+the way a value is printed in a table and the way a run or a sweep is named on the command line.
+
+User text (run and sweep names, config values, error messages, event descriptions) is always
+printed as :class:`rich.text.Text`, never as markup: a run named ``[bold]x[/]`` prints as
+typed."""
 
 from __future__ import annotations
 
@@ -11,7 +15,10 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.table import Table
 from rich.text import Text
+
+from learnscope.errors import UserError
 
 console = Console()
 err_console = Console(stderr=True)
@@ -39,6 +46,97 @@ def fmt(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.4g}"
     return str(value)
+
+
+def cell(value: Any, style: str = "") -> Text:
+    """A table cell or header as literal text (:func:`fmt`, no markup read)."""
+    return Text(fmt(value), style=style)
+
+
+def plain(*parts: Any) -> Text:
+    """A line of literal text (``print(plain("wrote ", path))``)."""
+    return Text("".join(str(p) for p in parts))
+
+
+def table(*headers: str, **kw: Any) -> Table:
+    """A rich table whose headers and title are literal text."""
+    if isinstance(kw.get("title"), str):
+        kw["title"] = Text(kw["title"])
+    t = Table(**kw)
+    for h in headers:
+        t.add_column(Text(h))
+    return t
+
+
+def fit_columns(
+    headers: list[str], rows: list[list[str]], keep: int, width: int
+) -> tuple[list[int], list[str]]:
+    """The columns of a table that fit in ``width`` characters: the first ``keep`` always,
+    then the others in order while they fit (each as wide as its widest cell, its header
+    allowed to wrap at spaces). Returns the kept column indices and the left-out headers."""
+
+    def need(i: int) -> int:
+        words = max((len(w) for w in headers[i].split()), default=0)
+        return max([words, *(len(r[i]) for r in rows)]) + 3  # padding and the rule
+
+    used, kept, left = 1 + sum(need(i) for i in range(keep)), list(range(keep)), []
+    for i in range(keep, len(headers)):
+        if used + need(i) <= width:
+            used += need(i)
+            kept.append(i)
+        else:
+            left.append(headers[i])
+    return kept, left
+
+
+def fitted_table(
+    headers: list[str], rows: list[list[str]], keep: int, width: int, wrap: int | None = None
+) -> tuple[Table, list[str]]:
+    """A table of the columns that fit in ``width`` (:func:`fit_columns`; column ``wrap``, a
+    name, measured at 16 characters at most and folded), the others left out and named.
+    Every other column is as wide as its widest cell: nothing in it is ever cut, a header
+    wraps at its spaces."""
+    measured = [[c[:16] if i == wrap else c for i, c in enumerate(r)] for r in rows]
+    kept, left = fit_columns(headers, measured, keep, width)
+    out = table(*("\n".join(headers[i].split()) for i in kept))
+    for i, column in zip(kept, out.columns):
+        column.no_wrap = i != wrap
+        column.overflow = "fold"
+    for row in rows:
+        out.add_row(*(Text(row[i]) for i in kept))
+    return out, left
+
+
+def print_left_out(left: list[str]) -> None:
+    if left:
+        console.print(
+            Text(f"left out at this width ({console.width} columns): {', '.join(left)}"),
+            style="dim",
+            soft_wrap=True,
+        )
+
+
+def no_runs_hint(store: Any) -> str:
+    return (
+        f"no runs in {store.root} yet; make one with `learnscope run grokking-mlp`, or point "
+        "--runs-dir (or $LEARNSCOPE_RUNS) at the directory that holds them"
+    )
+
+
+def resolve_run(store: Any, ref: str) -> str:
+    """A run id from ``ref`` (id, unique prefix or ``last``); on an empty store a
+    :class:`UserError` that says so and how to make a run."""
+    if not len(store.runs()):
+        raise UserError(f"run {ref!r}: {no_runs_hint(store)}")
+    return store.resolve(ref)
+
+
+def resolve_sweep(store: Any, ref: str) -> str:
+    """A sweep id from ``ref`` (id, unique prefix, name or ``last``): the one resolution every
+    command uses (:func:`learnscope.sweep.tables.resolve_sweep`)."""
+    from learnscope.sweep.tables import resolve_sweep as resolve
+
+    return resolve(store, ref)
 
 
 @contextmanager

@@ -9,18 +9,18 @@ steps count from the run's start, not from the resumed segment.
 
 from __future__ import annotations
 
+import os
 import time
+from collections.abc import Callable
 from typing import Any
 
 import pandas as pd
 import torch
 from rich.console import Console
-from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
     Progress,
-    ProgressColumn,
     TextColumn,
     TimeElapsedColumn,
 )
@@ -144,14 +144,85 @@ class EventWatcher:
         return new
 
 
-class MetricsColumn(ProgressColumn):
-    """The task's ``metrics`` field on one line, cut with an ellipsis where it does not fit."""
+def run_header(device: Any) -> Text:
+    """The line above the progress bar: torch's thread count, the cores and their load (a busy
+    machine trains many times slower), the device.
 
-    def __init__(self) -> None:
-        super().__init__(table_column=Column(no_wrap=False))  # the column that may shrink
+    >>> "torch threads" in run_header("cpu").plain
+    True
+    """
+    cores = os.cpu_count() or 1
+    line = f"torch threads {torch.get_num_threads()}, {cores} cores"
+    try:
+        load = os.getloadavg()[0]
+    except (AttributeError, OSError):  # not on every platform
+        load = None
+    if load is not None:
+        line += f", load {load:.1f}"
+    text = Text(line + f", device {device}", style="dim")
+    if load is not None and load > 1.5 * cores:
+        text.append(
+            f"  (the machine is busy: {load:.1f} runnable processes for {cores} cores; "
+            "training will be slower than usual)",
+            style="yellow",
+        )
+    return text
 
-    def render(self, task) -> Text:
-        return Text(task.fields.get("metrics", ""), no_wrap=True, overflow="ellipsis")
+
+class SlowdownWatch:
+    """Says once when training runs far slower than it started: steps/s over the last
+    ``window_s`` seconds below ``ratio`` times the rate of the first ``window_s`` seconds (the
+    first step, which pays for warm-up, left out) -- another job on the machine, most often.
+
+    ``clock`` returns seconds (``time.perf_counter``; a fake one in tests).
+    """
+
+    def __init__(
+        self,
+        clock: Callable[[], float] = time.perf_counter,
+        window_s: float = 2.0,
+        ratio: float = 1 / 3,
+    ) -> None:
+        self.clock, self.window_s, self.ratio = clock, window_s, ratio
+        self.start: tuple[float, int] | None = None
+        self.mark: tuple[float, int] | None = None
+        self.baseline: float | None = None
+        self.warned = False
+
+    def observe(self, step: int) -> str | None:
+        """Call after each step; returns the warning once, when it applies, else None."""
+        now = self.clock()
+        if self.start is None:
+            self.start = (now, step)
+            return None
+        t0, s0 = self.mark or self.start
+        if now - t0 < self.window_s:
+            return None
+        rate = (step - s0) / (now - t0)
+        self.mark = (now, step)
+        if self.baseline is None:
+            self.baseline = rate
+            return None
+        if self.warned or rate >= self.ratio * self.baseline:
+            return None
+        self.warned = True
+        return (
+            f"slow: {rate:.3g} steps/s now against {self.baseline:.3g} at the start "
+            f"({rate / self.baseline:.0%}); is something else running on this machine? "
+            f"(torch uses {torch.get_num_threads()} threads on {os.cpu_count()} cores)"
+        )
+
+
+class _Progress(Progress):
+    """A progress bar with the task's ``metrics`` on the line below it, wrapped rather than
+    cut: at 80 columns the values are all there."""
+
+    def get_renderables(self):
+        yield self.make_tasks_table(self.tasks)
+        for task in self.tasks:
+            metrics = task.fields.get("metrics", "")
+            if metrics:
+                yield Text("  " + metrics, overflow="fold")
 
 
 class LiveProgress(Callback):
@@ -165,19 +236,24 @@ class LiveProgress(Callback):
         cfg: Any = None,
         history: pd.DataFrame | None = None,
     ) -> None:
-        # only the metrics column gives way (cut with an ellipsis) when the line is too long:
-        # a long line of probe values never squeezes the name, the bar or the step count
+        # the name (literal text, folded if long), the bar, the step count and the time on one
+        # line; the metrics on the next (never cut)
         fixed = Column(no_wrap=True)
-        self.progress = Progress(
-            TextColumn("[bold]{task.description}", table_column=fixed),
+        self.progress = _Progress(
+            TextColumn(
+                "{task.description}",
+                style="bold",
+                markup=False,
+                table_column=Column(overflow="fold"),
+            ),
             BarColumn(bar_width=30, table_column=fixed),
             MofNCompleteColumn(table_column=fixed),
             TimeElapsedColumn(table_column=fixed),
-            MetricsColumn(),
             console=console,
             transient=False,
         )
-        self.description = escape(description)
+        self.description = description
+        self.speed = SlowdownWatch()
         self.task_id = None
         self.watcher = EventWatcher(cfg, self._print_event, history=history)
         self.latest: dict[str, float] = {}  # the latest value of every series
@@ -187,6 +263,7 @@ class LiveProgress(Callback):
         self.progress.console.print(text)
 
     def on_train_start(self, trainer: Trainer) -> None:
+        self.progress.console.print(run_header(trainer.device), soft_wrap=True)
         self.progress.start()
         self.task_id = self.progress.add_task(
             self.description, total=trainer.cfg.steps, completed=trainer.step, metrics=""
@@ -195,6 +272,9 @@ class LiveProgress(Callback):
 
     def on_step_end(self, trainer: Trainer, step: int, loss: float) -> None:
         self.progress.update(self.task_id, completed=step)
+        warning = self.speed.observe(step)
+        if warning is not None:
+            self.progress.console.print(Text(warning, style="yellow"), soft_wrap=True)
 
     def on_metrics(self, trainer: Trainer, step: int, values: dict[str, float]) -> None:
         self.latest.update(values)

@@ -8,11 +8,19 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
-from rich.table import Table
 from rich.text import Text
 from typer.core import TyperGroup
 
-from learnscope.cli.common import RunsDir, console, sigterm_as_ctrl_c
+from learnscope.cli.common import (
+    RunsDir,
+    cell,
+    console,
+    fitted_table,
+    print_left_out,
+    resolve_sweep,
+    sigterm_as_ctrl_c,
+    table,
+)
 from learnscope.cli.common import fail as _fail
 from learnscope.cli.common import fmt as _fmt
 from learnscope.errors import UserError
@@ -74,7 +82,7 @@ def run(
         parsed = sw.load_spec(spec)
         store = Store(runs_dir)
         bar = Progress(
-            TextColumn("[bold]{task.description}"),
+            TextColumn("{task.description}", style="bold", markup=False),
             BarColumn(),
             MofNCompleteColumn(),
             TextColumn("members"),  # fractional while an ensemble is half-way
@@ -85,7 +93,7 @@ def run(
             disable=quiet,
         )
         with bar, sigterm_as_ctrl_c():
-            task = bar.add_task(Text(parsed.name).plain, total=None)
+            task = bar.add_task(parsed.name, total=None)
 
             def progress(done: float, total: int) -> None:
                 bar.update(task, completed=done, total=total)
@@ -131,20 +139,30 @@ def _print_interrupted(store: Store, parsed, spec_ref: str) -> None:
 @sweep_app.command("ls")
 def ls(runs_dir: RunsDir = None) -> None:
     """List the sweeps in the store."""
-    from learnscope.sweep import SweepSpec
+    from learnscope.sweep import SweepSpec, sweep_names
 
     store = Store(runs_dir)
     sweeps = store.sweeps()
     if not len(sweeps):
-        console.print("no sweeps yet")
+        console.print(
+            Text(
+                f"no sweeps in {store.root} yet; built-in specs: {', '.join(sweep_names())} "
+                "(learnscope recipes lists them with their sizes); run one with `learnscope "
+                "sweep NAME`, or point --runs-dir at the directory that holds your sweeps"
+            ),
+            soft_wrap=True,
+        )
         return
     runs = store.runs()
-    table = Table("id", "name", "status", "members", "finished runs", "axes")
+    rows = []
     for s in sweeps.itertuples():
         done = int(((runs["sweep_id"] == s.id) & (runs["status"] == "finished")).sum())
-        axes = ", ".join(SweepSpec.model_validate(s.spec).axes)
-        table.add_row(s.id, s.name, s.status, str(s.members), str(done), axes)
-    console.print(table)
+        axes = ",".join(a.split(".")[-1] for a in SweepSpec.model_validate(s.spec).axes)
+        rows.append([s.id, s.name, s.status, str(s.members), str(done), axes])
+    headers = ["id", "name", "status", "members", "finished", "axes"]
+    out, left = fitted_table(headers, rows, 2, console.width, wrap=1)
+    console.print(out)
+    print_left_out(left)
 
 
 @sweep_app.command("show")
@@ -162,34 +180,73 @@ def show(
     """The members of a sweep with their final metrics; --pivot A B: a grid of --value."""
     try:
         store = Store(runs_dir)
-        from learnscope.sweep import resolve_sweep
-
         sweep_id = resolve_sweep(store, sweep_ref)
         _print_sweep(store, sweep_id, pivot, value, members=True)
     except UserError as err:
         _fail(str(err))
 
 
+#: The member table's columns after the run, its status and the axes, most useful first:
+#: those that do not fit the terminal are left out (and named), the run id never.
+MEMBER_COLUMNS = {
+    "grok_test_step": "grok test",
+    "test_acc": "test acc",
+    "train_acc": "train acc",
+    "grok_train_step": "grok train",
+    "test_loss": "test loss",
+    "mode": "mode",
+}
+
+
 def _print_sweep(store, sweep_id, pivot, value, members: bool = False) -> None:
     from learnscope import sweep as sw
 
     rec = store.sweeps().set_index("id").loc[sweep_id]
-    table = sw.member_table(store, sweep_id)
-    console.rule(f"sweep {rec['name']}  {sweep_id}  [{rec['status']}]  {len(table)} runs")
-    if members and len(table):
-        short = {"grok_train_step": "grok train", "grok_test_step": "grok test"}
-        t = Table(*(short.get(c, c.split(".")[-1]) for c in table.columns))
-        for row in table.itertuples(index=False):
-            t.add_row(*(_fmt(v) for v in row))
-        console.print(t)
+    frame = sw.member_table(store, sweep_id)
+    console.rule()
+    console.print(
+        Text(f"sweep {sweep_id}  {rec['name']}  [{rec['status']}]  {len(frame)} runs"),
+        soft_wrap=True,  # the id whole, whatever the width
+    )
+    if members and len(frame):
+        _print_members(frame)
     show_cfg = sw.SweepSpec.model_validate(rec["spec"]).show
     axes = pivot or tuple(show_cfg.get("pivot", ()))
-    if len(axes) == 2 and len(table):
+    if len(axes) == 2 and len(frame):
         values = [value] if value else list(show_cfg.get("values", ["grok_test_step", "test_acc"]))
         for v in values:
-            grid = sw.pivot(table, axes[0], axes[1], v)
-            g = Table(f"{grid.index.name} \\ {grid.columns.name}", *map(_fmt, grid.columns))
+            grid = sw.pivot(frame, axes[0], axes[1], v)
+            have, total = sw.pivot_counts(frame, axes[0], axes[1], v)
+            word = "grokked" if v.startswith("grok") else "reached"
+            corner = f"{grid.index.name.split('.')[-1]} \\ {grid.columns.name.split('.')[-1]}"
+            g = table(corner, *map(_fmt, grid.columns))
+            for column in g.columns:
+                column.overflow = "fold"
             for idx, row in grid.iterrows():
-                g.add_row(_fmt(idx), *(_fmt(x) for x in row))
-            console.print(f"[bold]{v}[/] (mean over seeds; -: never reached, or no member yet)")
+                cells = []
+                for col, x in row.items():
+                    count = sw.cell_count(int(have.loc[idx, col]), int(total.loc[idx, col]), word)
+                    cells.append(Text(_fmt(x) + (f" ({count})" if count else "")))
+                g.add_row(cell(idx), *cells)
+            partial = bool((have < total).to_numpy().any())
+            console.print(
+                Text(v, style="bold")
+                + Text(
+                    " (mean over the seeds that have a value; -: never reached, or no member yet"
+                    + (f"; n/m {word}: n of the cell's m members {word}" if partial else "")
+                    + ")"
+                )
+            )
             console.print(g)
+
+
+def _print_members(frame) -> None:
+    """One row per member; the run id, status and axes always, the other columns as the
+    terminal's width allows."""
+    axes = [c for c in frame.columns if c not in ("run", "status", *MEMBER_COLUMNS)]
+    order = ["run", "status", *axes, *(c for c in MEMBER_COLUMNS if c in frame.columns)]
+    headers = [MEMBER_COLUMNS.get(c) or c.split(".")[-1].replace("_", " ") for c in order]
+    rows = [[_fmt(v) for v in row] for row in frame[order].itertuples(index=False)]
+    out, left = fitted_table(headers, rows, 2 + len(axes), console.width)
+    console.print(out)
+    print_left_out(left)

@@ -47,6 +47,7 @@ class ProbePlan:
     initial: dict[str, torch.Tensor]
     modulus: int | None
     hooks: list[str]  # the model's activation sites
+    op: str | None = None  # the task's operation (modular tasks): the IPR's basis
 
     @property
     def hook_sites(self) -> list[str]:
@@ -68,7 +69,7 @@ class ProbePlan:
         """Every probe of ``items`` (default all) on the probe batch, one forward pass."""
         items = self.items if items is None else items
         acts = self.activations(model, forward, [s for s in self.hooks if _needed(s, items)])
-        ctx = Context(model, self.batch, acts, forward, loss, self.initial, self.modulus)
+        ctx = Context(model, self.batch, acts, forward, loss, self.initial, self.modulus, self.op)
         values: Values = {}
         with eval_mode(model):
             for item in items:
@@ -177,18 +178,23 @@ def resolve(
             first = hooks.index(options[key])
             if any(hooks.index(s) <= first for s in sites):
                 raise UserError(f"{where}.sites: every site must come after {key} {options[key]}")
-        if name == "ipr":
+        if name in ("ipr", "fourier_power"):
+            if options["basis"] not in ("auto", "add", "mul"):
+                raise UserError(
+                    f"{where}.basis: expected auto, add or mul (got {options['basis']!r})"
+                )
             if not (options["p"] or modulus):
                 raise UserError(f"{where}.p: the task has no modulus; set p")
             try:
                 for s in sites:
-                    residue_blocks(model.get_parameter(s), options["p"] or modulus)
+                    basis = "add" if options["basis"] == "auto" else options["basis"]
+                    residue_blocks(model.get_parameter(s), options["p"] or modulus, basis)
             except ValueError as err:
                 if is_default:
                     continue
                 raise UserError(f"{where}.sites: {name}: {err}") from None
-        if name == "angular_distance" and len(sites) <= options["n"]:
-            raise UserError(f"{where}.sites: angular_distance needs more than n={options['n']}")
+        if name in ("angular_distance", "layer_distances") and len(sites) <= options["n"]:
+            raise UserError(f"{where}.sites: {name} needs more than n={options['n']} sites")
         plan.append(Planned(name, sites, every or eval_every, options))
     return plan
 
@@ -235,7 +241,8 @@ def plan_probes(
         if item.probe == "incremental_rank"
         for s in item.sites
     }
-    plan = ProbePlan(items, batch, initial, modulus, hook_names(model))
+    op = getattr(task.params, "op", None)
+    plan = ProbePlan(items, batch, initial, modulus, hook_names(model), op if modulus else None)
     if items:  # a dry run: shape errors surface now, not in the middle of training
         acts = plan.activations(model, forward, plan.hook_sites)
         for item in items:
@@ -246,10 +253,10 @@ def plan_probes(
                         f"probes: attention_entropy site {bad[0]} is not an attention pattern "
                         f"(..., h, q, k); its shape is {tuple(acts[bad[0]].shape)}"
                     )
-            if item.probe == "angular_distance":
+            if item.probe in ("angular_distance", "layer_distances"):
                 shapes = {tuple(acts[s].shape) for s in item.sites}
                 if len(shapes) > 1:
                     raise UserError(
-                        f"probes: angular_distance sites must share one shape, got {shapes}"
+                        f"probes: {item.probe} sites must share one shape, got {shapes}"
                     )
     return plan

@@ -6,8 +6,13 @@ A run config's ``probes:`` section lists entries ``{probe, sites, every, **optio
 batch, the activations captured on it) by one of the pure functions of this package.
 
 Metric names: ``{probe}/{site}``; per head ``attention_entropy/{site}/h{i}``; ``ipr`` records
-``ipr_mean/{param}`` and ``ipr_frac/{param}``; ``hessian_top_eigenvalue/loss``;
-``angular_distance/{site}`` is the distance from ``site`` to the ``n``-th next matched site.
+``ipr_mean/{param}`` and ``ipr_frac/{param}`` (in the Fourier basis of ``Z_p``, or over the
+discrete logarithm for ``op: mul``/``div``: option ``basis``, ``auto`` by default);
+``hessian_top_eigenvalue/loss``; ``angular_distance/{site}`` and
+``layer_distances/{site}/n{n}`` are the distance from ``site`` to the ``n``-th next matched
+site; ``fourier_power/{param}/k{k}`` is the mean over neurons (and operand blocks) of the
+power at frequency ``k``, in the same basis as ``ipr``; ``weight_norms/{param}`` is
+``||W||_F`` of every weight matrix.
 The trainer's own metrics (:data:`TRAINER_METRICS` prefixes, and ``{split}/...``) are not
 probes.
 
@@ -30,10 +35,11 @@ from torch import nn
 
 from learnscope.probes.attention import attention_entropy
 from learnscope.probes.collapse import nc1, ncc_accuracy
-from learnscope.probes.distance import angular_distance
+from learnscope.probes.distance import angular_distance, layer_distances
 from learnscope.probes.jacobian import hessian_top_eigenvalue, local_rank, partial_jacobian_norm
 from learnscope.probes.rank import effective_rank, incremental_rank, lidar, matrix_entropy, rankme
-from learnscope.probes.spectral import neuron_ipr
+from learnscope.probes.spectral import basis_for, block_power, neuron_ipr
+from learnscope.probes.weights import weight_norms
 
 Values = dict[str, float]
 
@@ -59,6 +65,7 @@ class Context:
     loss: Callable[[torch.Tensor, dict[str, torch.Tensor]], torch.Tensor]
     initial: dict[str, torch.Tensor]
     modulus: int | None
+    op: str | None = None  # the task's operation (modular tasks): the IPR's Fourier basis
 
     def tensor(self, site: str) -> torch.Tensor:
         if site in self.acts:
@@ -196,16 +203,45 @@ def _incremental_rank(ctx: Context, item: Planned) -> Values:
     }
 
 
+def spectral_basis(ctx: Context, item: Planned) -> str:
+    """The Fourier basis of ``ipr`` and ``fourier_power``: option ``basis``, or for
+    ``auto`` the one the task's operation calls for (:func:`basis_for`)."""
+    basis = item.options.get("basis", "auto")
+    return basis_for(ctx.op) if basis == "auto" else basis
+
+
 def _ipr(ctx: Context, item: Planned) -> Values:
     """IPR per neuron (:func:`~learnscope.probes.spectral.neuron_ipr`: the mean over the
-    weight's residue blocks), then its mean and the fraction above ``threshold``."""
-    p = item.options["p"] or ctx.modulus
+    weight's residue blocks, in :func:`spectral_basis`), then its mean and the fraction above
+    ``threshold``."""
+    p, basis = item.options["p"] or ctx.modulus, spectral_basis(ctx, item)
     out: Values = {}
     for site in item.sites:
-        per_neuron = neuron_ipr(ctx.tensor(site), p)
+        per_neuron = neuron_ipr(ctx.tensor(site), p, basis)
         out[f"ipr_mean/{site}"] = float(per_neuron.mean())
         out[f"ipr_frac/{site}"] = float((per_neuron > item.options["threshold"]).double().mean())
     return out
+
+
+def _fourier_power(ctx: Context, item: Planned) -> Values:
+    """The mean over neurons of :func:`~learnscope.probes.spectral.block_power`: one series
+    per frequency ``k``."""
+    p, basis = item.options["p"] or ctx.modulus, spectral_basis(ctx, item)
+    out: Values = {}
+    for site in item.sites:
+        power = block_power(ctx.tensor(site).double(), p, basis).mean(1)
+        out.update({f"fourier_power/{site}/k{k}": float(v) for k, v in enumerate(power)})
+    return out
+
+
+def _layer_distances(ctx: Context, item: Planned) -> Values:
+    n, s = item.options["n"], item.sites
+    values = layer_distances([_per_sample(ctx.acts[site]) for site in s], n)
+    return {f"layer_distances/{s[i]}/n{n}": v for i, v in enumerate(values)}
+
+
+def _weight_norms(ctx: Context, item: Planned) -> Values:
+    return {f"weight_norms/{name}": v for name, v in weight_norms(ctx.model).items()}
 
 
 @dataclass(frozen=True)
@@ -238,10 +274,13 @@ PROBES: dict[str, ProbeDef] = {
         sources=("source",),
     ),
     "incremental_rank": ProbeDef(_incremental_rank, "params"),
-    "ipr": ProbeDef(_ipr, "params", {"p": None, "threshold": 0.5}),
+    "ipr": ProbeDef(_ipr, "params", {"p": None, "threshold": 0.5, "basis": "auto"}),
+    "fourier_power": ProbeDef(_fourier_power, "params", {"p": None, "basis": "auto"}),
     "nc1": ProbeDef(_labelled(nc1), "hooks", needs_labels=True),
     "ncc_accuracy": ProbeDef(_labelled(ncc_accuracy), "hooks", needs_labels=True),
     "angular_distance": ProbeDef(_angular_distance, "hooks", {"n": 1}),
+    "layer_distances": ProbeDef(_layer_distances, "hooks", {"n": 1}),
+    "weight_norms": ProbeDef(_weight_norms, "none"),
     "hessian_top_eigenvalue": ProbeDef(_hessian, "none", {"iters": 20, "rows": 256}),
 }
 

@@ -47,8 +47,47 @@ def ipr(w: torch.Tensor, p: int) -> torch.Tensor:
     return (fourier_power(w, p) ** 2).sum(0)
 
 
-def residue_blocks(w: torch.Tensor, p: int) -> list[torch.Tensor]:
-    """A weight matrix as ``(p, m)`` blocks whose rows are indexed by a residue.
+#: The Fourier basis each modular operation's solutions are sparse in: the additive group
+#: ``Z_p`` for ``add``/``sub``, the multiplicative group (residues ``1..p-1`` indexed by their
+#: discrete logarithm, a cyclic group of order ``p - 1``) for ``mul``/``div`` (Doshi, Das &
+#: Gromov 2024, "Grokking modular polynomials").
+BASES = {"add": "add", "sub": "add", "mul": "mul", "div": "mul"}
+
+
+def basis_for(op: str | None) -> str:
+    """``"mul"`` for ``mul``/``div``, else ``"add"``.
+
+    >>> basis_for("div"), basis_for("add"), basis_for(None)
+    ('mul', 'add', 'add')
+    """
+    return BASES.get(op or "add", "add")
+
+
+def basis_name(basis: str) -> str:
+    """How a report or a log names the basis."""
+    if basis == "mul":
+        return "the discrete-log basis (residues 1..p-1 as g^0, g^1, ...; 0 left out)"
+    return "the Fourier basis of Z_p"
+
+
+def residue_order(p: int, basis: str = "add") -> torch.Tensor:
+    """The residues in the order a basis reads them: ``0..p-1`` (``add``), or ``g^0, g^1,
+    ..., g^(p-2)`` for the primitive root ``g`` (``mul``: a function of the discrete log).
+
+    >>> residue_order(7, "mul").tolist()  # g = 3
+    [1, 3, 2, 6, 4, 5]
+    """
+    if basis == "add":
+        return torch.arange(p)
+    if basis != "mul":
+        raise ValueError(f"basis must be 'add' or 'mul' (got {basis!r})")
+    g = primitive_root(p)
+    return torch.tensor([pow(g, t, p) for t in range(p - 1)])
+
+
+def residue_blocks(w: torch.Tensor, p: int, basis: str = "add") -> list[torch.Tensor]:
+    """A weight matrix as ``(n, m)`` blocks whose rows are indexed by a residue, in the order
+    of :func:`residue_order` (``n = p``; ``p - 1`` for ``basis="mul"``).
 
     A layer's weight ``(out, k * p)`` reading one-hot operands gives its ``k`` input blocks,
     transposed (one column per neuron); otherwise a matrix ``(k * p, m)`` (an embedding table,
@@ -56,26 +95,43 @@ def residue_blocks(w: torch.Tensor, p: int) -> list[torch.Tensor]:
 
     >>> [tuple(b.shape) for b in residue_blocks(torch.zeros(8, 2 * 5), 5)]
     [(5, 8), (5, 8)]
+    >>> [tuple(b.shape) for b in residue_blocks(torch.zeros(8, 2 * 5), 5, "mul")]
+    [(4, 8), (4, 8)]
     """
     if w.dim() == 2 and w.shape[1] % p == 0:
-        return [w[:, i * p : (i + 1) * p].T for i in range(w.shape[1] // p)]
-    if w.dim() == 2 and w.shape[0] % p == 0:
-        return [w[i * p : (i + 1) * p] for i in range(w.shape[0] // p)]
-    raise ValueError(f"weight of shape {tuple(w.shape)} has no axis of a multiple of p={p}")
+        blocks = [w[:, i * p : (i + 1) * p].T for i in range(w.shape[1] // p)]
+    elif w.dim() == 2 and w.shape[0] % p == 0:
+        blocks = [w[i * p : (i + 1) * p] for i in range(w.shape[0] // p)]
+    else:
+        raise ValueError(f"weight of shape {tuple(w.shape)} has no axis of a multiple of p={p}")
+    if basis == "add":
+        return blocks
+    order = residue_order(p, basis).to(w.device)
+    return [b[order] for b in blocks]
 
 
-def neuron_ipr(w: torch.Tensor, p: int) -> torch.Tensor:
+def neuron_ipr(w: torch.Tensor, p: int, basis: str = "add") -> torch.Tensor:
     """IPR of each neuron of a weight read by residues, ``(m,)``: the mean of :func:`ipr` over
     the weight's :func:`residue_blocks` (the operands' blocks of a first layer, the rows of an
     embedding). Doshi, Das, He & Gromov (2024) score a neuron by the mean over its blocks.
+    ``basis="mul"`` reads each block over the discrete logarithm (:func:`residue_order`),
+    where the networks that solve multiplication are Fourier-sparse.
 
     >>> n = torch.arange(5.0)
     >>> w = torch.cos(2 * torch.pi * torch.cat([n, n]) / 5)[None]  # one neuron, both operands
     >>> neuron_ipr(w, 5)
     tensor([1.])
     """
-    blocks = residue_blocks(w, p)
-    return ipr(torch.cat(blocks, 1), p).view(len(blocks), -1).mean(0)
+    blocks = residue_blocks(w, p, basis)
+    n = blocks[0].shape[0]
+    return ipr(torch.cat(blocks, 1), n).view(len(blocks), -1).mean(0)
+
+
+def block_power(w: torch.Tensor, p: int, basis: str = "add") -> torch.Tensor:
+    """The mean over :func:`residue_blocks` of :func:`fourier_power`: ``(n // 2 + 1, m)``,
+    one column per neuron (``n = p``, or ``p - 1`` in the ``mul`` basis)."""
+    blocks = residue_blocks(w, p, basis)
+    return torch.stack([fourier_power(b, b.shape[0]) for b in blocks]).mean(0)
 
 
 def frequency_profile(
@@ -85,7 +141,7 @@ def frequency_profile(
     n_inputs * p)`` (``layers.0.linear.weight`` of an analytic or a trained network).
 
     Each operand block ``weight[:, j*p:(j+1)*p]`` is read as a function on ``Z_p`` (for
-    ``op="mul"``: residues ``1..p-1`` in the order ``g^0, g^1, ...``, a function on
+    ``op="mul"`` or ``"div"``: residues ``1..p-1`` in the order ``g^0, g^1, ...``, a function on
     ``Z_(p-1)``, and residue 0 is left out). Its spectrum is
     :func:`fourier_power`; the IPR ``sum_k nu_k^2`` is averaged over
     the blocks (1 for a single frequency, ``~2/p`` for a flat spectrum; ``> 0.5`` is the usual
@@ -96,10 +152,7 @@ def frequency_profile(
     if weight.dim() != 2 or weight.shape[1] % p or weight.shape[1] == 0:
         raise ValueError(f"expected weight: (width, n_inputs * {p}), got {tuple(weight.shape)}")
     weight, n_inputs = weight.detach().cpu(), weight.shape[1] // p
-    order = torch.arange(p)
-    if op == "mul":
-        g = primitive_root(p)
-        order = torch.tensor([pow(g, t, p) for t in range(p - 1)])
+    order = residue_order(p, basis_for(op))
     power = torch.stack(
         [
             fourier_power(weight[:, j * p : (j + 1) * p][:, order].T, len(order))

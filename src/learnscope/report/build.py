@@ -142,16 +142,17 @@ def first_layer_spectrum(run: RunData) -> tuple[np.ndarray, np.ndarray, str, int
     ``layers.0.linear.weight: (width, n_inputs * p)`` gives one ``(p, width)`` block per
     operand; a learned embedding table gives its first ``p`` rows. The power is the mean of
     :func:`learnscope.probes.fourier_power` over the blocks, the IPR
-    :func:`learnscope.probes.neuron_ipr` (the same numbers the probe records).
+    :func:`learnscope.probes.neuron_ipr` (the same numbers the probe records), both in the
+    basis the probe uses for the task's operation: ``Z_p`` for add/sub, the discrete log of
+    residues ``1..p-1`` for mul/div (``what`` says which).
     """
     task = run.config.get("task", {})
     if task.get("name") != "modular" or not task.get("p"):
         return "drawn for modular tasks only"
     p = int(task["p"])
-    import torch
 
     from learnscope import checkpoint
-    from learnscope.probes import fourier_power, neuron_ipr, residue_blocks
+    from learnscope.probes.spectral import basis_for, basis_name, block_power, neuron_ipr
 
     try:
         found = checkpoint.latest(run.dir / "checkpoints")
@@ -176,8 +177,10 @@ def first_layer_spectrum(run: RunData) -> tuple[np.ndarray, np.ndarray, str, int
     w = w.detach().double().cpu()
     if not bool(w.isfinite().all()):
         return "the weights of the last checkpoint are not finite (the run diverged)"
-    power = torch.stack([fourier_power(b, p) for b in residue_blocks(w, p)]).mean(0)
-    return power.numpy(), neuron_ipr(w, p).numpy(), f"{what}, step {step}", p
+    basis = basis_for(task.get("op"))
+    power = block_power(w, p, basis)
+    what = f"{what}, step {step}; in {basis_name(basis)}"
+    return power.numpy(), neuron_ipr(w, p, basis).numpy(), what, p
 
 
 # -- the sweep ------------------------------------------------------------------------------
@@ -303,9 +306,12 @@ def build_panels(
         add(
             "phase-grok-step",
             "Phase diagram: grok step",
-            plots.phase_diagram(cells, ax, ay, "grok_test_step", f"grok step ({what})"),
+            plots.phase_diagram(
+                cells, ax, ay, "grok_test_step", f"grok step ({what})", word="grokked"
+            ),
             "no run of the sweep reached the test threshold, or no config axis varies",
-            "first step with test accuracy >= the grokking threshold; mean over seeds",
+            "first step with test accuracy >= the grokking threshold; mean over the seeds that "
+            "grokked; a hatched cell says how many of its seeds did (n/m grokked)",
         )
         add(
             "phase-test-acc",
@@ -390,7 +396,9 @@ def build_panels(
             "IPR of the neurons",
             plots.ipr_histogram(iprs, p),
             "",
-            "IPR = sum_k nu_k^2 of each neuron's normalised spectrum (Doshi et al. 2024)",
+            "IPR = sum_k nu_k^2 of each neuron's normalised spectrum (Doshi et al. 2024), "
+            f"{what.partition('; ')[2]} (the basis of the task's operation: Z_p for add and "
+            "sub, the discrete log for mul and div)",
         )
     return panels, notes
 

@@ -3,12 +3,17 @@
 Each function takes a list of :class:`Series` (one run's wide metric table, its events, its
 label and colour) and returns a figure, or ``None`` when the runs hold no data for it; the
 caller then leaves the panel out with a note. Matplotlib runs on the Agg backend (no display).
+
+Every text a figure draws (run names, config values, site names) is literal: mathtext is off
+inside these functions, so a run named ``$\\foo$`` is drawn as typed instead of failing.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,6 +37,18 @@ EVENT_COLOURS = {
     "rank_collapse": "tab:brown",
 }
 _HEAD = re.compile(r"^attention_entropy/(?P<site>.+)/h(?P<head>\d+)$")
+
+
+def literal_text(fn: Callable[..., Figure | None]) -> Callable[..., Figure | None]:
+    """Draw ``fn``'s figure with mathtext off: ``$`` in a label is a dollar sign (each text
+    keeps the setting it was created with, so saving later draws it the same way)."""
+
+    @functools.wraps(fn)
+    def drawn(*args, **kwargs):
+        with plt.rc_context({"text.parse_math": False}):
+            return fn(*args, **kwargs)
+
+    return drawn
 
 
 @dataclass
@@ -89,6 +106,7 @@ def mark_events(ax, runs: list[Series], kinds: tuple[str, ...] = tuple(EVENT_COL
                 ax.axvline(e["step"], color=colour, lw=1.0, alpha=0.7, ls="-.", label=label)
 
 
+@literal_text
 def curves(runs: list[Series], metric: str, title: str, logy: bool = False) -> Figure | None:
     """``{split}/{metric}`` for every split, over log-scaled steps, with events marked."""
     fig, axes = figure(runs=len(runs))
@@ -156,6 +174,7 @@ def probe_columns(runs: list[Series]) -> dict[str, list[str]]:
     return found
 
 
+@literal_text
 def probe(runs: list[Series], name: str, sites: list[str]) -> Figure | None:
     """One probe over training: a line per site (layer); for a single run with several sites,
     also a heat map site x step."""
@@ -197,6 +216,7 @@ def probe(runs: list[Series], name: str, sites: list[str]) -> Figure | None:
     return fig
 
 
+@literal_text
 def attention_heads(runs: list[Series]) -> Figure | None:
     """Attention entropy per head over training, one subplot per attention site; the collapse
     threshold ``fraction * log(context)`` dashed where a collapse event carries it."""
@@ -232,6 +252,7 @@ def attention_heads(runs: list[Series]) -> Figure | None:
     return fig
 
 
+@literal_text
 def weight_norms(runs: list[Series]) -> Figure | None:
     """``weight_norm/*`` per parameter (log y), slingshot cycles shaded from start to end."""
     fig, axes = figure(runs=len(runs))
@@ -270,6 +291,7 @@ def weight_norms(runs: list[Series]) -> Figure | None:
     return fig
 
 
+@literal_text
 def fourier(spectra: list[tuple[Series, np.ndarray]]) -> Figure | None:
     """Mean Fourier power per frequency of the first-layer weights (``fourier_power``,
     normalised per neuron, averaged over neurons), one line (or bars) per run."""
@@ -306,6 +328,7 @@ def fourier(spectra: list[tuple[Series, np.ndarray]]) -> Figure | None:
     return fig
 
 
+@literal_text
 def ipr_histogram(iprs: list[tuple[Series, np.ndarray]], p: int | None = None) -> Figure | None:
     """Histogram of the neurons' IPR at the last step (1: one frequency, generalising;
     ~2/p: flat spectrum, memorising; Doshi et al. 2024)."""
@@ -330,12 +353,25 @@ def ipr_histogram(iprs: list[tuple[Series, np.ndarray]], p: int | None = None) -
     return fig
 
 
-def phase_diagram(cells: pd.DataFrame, x: str, y: str, value: str, title: str) -> Figure | None:
-    """A heat map of ``value`` over the grid (x, y): the mean over runs in a cell (seeds), the
-    cells without a value grey and marked ``-``."""
+@literal_text
+def phase_diagram(
+    cells: pd.DataFrame, x: str, y: str, value: str, title: str, word: str = "reached"
+) -> Figure | None:
+    """A heat map of ``value`` over the grid (x, y): the mean over the runs in a cell (seeds)
+    that have a value, the cells without one grey and marked ``-``. A cell where only some runs
+    have a value (a seed that never grokked) says so (``1/2 grokked``, with ``word``) and is
+    hatched, so the mean of the others does not pass for the whole cell."""
     if cells.empty or value not in cells or cells[value].notna().sum() == 0:
         return None
     grid = cells.pivot_table(index=y, columns=x, values=value, aggfunc="mean", dropna=False)
+    counted = cells.assign(_has=cells[value].notna().astype(int), _one=1)
+    have, total = (
+        counted.pivot_table(index=y, columns=x, values=c, aggfunc="sum", dropna=False)
+        .reindex(index=grid.index, columns=grid.columns)
+        .fillna(0)
+        .to_numpy(int)
+        for c in ("_has", "_one")
+    )
     fig, axes = figure(width=6.5, height=4.5)
     ax = axes[0, 0]
     data = np.ma.masked_invalid(grid.to_numpy(float))
@@ -345,6 +381,14 @@ def phase_diagram(cells: pd.DataFrame, x: str, y: str, value: str, title: str) -
     ax.set_yticks(range(grid.shape[0]), [_tick(v) for v in grid.index], fontsize=8)
     for (i, j), v in np.ndenumerate(grid.to_numpy(float)):
         text = "-" if math.isnan(v) else f"{v:.4g}"
+        if 0 < total[i, j] and have[i, j] < total[i, j] and total[i, j] > 1:
+            text += f"\n{have[i, j]}/{total[i, j]} {word}"
+            if have[i, j]:
+                ax.add_patch(
+                    plt.Rectangle(
+                        (j - 0.5, i - 0.5), 1, 1, fill=False, hatch="//", ec="white", lw=0
+                    )
+                )
         colour = "black" if math.isnan(v) else "white"
         ax.text(j, i, text, ha="center", va="center", fontsize=7, color=colour)
     ax.set_xlabel(x)

@@ -15,19 +15,27 @@ members as normal runs with ``runs.sweep_id``.
 from learnscope.sweep.backends import ENDED, group_members, run_group, run_sweep
 from learnscope.sweep.calibrate import candidate_sizes, choose_chunk
 from learnscope.sweep.spec import Member, SweepSpec, expand, load_spec, sweep_names
-from learnscope.sweep.tables import member_table, pivot, resolve_sweep
+from learnscope.sweep.tables import (
+    cell_count,
+    member_table,
+    pivot,
+    pivot_counts,
+    resolve_sweep,
+)
 
 __all__ = [
     "ENDED",
     "Member",
     "SweepSpec",
     "candidate_sizes",
+    "cell_count",
     "choose_chunk",
     "expand",
     "group_members",
     "load_spec",
     "member_table",
     "pivot",
+    "pivot_counts",
     "resolve_sweep",
     "run_group",
     "run_sweep",

@@ -17,7 +17,11 @@ def resolve_sweep(store: Store, ref: str) -> str:
     """A sweep id from an id, a unique prefix, a name (its newest sweep) or ``last``."""
     sweeps = store.sweeps()
     if not len(sweeps):
-        raise UserError(f"sweep: no sweeps in {store.root}")
+        raise UserError(
+            f"sweep {ref!r}: no sweeps in {store.root} yet; run one with `learnscope sweep "
+            "grokking-phase-diagram` (built-in specs: `learnscope recipes`), or point --runs-dir "
+            "(or $LEARNSCOPE_RUNS) at the directory that holds them"
+        )
     if ref == "last":
         return str(sweeps["id"].iloc[-1])
     named = sweeps[sweeps["name"] == ref]
@@ -26,8 +30,9 @@ def resolve_sweep(store: Store, ref: str) -> str:
     hits = [s for s in sweeps["id"] if s.startswith(ref)]
     if len(hits) == 1:
         return hits[0]
-    known = ", ".join(sweeps["id"].tail(5))
-    raise UserError(f"sweep: {ref!r} {'is ambiguous' if hits else 'matches no sweep'}; {known}")
+    known = ", ".join(f"{i} ({n})" for i, n in zip(sweeps["id"].tail(5), sweeps["name"].tail(5)))
+    what = "is ambiguous" if hits else "matches no sweep"
+    raise UserError(f"sweep: {ref!r} {what}; recent sweeps: {known} (or a name, or 'last')")
 
 
 def member_table(store: Store, sweep_id: str) -> pd.DataFrame:
@@ -54,19 +59,21 @@ def member_table(store: Store, sweep_id: str) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def _axis(table: pd.DataFrame, name: str) -> str:
+    if name in table.columns:
+        return name
+    hits = [c for c in table.columns if c.split(".")[-1] == name]
+    if len(hits) == 1:
+        return hits[0]
+    raise UserError(f"--pivot: unknown axis {name!r}; allowed: {list(table.columns)}")
+
+
 def pivot(table: pd.DataFrame, rows: str, cols: str, value: str) -> pd.DataFrame:
     """Mean of ``value`` over members (seeds) at each (rows, cols) point; an axis may be named
-    by its last dotted part (``weight_decay`` for ``train.weight_decay``)."""
-
-    def axis(name: str) -> str:
-        if name in table.columns:
-            return name
-        hits = [c for c in table.columns if c.split(".")[-1] == name]
-        if len(hits) == 1:
-            return hits[0]
-        raise UserError(f"--pivot: unknown axis {name!r}; allowed: {list(table.columns)}")
-
-    rows, cols = axis(rows), axis(cols)
+    by its last dotted part (``weight_decay`` for ``train.weight_decay``). Members without a
+    value (a seed that never grokked) do not count in the mean: :func:`pivot_counts` says how
+    many of a cell's members have one."""
+    rows, cols = _axis(table, rows), _axis(table, cols)
     if value not in table.columns:
         raise UserError(f"--value: unknown column {value!r}; allowed: {list(table.columns)}")
     values = pd.to_numeric(table[value], errors="coerce")
@@ -75,3 +82,39 @@ def pivot(table: pd.DataFrame, rows: str, cols: str, value: str) -> pd.DataFrame
         .pivot_table(index=rows, columns=cols, values=value, aggfunc="mean", dropna=False)
         .sort_index()
     )
+
+
+def pivot_counts(
+    table: pd.DataFrame, rows: str, cols: str, value: str
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Two grids shaped like :func:`pivot`'s: how many members of each cell have a ``value``
+    (the seeds that grokked, for ``grok_test_step``) and how many members the cell has.
+
+    >>> t = pd.DataFrame({"a": [1, 1, 2, 2], "b": [0, 0, 0, 0], "v": [5.0, None, 3.0, 4.0]})
+    >>> have, members = pivot_counts(t, "a", "b", "v")
+    >>> have[0].tolist(), members[0].tolist()
+    ([1, 2], [2, 2])
+    """
+    grid = pivot(table, rows, cols, value)
+    rows, cols = _axis(table, rows), _axis(table, cols)
+    has = pd.to_numeric(table[value], errors="coerce").notna().astype(int)
+    counted = table.assign(_has=has, _one=1)
+
+    def count(column: str) -> pd.DataFrame:
+        out = counted.pivot_table(
+            index=rows, columns=cols, values=column, aggfunc="sum", dropna=False
+        )
+        return out.reindex(index=grid.index, columns=grid.columns).fillna(0).astype(int)
+
+    return count("_has"), count("_one")
+
+
+def cell_count(have: int, members: int, word: str = "") -> str:
+    """``""`` when every member of a cell has a value, else ``"1/2 grokked"``.
+
+    >>> cell_count(2, 2), cell_count(1, 2, "grokked"), cell_count(0, 2)
+    ('', '1/2 grokked', '0/2')
+    """
+    if have >= members or members <= 1:
+        return ""
+    return f"{have}/{members}" + (f" {word}" if word else "")
