@@ -73,6 +73,7 @@ def prune_memorizing(
     """Remove the memorising (low-IPR) neurons of a modular-arithmetic MLP run (Doshi et al.
     2024) and print the accuracy on each split before and after."""
     from learnscope.interventions import memorizing_neurons, neuron_scores, prune_neurons
+    from learnscope.probes.spectral import basis_for
     from learnscope.runner import restore
 
     if not 0 < ipr_below <= 1:
@@ -85,11 +86,12 @@ def prune_memorizing(
         if rec["config"].get("task", {}).get("name") != "modular" or not p:
             fail("prune-memorizing: the run's task must be modular (a modulus p)")
         trainer, at = restore(rec["config"], rec["dir"], step)
+        basis = basis_for(rec["config"]["task"].get("op"))
         try:
-            scores = neuron_scores(trainer.model, p)
+            scores = neuron_scores(trainer.model, p, basis)
         except ValueError as err:
             fail(f"prune-memorizing: {err}")
-        neurons = memorizing_neurons(trainer.model, p, ipr_below)
+        neurons = memorizing_neurons(trainer.model, p, ipr_below, basis)
         before = trainer.evaluate()
         trainer.model = prune_neurons(trainer.model, neurons)
         after = trainer.evaluate()

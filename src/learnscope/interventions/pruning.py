@@ -35,19 +35,20 @@ def _first_and_out(model: nn.Module) -> tuple[nn.Linear, nn.Linear]:
     return layers[0].linear, model.out
 
 
-def neuron_scores(model: nn.Module, p: int) -> torch.Tensor:
+def neuron_scores(model: nn.Module, p: int, basis: str = "add") -> torch.Tensor:
     """Per hidden neuron ``(width,)``: the mean IPR of its operand blocks and its read-out
-    column (Doshi et al. 2024)."""
+    column (Doshi et al. 2024); ``basis="mul"`` reads the residues by their discrete log
+    (multiplication, division: :func:`learnscope.probes.spectral.basis_for`)."""
     first, out = _first_and_out(model)
     w1, w2 = first.weight.detach().double().cpu(), out.weight.detach().double().cpu()
     blocks = w1.shape[1] // p
-    scores = neuron_ipr(w1, p) * blocks + neuron_ipr(w2.T, p)
+    scores = neuron_ipr(w1, p, basis) * blocks + neuron_ipr(w2.T, p, basis)
     return (scores / (blocks + 1)).to(first.weight.dtype)
 
 
-def memorizing_neurons(model: nn.Module, p: int, below: float) -> list[int]:
+def memorizing_neurons(model: nn.Module, p: int, below: float, basis: str = "add") -> list[int]:
     """The hidden neurons whose score (:func:`neuron_scores`) is below ``below``."""
-    return torch.nonzero(neuron_scores(model, p) < below).flatten().tolist()
+    return torch.nonzero(neuron_scores(model, p, basis) < below).flatten().tolist()
 
 
 @torch.no_grad()
