@@ -93,3 +93,45 @@ def test_the_readme_probes_are_recordable(trained, tmp_path, tiny_config):
     assert "layer_distances/layers.0.hook_pre/n1" in table
     res = CliRunner().invoke(app, ["show", result.run_id, "--runs-dir", str(store.root)])
     assert res.exit_code == 0 and "layer_distances" in res.output
+
+
+def test_ipr_of_a_transformer_embedding_reads_the_number_tokens(tmp_path):
+    """A GPT on modular_seq has an embedding (vocab, d) with special tokens before the p
+    number tokens: the ipr probe and the report read the rows of the number tokens, so an
+    embedding whose number rows are pure cosines has IPR 1 and one whose special rows are
+    noise is unaffected by them."""
+    import math
+
+    import torch
+
+    from learnscope.config import validate_config
+    from learnscope.report.build import first_layer_spectrum, load_runs
+    from learnscope.runner import build, execute, probe_plan
+    from learnscope.store import Store
+
+    p = 11
+    cfg = {
+        "task": {"name": "modular_seq", "p": p},
+        "model": {"kind": "gpt", "n_layer": 1, "d_model": 16, "n_head": 2},
+        "train": {"steps": 2, "eval_every": 2},
+        "probes": [{"probe": "ipr", "sites": ["embed.weight"]}],
+    }
+    trainer = build(validate_config(cfg))
+    rows = trainer.task.residue_tokens
+    n = torch.arange(p, dtype=torch.float32)[:, None]
+    with torch.no_grad():
+        emb = trainer.model.embed.weight
+        emb.normal_()  # the special tokens: noise
+        emb[rows] = torch.cos(2 * math.pi * 3 * n / p + torch.linspace(0, 2, 16))
+    plan = probe_plan(validate_config(cfg), trainer)
+    values = plan.compute(trainer.model, trainer.objective.forward, trainer.objective.loss)
+    assert values["ipr_frac/embed.weight"] == 1.0
+    assert values["ipr_mean/embed.weight"] == pytest.approx(1.0, abs=1e-5)
+
+    store = Store(tmp_path / "runs")
+    result = execute(cfg, store)
+    (run,) = load_runs(store, [result.run_id])
+    power, ipr, what, got_p = first_layer_spectrum(run)
+    assert got_p == p and ipr.shape == (16,) and "token embedding" in what
+    recorded = store.metric_table(result.run_id)["ipr_mean/embed.weight"].dropna().iloc[-1]
+    assert float(ipr.mean()) == pytest.approx(recorded, rel=1e-5)

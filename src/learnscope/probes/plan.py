@@ -33,7 +33,7 @@ from torch import nn
 from learnscope.errors import UserError
 from learnscope.models.hooks import capture, eval_mode, hook_names
 from learnscope.probes.registry import DEFAULTS, PROBES, Context, Planned, Values
-from learnscope.probes.spectral import residue_blocks
+from learnscope.probes.spectral import residue_blocks, residue_weight
 
 Forward = Callable[[nn.Module, dict[str, torch.Tensor]], torch.Tensor]
 
@@ -48,6 +48,8 @@ class ProbePlan:
     modulus: int | None
     hooks: list[str]  # the model's activation sites
     op: str | None = None  # the task's operation (modular tasks): the IPR's basis
+    residue_rows: list[int] | None = None  # token ids of the residues (sequence tasks)
+    n_tokens: int | None = None  # the sequence task's vocabulary size
 
     @property
     def hook_sites(self) -> list[str]:
@@ -69,7 +71,18 @@ class ProbePlan:
         """Every probe of ``items`` (default all) on the probe batch, one forward pass."""
         items = self.items if items is None else items
         acts = self.activations(model, forward, [s for s in self.hooks if _needed(s, items)])
-        ctx = Context(model, self.batch, acts, forward, loss, self.initial, self.modulus, self.op)
+        ctx = Context(
+            model,
+            self.batch,
+            acts,
+            forward,
+            loss,
+            self.initial,
+            self.modulus,
+            self.op,
+            self.residue_rows,
+            self.n_tokens,
+        )
         values: Values = {}
         with eval_mode(model):
             for item in items:
@@ -116,8 +129,11 @@ def resolve(
     eval_every: int,
     has_labels: bool,
     modulus: int | None,
+    residues: tuple[list[int], int] | None = None,
 ) -> list[Planned]:
-    """Check each entry against the model and turn it into a :class:`Planned`.
+    """Check each entry against the model and turn it into a :class:`Planned` (``residues``:
+    the token ids of the residues and the vocabulary size of a sequence task, whose
+    embeddings the spectral probes read by those rows).
 
     A user's entry that names an unknown probe, option or site is a :class:`UserError` that
     lists what exists; a default entry that does not apply is dropped.
@@ -188,7 +204,8 @@ def resolve(
             try:
                 for s in sites:
                     basis = "add" if options["basis"] == "auto" else options["basis"]
-                    residue_blocks(model.get_parameter(s), options["p"] or modulus, basis)
+                    w = residue_weight(model.get_parameter(s), *(residues or (None, None)))
+                    residue_blocks(w, options["p"] or modulus, basis)
             except ValueError as err:
                 if is_default:
                     continue
@@ -234,7 +251,9 @@ def plan_probes(
     modulus = getattr(task.params, "p", None)
     batch = draw_probe_batch(task, batch_split, batch_size, seed)
     batch = {k: v.to(device) for k, v in batch.items()}
-    items = resolve(expand_specs(specs, kind), model, eval_every, "y" in batch, modulus)
+    rows = getattr(task, "residue_tokens", None)
+    residues = (rows, len(task.vocab)) if rows is not None else None
+    items = resolve(expand_specs(specs, kind), model, eval_every, "y" in batch, modulus, residues)
     initial = {
         s: model.get_parameter(s).detach().clone()
         for item in items
@@ -242,7 +261,9 @@ def plan_probes(
         for s in item.sites
     }
     op = getattr(task.params, "op", None)
-    plan = ProbePlan(items, batch, initial, modulus, hook_names(model), op if modulus else None)
+    plan = ProbePlan(
+        items, batch, initial, modulus, hook_names(model), op if modulus else None, *residues or ()
+    )
     if items:  # a dry run: shape errors surface now, not in the middle of training
         acts = plan.activations(model, forward, plan.hook_sites)
         for item in items:

@@ -38,7 +38,7 @@ from learnscope.probes.collapse import nc1, ncc_accuracy
 from learnscope.probes.distance import angular_distance, layer_distances
 from learnscope.probes.jacobian import hessian_top_eigenvalue, local_rank, partial_jacobian_norm
 from learnscope.probes.rank import effective_rank, incremental_rank, lidar, matrix_entropy, rankme
-from learnscope.probes.spectral import basis_for, block_power, neuron_ipr
+from learnscope.probes.spectral import basis_for, block_power, neuron_ipr, residue_weight
 from learnscope.probes.weights import weight_norms
 
 Values = dict[str, float]
@@ -66,6 +66,12 @@ class Context:
     initial: dict[str, torch.Tensor]
     modulus: int | None
     op: str | None = None  # the task's operation (modular tasks): the IPR's Fourier basis
+    residue_rows: list[int] | None = None  # token ids of the residues (sequence tasks)
+    n_tokens: int | None = None  # the sequence task's vocabulary size
+
+    def residues(self, site: str) -> torch.Tensor:
+        """A weight read by residues (:func:`~learnscope.probes.spectral.residue_weight`)."""
+        return residue_weight(self.tensor(site), self.residue_rows, self.n_tokens)
 
     def tensor(self, site: str) -> torch.Tensor:
         if site in self.acts:
@@ -217,7 +223,7 @@ def _ipr(ctx: Context, item: Planned) -> Values:
     p, basis = item.options["p"] or ctx.modulus, spectral_basis(ctx, item)
     out: Values = {}
     for site in item.sites:
-        per_neuron = neuron_ipr(ctx.tensor(site), p, basis)
+        per_neuron = neuron_ipr(ctx.residues(site), p, basis)
         out[f"ipr_mean/{site}"] = float(per_neuron.mean())
         out[f"ipr_frac/{site}"] = float((per_neuron > item.options["threshold"]).double().mean())
     return out
@@ -229,7 +235,7 @@ def _fourier_power(ctx: Context, item: Planned) -> Values:
     p, basis = item.options["p"] or ctx.modulus, spectral_basis(ctx, item)
     out: Values = {}
     for site in item.sites:
-        power = block_power(ctx.tensor(site).double(), p, basis).mean(1)
+        power = block_power(ctx.residues(site).double(), p, basis).mean(1)
         out.update({f"fourier_power/{site}/k{k}": float(v) for k, v in enumerate(power)})
     return out
 

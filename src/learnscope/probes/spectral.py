@@ -85,6 +85,21 @@ def residue_order(p: int, basis: str = "add") -> torch.Tensor:
     return torch.tensor([pow(g, t, p) for t in range(p - 1)])
 
 
+def residue_weight(
+    w: torch.Tensor, residue_rows: list[int] | None, n_tokens: int | None
+) -> torch.Tensor:
+    """``w`` as a weight read by residues. An embedding or unembedding of a sequence task, one
+    row per token ``(n_tokens, d)``, gives the rows of the p number tokens ``residue_rows``,
+    transposed ``(d, p)`` (one block, whatever ``d``); any other weight is returned as is.
+
+    >>> residue_weight(torch.arange(12.0).view(6, 2), [2, 3, 4], 6).tolist()
+    [[4.0, 6.0, 8.0], [5.0, 7.0, 9.0]]
+    """
+    if residue_rows is not None and w.dim() == 2 and w.shape[0] == n_tokens:
+        return w[residue_rows].T
+    return w
+
+
 def residue_blocks(w: torch.Tensor, p: int, basis: str = "add") -> list[torch.Tensor]:
     """A weight matrix as ``(n, m)`` blocks whose rows are indexed by a residue, in the order
     of :func:`residue_order` (``n = p``; ``p - 1`` for ``basis="mul"``).

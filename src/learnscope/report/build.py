@@ -140,14 +140,16 @@ def first_layer_spectrum(run: RunData) -> tuple[np.ndarray, np.ndarray, str, int
     The weight is read by residues as the ``ipr`` probe reads it
     (:func:`learnscope.probes.residue_blocks`): for the MLP on one-hot inputs
     ``layers.0.linear.weight: (width, n_inputs * p)`` gives one ``(p, width)`` block per
-    operand; a learned embedding table gives its first ``p`` rows. The power is the mean of
+    operand; a learned embedding table (the MLP's) gives its first ``p`` rows, a Transformer's
+    embedding on ``modular_seq`` the rows of the p number tokens
+    (:func:`learnscope.probes.spectral.residue_weight`). The power is the mean of
     :func:`learnscope.probes.fourier_power` over the blocks, the IPR
     :func:`learnscope.probes.neuron_ipr` (the same numbers the probe records), both in the
     basis the probe uses for the task's operation: ``Z_p`` for add/sub, the discrete log of
     residues ``1..p-1`` for mul/div (``what`` says which).
     """
     task = run.config.get("task", {})
-    if task.get("name") != "modular" or not task.get("p"):
+    if task.get("name") not in ("modular", "modular_seq") or not task.get("p"):
         return "drawn for modular tasks only"
     p = int(task["p"])
 
@@ -166,6 +168,13 @@ def first_layer_spectrum(run: RunData) -> tuple[np.ndarray, np.ndarray, str, int
     first = weights.get("layers.0.linear.weight")
     if first is not None and first.dim() == 2 and first.shape[1] % p == 0 and first.shape[1] > 0:
         w, what = first, "the first-layer weights (every operand's block)"
+    elif task["name"] == "modular_seq" and "embed.weight" in weights:
+        from learnscope.probes.spectral import residue_weight
+        from learnscope.tasks import make_task
+
+        seq = make_task("modular_seq", **{k: v for k, v in task.items() if k != "name"})
+        t = weights["embed.weight"]
+        w, what = residue_weight(t, seq.residue_tokens, len(seq.vocab)), "the token embedding"
     else:
         for name, t in weights.items():
             if name.endswith(("embed.weight", "wte.weight", "W_E")) and t.dim() == 2:

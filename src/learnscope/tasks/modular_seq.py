@@ -52,6 +52,7 @@ class ModularSeqTask(Task):
         self.index = {tok: i for i, tok in enumerate(self.vocab)}
         self.pad_id, self.bos_id, self.eos_id, self.pause_id = 0, 1, 2, 3
         self.digit0 = 6
+        self.residue_tokens = list(range(self.digit0, self.digit0 + p))  # "0" .. "p-1"
         self.prompt = 2 * k + 1  # <bos> a1 op ... ak =
         self.splits = {name: self._rows(split["x"], split["y"]) for name, split in table}
 
