@@ -259,6 +259,7 @@ def show(
             what = describe(Event(e.kind, None if e.step != e.step else int(e.step), e.data))
             ev.add_row(Text(e.kind), cell(e.step), Text(what), Text(json.dumps(e.data)))
         console.print(ev)
+    _print_frequency_use(store, run_id)
     wide = store.metric_table(run_id)
     probe_cols = _probe_columns(wide.columns)
     if probe_cols:
@@ -331,6 +332,20 @@ def report(
     )
     for note in result.notes:
         console.print(plain("  left out: ", note), highlight=False, soft_wrap=True)
+
+
+def _print_frequency_use(store: Store, run_id: str) -> None:
+    """For a modular-arithmetic run: how its first-layer neurons use the Fourier basis, beside
+    the analytic network's (read from the latest checkpoint)."""
+    if store.run(run_id)["config"].get("task", {}).get("name") not in ("modular", "modular_seq"):
+        return
+    from learnscope.report.build import first_layer_spectrum, frequency_use, load_runs
+
+    (run,) = load_runs(store, [run_id])
+    got = first_layer_spectrum(run)
+    if not isinstance(got, str):
+        power, ipr, what, p = got
+        console.print(plain(f"{what}: ", frequency_use(power, ipr, p)), soft_wrap=True)
 
 
 def _probe_columns(columns) -> list[str]:

@@ -192,6 +192,24 @@ def first_layer_spectrum(run: RunData) -> tuple[np.ndarray, np.ndarray, str, int
     return power.numpy(), neuron_ipr(w, p, basis).numpy(), what, p
 
 
+def frequency_use(power: np.ndarray, ipr: np.ndarray, p: int, threshold: float = 0.5) -> str:
+    """How a network's neurons use the Fourier basis, beside the analytic solution (Gromov
+    2023), which uses every frequency ``1..(p-1)/2`` with single-frequency neurons.
+
+    >>> power = np.zeros((4, 3)); power[2, :2] = 1; power[1, 2] = 0.4; power[3, 2] = 0.6
+    >>> frequency_use(power, np.array([1.0, 1.0, 0.52]), 7).split("; ")[:2]
+    ['3 of 3 neurons single-frequency (IPR > 0.5): 100%', 'frequencies used: 2, 3 (2 of 3']
+    """
+    single = ipr > threshold
+    freqs = sorted({int(k) for k in power.argmax(0)[single] if k > 0})
+    shown = ", ".join(map(str, freqs[:12])) + (", ..." if len(freqs) > 12 else "")
+    return (
+        f"{int(single.sum())} of {len(ipr)} neurons single-frequency (IPR > {threshold}): "
+        f"{single.mean():.0%}; frequencies used: {shown or 'none'} ({len(freqs)} of "
+        f"{(p - 1) // 2}; the analytic network uses every one)"
+    )
+
+
 # -- the sweep ------------------------------------------------------------------------------
 
 SWEEP_SKIP = {"name", "description", "seed", "task.seed"}
@@ -378,7 +396,7 @@ def build_panels(
         else "no slingshot cycle found (Thilak et al. 2022; the rule: learnscope.events)",
     )
 
-    spectra, iprs, what, p = [], [], "", None
+    spectra, iprs, what, p, use = [], [], "", None, ""
     why: dict[str, list[str]] = {}  # reason -> runs, one note per reason
     for r, s in zip(runs, series):
         got = first_layer_spectrum(r)
@@ -388,6 +406,7 @@ def build_panels(
         power, values, what, p = got
         spectra.append((s, power))
         iprs.append((s, values))
+        use = frequency_use(power, values, p) if len(runs) == 1 else ""
     for reason, labels in why.items():
         who = labels[0] if len(labels) == 1 else f"{len(labels)} runs"
         notes.append(f"Fourier power and IPR ({who}): {reason}")
@@ -407,7 +426,7 @@ def build_panels(
             "",
             "IPR = sum_k nu_k^2 of each neuron's normalised spectrum (Doshi et al. 2024), "
             f"{what.partition('; ')[2]} (the basis of the task's operation: Z_p for add and "
-            "sub, the discrete log for mul and div)",
+            "sub, the discrete log for mul and div)" + (f". {use}" if use else ""),
         )
     return panels, notes
 
