@@ -110,7 +110,7 @@ class TrainConfig(Section):
     @classmethod
     def _betas(cls, v: tuple[float, float]) -> tuple[float, float]:
         if not all(0 <= b < 1 for b in v):
-            raise ValueError(f"each beta must be in [0, 1) (got {list(v)})")
+            raise ValueError("each beta must be in [0, 1)")
         return v
 
     @field_validator("device")
@@ -294,6 +294,8 @@ def load_yaml(text: str, where: str) -> Any:
         return yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader
     except yaml.YAMLError as err:
         raise UserError(f"{where} is not valid YAML: {cut(str(err), 300)}") from None
+    except (ValueError, RecursionError) as err:  # e.g. an integer of more than 4300 digits
+        raise UserError(f"{where}: {cut(str(err), 300)}") from None
 
 
 def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
@@ -309,7 +311,7 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
             raise UserError(f"--set: expected key.path=value (got {item!r})")
         try:
             value = yaml.load(raw, Loader=_StrictLoader) if raw.strip() else ""  # noqa: S506
-        except yaml.YAMLError:
+        except (yaml.YAMLError, ValueError, RecursionError):
             value = raw
         if isinstance(value, str) and re.fullmatch(r"[-+]?\d*\.?\d+[eE][-+]?\d+", value):
             value = float(value)  # YAML 1.1 reads 3e-3 as a string

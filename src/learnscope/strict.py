@@ -15,7 +15,7 @@ Traceback (most recent call last):
 ...
 pydantic_core._pydantic_core.ValidationError: 1 validation error for P
 steps
-  Value error, must be a number, not a boolean (got True) ...
+  Value error, must be a number, not a boolean ...
 """
 
 from __future__ import annotations
@@ -62,9 +62,9 @@ def check_value(value: Any, annotation: Any) -> None:
             raise ValueError(f"nested deeper than {MAX_DEPTH} levels")
         if isinstance(v, bool):
             if not bools:
-                raise ValueError(f"must be a number, not a boolean (got {v})")
+                raise ValueError("must be a number, not a boolean")
         elif isinstance(v, float) and not math.isfinite(v):
-            raise ValueError(f"must be a finite number (got {v})")
+            raise ValueError("must be a finite number")
         elif isinstance(v, (list, tuple)):
             stack.extend((x, depth + 1) for x in v)
         elif isinstance(v, dict):
