@@ -26,14 +26,18 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from learnscope.dotted import set_path
-from learnscope.errors import UserError, from_validation
+from learnscope.errors import UserError, cut, from_validation, unknown_field
 from learnscope.models import model_config
 from learnscope.probes.registry import PROBES
+from learnscope.strict import MAX_SEED, StrictModel
 from learnscope.tasks import validate_task_params
 
+#: YAML nested deeper than this is refused (a run config is 3 levels deep)
+MAX_YAML_DEPTH = 32
 
-class Section(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+
+class Section(StrictModel):
+    """A config section: unknown keys refused, floats finite, no booleans for numbers."""
 
 
 class TaskSection(BaseModel):
@@ -68,24 +72,25 @@ class RegularizerConfig(Section):
     )
     positions: Literal["all"] | list[int] = Field("all", description="'all' or position indices")
     proj_dim: int | None = Field(None, ge=1, description="projector width d'; None: none")
-    lambda_var: float = Field(1.0, ge=0)
-    lambda_cov: float = Field(0.004, ge=0)
-    eps: float = Field(1e-3, gt=0)
+    lambda_var: float = Field(1.0, ge=0, le=1e6)
+    lambda_cov: float = Field(0.004, ge=0, le=1e6)
+    eps: float = Field(1e-3, gt=0, le=1)
 
 
 class TrainConfig(Section):
     optimizer: Literal["adamw", "adam", "sgd"] = "adamw"
-    lr: float = Field(1e-3, gt=0)
-    weight_decay: float = Field(0.0, ge=0)
+    # upper bounds keep every step size representable in float32
+    lr: float = Field(1e-3, gt=0, le=1e6)
+    weight_decay: float = Field(0.0, ge=0, le=1e6)
     betas: tuple[float, float] = (0.9, 0.98)
-    eps: float = Field(1e-8, gt=0)
+    eps: float = Field(1e-8, gt=0, le=1)
     momentum: float = Field(0.0, ge=0, lt=1, description="SGD only")
     batch_size: int | None = Field(None, ge=1, description="None: full batch")
     loss: Literal["ce", "mse"] = "ce"
     schedule: Literal["constant", "warmup_cosine"] = "constant"
     warmup_steps: int = Field(0, ge=0)
     min_lr_ratio: float = Field(0.0, ge=0, le=1, description="cosine floor, as a fraction of lr")
-    grad_clip: float | None = Field(None, gt=0)
+    grad_clip: float | None = Field(None, gt=0, le=1e6)
     steps: int = Field(1000, ge=1)
     eval_every: int = Field(10, ge=1)
     checkpoint_every: int = Field(0, ge=0, description="0: a checkpoint at the end only")
@@ -104,6 +109,13 @@ class TrainConfig(Section):
         default_factory=list, description="end the run once one of these events holds"
     )
     stop_patience: int = Field(0, ge=0, description="evals the event must hold before stopping")
+
+    @field_validator("betas")
+    @classmethod
+    def _betas(cls, v: tuple[float, float]) -> tuple[float, float]:
+        if not all(0 <= b < 1 for b in v):
+            raise ValueError("each beta must be in [0, 1)")
+        return v
 
     @field_validator("device")
     @classmethod
@@ -160,7 +172,7 @@ class ProbeBatchConfig(Section):
 class RunConfig(Section):
     name: str = "run"
     description: str = ""
-    seed: int = 0
+    seed: int = Field(0, ge=0, le=MAX_SEED)
     task: TaskSection
     model: ModelSection = ModelSection()
     train: TrainConfig = TrainConfig()
@@ -175,8 +187,13 @@ class RunConfig(Section):
     @classmethod
     def _expect(cls, v: dict[str, str]) -> dict[str, str]:
         for key, cond in v.items():
+            if key not in EXPECT_KEYS and not re.fullmatch(r"\w+_(acc|loss)", key):
+                allowed = [*EXPECT_KEYS, "<split>_acc", "<split>_loss"]
+                raise ValueError(str(unknown_field("", key, allowed)))
             if not _EXPECT.fullmatch(str(cond)):
-                raise ValueError(f"{key}: {cond!r} is not a comparison like '>=0.99' or '<=200'")
+                raise ValueError(
+                    f"{key}: {cut(repr(cond))} is not a comparison like '>=0.99' or '<=200'"
+                )
         return v
 
     @field_validator("probes", mode="before")
@@ -191,6 +208,23 @@ class RunConfig(Section):
 
     def to_dict(self) -> dict[str, Any]:
         return self.model_dump(mode="json")
+
+
+#: summary values an ``expect`` may name, besides ``<split>_acc`` and ``<split>_loss``
+EXPECT_KEYS = (
+    "train_acc",
+    "test_acc",
+    "train_loss",
+    "test_loss",
+    "grok_train_step",
+    "grok_test_step",
+    "grok_gap",
+    "grok_ratio",
+    "steps",
+    "wall_s",
+    "steps_per_s",
+    "diverged_step",
+)
 
 
 # -- loading ----------------------------------------------------------------------------
@@ -209,9 +243,11 @@ def load_recipe_dict(recipe: str) -> dict[str, Any]:
     path = Path(recipe)
     if recipe.endswith((".yaml", ".yml")) or path.exists():
         try:
-            text = path.read_text()
+            text = path.read_text(encoding="utf-8")
         except OSError as err:
             raise UserError(f"config: cannot read {recipe}: {err.strerror}") from None
+        except UnicodeDecodeError as err:
+            raise UserError(f"config: {recipe} is not UTF-8 text (byte {err.start})") from None
     elif recipe in recipe_names():
         text = (resources.files("learnscope.recipes") / f"{recipe}.yaml").read_text()
     else:
@@ -219,16 +255,51 @@ def load_recipe_dict(recipe: str) -> dict[str, Any]:
             f"recipe: unknown recipe {recipe!r}; allowed: {', '.join(recipe_names())} "
             "or a path to a YAML file"
         )
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as err:
-        detail = " ".join(str(err).split())
-        raise UserError(f"config: {recipe} is not valid YAML: {detail}") from None
+    data = load_yaml(text, f"config: {recipe}")
     if not isinstance(data, dict):
         raise UserError(
             f"config: {recipe} must hold a mapping of sections, not {type(data).__name__}"
         )
     return data
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """Safe YAML without aliases (``*name``: a cycle, or a "billion laughs" that expands to
+    gigabytes) and nested at most :data:`MAX_YAML_DEPTH` levels (no RecursionError)."""
+
+    _depth = 0
+
+    def compose_node(self, parent, index):  # noqa: ANN001, ANN201 - yaml.composer's signature
+        if self.check_event(yaml.AliasEvent):
+            raise yaml.composer.ComposerError(
+                None,
+                None,
+                "aliases (*name) are not allowed: write the value out",
+                self.peek_event().start_mark,
+            )
+        if self._depth >= MAX_YAML_DEPTH:
+            raise yaml.composer.ComposerError(
+                None,
+                None,
+                f"nested deeper than {MAX_YAML_DEPTH} levels",
+                self.peek_event().start_mark,
+            )
+        self._depth += 1
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+
+def load_yaml(text: str, where: str) -> Any:
+    """``text`` parsed as YAML by :class:`_StrictLoader`; a mistake is a one-line
+    :class:`UserError` starting with ``where``."""
+    try:
+        return yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader
+    except yaml.YAMLError as err:
+        raise UserError(f"{where} is not valid YAML: {cut(str(err), 300)}") from None
+    except (ValueError, RecursionError) as err:  # e.g. an integer of more than 4300 digits
+        raise UserError(f"{where}: {cut(str(err), 300)}") from None
 
 
 def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
@@ -243,8 +314,8 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
         if not sep or not key.strip():
             raise UserError(f"--set: expected key.path=value (got {item!r})")
         try:
-            value = yaml.safe_load(raw) if raw.strip() else ""
-        except yaml.YAMLError:
+            value = yaml.load(raw, Loader=_StrictLoader) if raw.strip() else ""  # noqa: S506
+        except (yaml.YAMLError, ValueError, RecursionError):
             value = raw
         if isinstance(value, str) and re.fullmatch(r"[-+]?\d*\.?\d+[eE][-+]?\d+", value):
             value = float(value)  # YAML 1.1 reads 3e-3 as a string
@@ -257,7 +328,7 @@ def validate_config(data: dict[str, Any]) -> RunConfig:
     try:
         cfg = RunConfig.model_validate(data)
     except ValidationError as err:
-        raise from_validation(err) from None
+        raise from_validation(err, model=RunConfig) from None
     validate_task_params(cfg.task.name, cfg.task.params)
     model_config(cfg.model.kind, cfg.model.params)  # sizes from the task are filled later
     return cfg

@@ -7,14 +7,85 @@ line and exits with code 2; library callers can catch it like any exception.
 
 from __future__ import annotations
 
-from pydantic import ValidationError
+import difflib
+import reprlib
+import typing
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+#: a value shown in a message is cut to this many characters
+MAX_SHOWN = 80
+#: errors named in one message, at most (the rest are counted)
+MAX_ERRORS = 3
+
+_REPR = reprlib.Repr()  # bounded: never walks or prints a huge value whole
+_REPR.maxlevel, _REPR.maxlist, _REPR.maxtuple, _REPR.maxdict = 3, 6, 6, 6
+_REPR.maxstring = _REPR.maxother = _REPR.maxlong = 60
 
 
 class UserError(ValueError):
     """A mistake in the user's input: the message names the field and what is allowed."""
 
 
-def from_validation(err: ValidationError, prefix: str = "") -> UserError:
+def shown(value: Any) -> str:
+    """``repr(value)`` cut to :data:`MAX_SHOWN` characters, without walking a huge value.
+
+    >>> shown(list(range(1000)))
+    '[0, 1, 2, 3, 4, 5, ...]'
+    >>> len(shown("x" * 10**6)) <= MAX_SHOWN
+    True
+    """
+    return cut(_REPR.repr(value))
+
+
+def cut(text: str, limit: int = MAX_SHOWN) -> str:
+    """``text`` on one line, at most ``limit`` characters."""
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def unknown_field(where: str, name: str, allowed: list[str]) -> UserError:
+    """The error for an unknown key: every allowed field, and the closest one.
+
+    >>> print(unknown_field("train", "lrr", ["lr", "steps"]))
+    train.lrr: unknown field; did you mean train.lr? allowed: lr, steps
+    """
+    loc = f"{where}.{name}" if where else str(name)
+    close = difflib.get_close_matches(str(name), allowed, n=1)
+    hint = f"did you mean {cut(where + '.' if where else '')}{close[0]}? " if close else ""
+    return UserError(f"{cut(loc)}: unknown field; {hint}allowed: {', '.join(allowed)}")
+
+
+def fields_at(model: Any, loc: tuple[Any, ...]) -> list[str] | None:
+    """The field names of the pydantic model found at ``loc`` inside ``model`` (through
+    nested models, lists, tuples and optional fields), or None where there is none."""
+    for part in loc:
+        if isinstance(model, type) and issubclass(model, BaseModel):
+            if part not in model.model_fields:
+                return None
+            model = model.model_fields[part].annotation
+        else:
+            args = [a for a in typing.get_args(model) if a is not type(None)]
+            models = [a for a in args if isinstance(a, type) and issubclass(a, BaseModel)]
+            if not models:
+                return None
+            model = models[0]
+            if part not in model.model_fields:
+                continue  # a list index or a union tag: the model itself
+            model = model.model_fields[part].annotation
+    while not (isinstance(model, type) and issubclass(model, BaseModel)):
+        args = [a for a in typing.get_args(model) if isinstance(a, type)]
+        models = [a for a in args if issubclass(a, BaseModel)]
+        if not models:
+            return None
+        model = models[0]
+    return list(model.model_fields)
+
+
+def from_validation(
+    err: ValidationError, prefix: str = "", model: type[BaseModel] | None = None
+) -> UserError:
     """Turn a pydantic ``ValidationError`` into a :class:`UserError` naming each bad field.
 
     >>> from pydantic import BaseModel
@@ -26,11 +97,19 @@ def from_validation(err: ValidationError, prefix: str = "") -> UserError:
     ...     print(from_validation(e, "task"))
     task.p: Input should be a valid integer, unable to parse string as an integer (got 'x')
     """
+    errors = err.errors()
     lines = []
-    for e in err.errors():
+    for e in errors[:MAX_ERRORS]:
         loc = ".".join(str(part) for part in (prefix, *e["loc"]) if part != "")
+        allowed = fields_at(model, e["loc"][:-1]) if model is not None else None
+        if e["type"] == "extra_forbidden" and allowed is not None:
+            parent = ".".join(str(part) for part in (prefix, *e["loc"][:-1]) if part != "")
+            lines.append(str(unknown_field(parent, str(e["loc"][-1]), allowed)))
+            continue
         msg = e["msg"].removeprefix("Value error, ")
         got = e.get("input")
-        shown = "" if isinstance(got, dict) or e["type"] == "missing" else f" (got {got!r})"
-        lines.append(f"{loc or prefix or 'config'}: {msg}{shown}")
+        got = "" if isinstance(got, dict) or e["type"] == "missing" else f" (got {shown(got)})"
+        lines.append(f"{cut(loc or prefix or 'config')}: {cut(msg, 4 * MAX_SHOWN)}{got}")
+    if len(errors) > MAX_ERRORS:
+        lines.append(f"and {len(errors) - MAX_ERRORS} more")
     return UserError("; ".join(lines))

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import math
+import os
+import typing
 from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
 from torch import nn
 
-from learnscope.errors import UserError, from_validation
+from learnscope.errors import UserError, from_validation, shown, unknown_field
 from learnscope.models.gpt import GPT, GPTConfig
 from learnscope.models.hooks import (
     HookPoint,
@@ -20,12 +23,25 @@ from learnscope.models.hooks import (
     site_sizes,
 )
 from learnscope.models.mlp import MLP, MLPConfig
+from learnscope.strict import check_value
 
 #: kind -> (config dataclass, module class)
 MODELS: dict[str, tuple[type, type[nn.Module]]] = {
     "mlp": (MLPConfig, MLP),
     "gpt": (GPTConfig, GPT),
 }
+
+#: bytes a parameter costs to train: fp32 weight, gradient and two Adam moments
+BYTES_PER_PARAM = 16
+
+
+def memory_limit() -> int:
+    """The most a model may take to train: half of this machine's memory (8 GiB where
+    ``os.sysconf`` cannot tell)."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2
+    except (ValueError, OSError, AttributeError):
+        return 8 * 2**30
 
 
 @functools.cache
@@ -42,17 +58,59 @@ def model_config(kind: str, params: dict[str, Any], dims: dict[str, int] | None 
     if kind not in MODELS:
         raise UserError(f"model.kind: unknown model {kind!r}; allowed: {', '.join(MODELS)}")
     cfg_cls = MODELS[kind][0]
+    allowed = [f.name for f in dataclasses.fields(cfg_cls)]
+    unknown = sorted(set(params) - set(allowed), key=str)
+    if unknown:
+        raise unknown_field("model", str(unknown[0]), allowed)
+    wrong = sorted(set(dims or {}) - set(allowed))
+    if wrong:  # e.g. a sequence task (vocab_size, block_size) given to the MLP
+        fits = [
+            k
+            for k, (c, _) in MODELS.items()
+            if {f.name for f in dataclasses.fields(c)} >= set(dims)
+        ]
+        raise UserError(
+            f"model.kind: {kind} cannot learn this task (it gives {', '.join(wrong)}); "
+            f"allowed: {', '.join(fits) or 'none'}"
+        )
     for key, value in (dims or {}).items():
         if key in params and params[key] != value:
-            raise UserError(f"model.{key}: set by the task to {value} (got {params[key]})")
-    allowed = [f.name for f in dataclasses.fields(cfg_cls)]
-    unknown = sorted(set(params) - set(allowed))
-    if unknown:
-        raise UserError(f"model.{unknown[0]}: unknown field for {kind}; allowed: {allowed}")
+            raise UserError(f"model.{key}: set by the task to {value} (got {shown(params[key])})")
+    hints = typing.get_type_hints(cfg_cls)
+    for key, value in params.items():
+        try:
+            check_value(value, hints[key])
+        except ValueError as err:
+            raise UserError(f"model.{key}: {err}") from None
     try:
-        return _adapter(cfg_cls).validate_python({**params, **(dims or {})})
+        cfg = _adapter(cfg_cls).validate_python({**params, **(dims or {})})
     except ValidationError as err:
         raise from_validation(err, "model") from None
+    for f in dataclasses.fields(cfg):  # a string like "nan" is read as a float
+        value = getattr(cfg, f.name)
+        if isinstance(value, float) and not math.isfinite(value):
+            raise UserError(f"model.{f.name}: must be a finite number (got {value})")
+    need, limit = cfg.n_params() * BYTES_PER_PARAM, memory_limit()
+    if need > limit:
+        raise UserError(
+            f"model: {kind} with these sizes has {_figure(cfg.n_params())} parameters, about "
+            f"{_figure(need)} bytes to train (> {_figure(limit)} bytes, half of this machine's "
+            "memory); allowed: a smaller width, depth or d_model"
+        )
+    return cfg
+
+
+def _figure(n: int) -> str:
+    """A count in short scientific form, without overflow (``1.2e+23``).
+
+    >>> _figure(123), _figure(10**400)
+    ('123', '1.0e+400')
+    """
+    if n < 10**6:
+        return str(n)
+    digits = len(str(n)) if n < 10**4000 else int(n.bit_length() * math.log10(2)) + 1
+    lead = int(str(n)[:2]) if n < 10**4000 else 10
+    return f"{lead / 10:.1f}e+{digits - 1}"
 
 
 def build_model(kind: str, params: dict[str, Any], dims: dict[str, int]) -> nn.Module:

@@ -87,6 +87,14 @@ class GPTConfig:
             raise ValueError(f"dropout must be in [0, 1) (got {self.dropout})")
         if self.tied_embeddings and self.sigma_reparam:
             raise ValueError("tied_embeddings and sigma_reparam cannot both be set")
+        if not 0 < self.init_std <= 1e6:
+            raise ValueError(f"init_std must be in (0, 1e6] (got {self.init_std})")
+
+    def n_params(self) -> int:
+        """Weights (biases and norms aside), from the sizes alone: exact Python ints."""
+        d, d_mlp = self.d_model, self.d_mlp or 4 * self.d_model
+        block = 4 * d * d + 2 * d * d_mlp  # q, k, v, out; mlp in, out
+        return (2 * self.vocab_size + self.block_size) * d + self.n_layer * block
 
 
 class SigmaReparamLinear(nn.Linear):

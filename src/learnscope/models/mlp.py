@@ -54,6 +54,19 @@ class MLPConfig:
                 raise ValueError(f"{field} must be >= 1 (got {getattr(self, field)})")
         if not 0 <= self.dropout < 1:
             raise ValueError(f"dropout must be in [0, 1) (got {self.dropout})")
+        if self.power > 64:
+            raise ValueError(f"power must be <= 64 (got {self.power})")
+        if not 0 <= self.init_scale <= 1e6:
+            raise ValueError(f"init_scale must be in [0, 1e6] (got {self.init_scale})")
+        if self.init_std is not None and not 0 < self.init_std <= 1e6:
+            raise ValueError(f"init_std must be in (0, 1e6] or null (got {self.init_std})")
+
+    def n_params(self) -> int:
+        """Weights (biases aside), from the sizes alone: exact Python ints, never built."""
+        d_in = self.n_inputs * (self.vocab if self.embed == "onehot" else self.d_embed)
+        embed = self.vocab * self.d_embed if self.embed == "learned" else 0
+        hidden = d_in * self.width + (self.depth - 2) * self.width**2 if self.depth > 1 else 0
+        return embed + hidden + (self.width if self.depth > 1 else d_in) * self.n_out
 
 
 class Quadratic(nn.Module):

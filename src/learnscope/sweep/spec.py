@@ -27,40 +27,44 @@ from __future__ import annotations
 
 import copy
 import itertools
+import math
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import Field, ValidationError
 
-from learnscope.config import RunConfig, load_recipe_dict, validate_config
+from learnscope.config import RunConfig, load_recipe_dict, load_yaml, validate_config
 from learnscope.dotted import set_path
-from learnscope.errors import UserError, from_validation
+from learnscope.errors import UserError, cut, from_validation, shown, unknown_field
+from learnscope.strict import MAX_SEED, StrictModel
 
 DISTRIBUTIONS = ("uniform", "loguniform", "choice")
+#: members one sweep may have
+MAX_MEMBERS = 100_000
 
 
 # -- the spec ---------------------------------------------------------------------------------
 
 
-class RandomAxes(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    count: int = Field(ge=1)
-    seed: int = 0
+class RandomAxes(StrictModel):
+    count: int = Field(ge=1, le=10**6)
+    seed: int = Field(0, ge=0, le=MAX_SEED)
     params: dict[str, dict[str, list[Any]]]
 
 
-class Resources(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class Resources(StrictModel):
     num_cpus: float = Field(1, ge=0)
     num_gpus: float = Field(0, ge=0)
 
 
-class SweepSpec(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+#: keys of a spec's ``show`` (read by ``learnscope sweep show``)
+SHOW_KEYS = ("pivot", "value", "values")
+
+
+class SweepSpec(StrictModel):
     name: str = "sweep"
     description: str = ""
     base: str | None = None
@@ -68,7 +72,7 @@ class SweepSpec(BaseModel):
     set: dict[str, Any] = Field(default_factory=dict)
     grid: dict[str, list[Any]] = Field(default_factory=dict)
     random: RandomAxes | None = None
-    seeds: int = Field(1, ge=1)
+    seeds: int = Field(1, ge=1, le=10**6)
     resources: Resources = Resources()
     show: dict[str, Any] = Field(default_factory=dict)
 
@@ -92,9 +96,11 @@ def load_spec(ref: str | dict[str, Any]) -> SweepSpec:
         path = Path(ref)
         if path.exists() or ref.endswith((".yaml", ".yml")):
             try:
-                text = path.read_text()
+                text = path.read_text(encoding="utf-8")
             except OSError as err:
                 raise UserError(f"sweep: cannot read {ref}: {err.strerror}") from None
+            except UnicodeDecodeError as err:
+                raise UserError(f"sweep: {ref} is not UTF-8 text (byte {err.start})") from None
         elif ref in sweep_names():
             text = (resources.files("learnscope.recipes") / "sweeps" / f"{ref}.yaml").read_text()
         else:
@@ -102,18 +108,13 @@ def load_spec(ref: str | dict[str, Any]) -> SweepSpec:
                 f"sweep: unknown sweep {ref!r}; allowed: {', '.join(sweep_names())} "
                 "or a path to a YAML file"
             )
-        try:
-            data = yaml.safe_load(text)
-        except yaml.YAMLError as err:
-            raise UserError(
-                f"sweep: {ref} is not valid YAML: {' '.join(str(err).split())}"
-            ) from None
+        data = load_yaml(text, f"sweep: {ref}")
         if not isinstance(data, dict):
             raise UserError(f"sweep: {ref} must hold a mapping, not {type(data).__name__}")
     try:
         spec = SweepSpec.model_validate(data)
     except ValidationError as err:
-        raise from_validation(err, "sweep") from None
+        raise from_validation(err, "sweep", model=SweepSpec) from None
     if (spec.base is None) == (spec.config is None):
         raise UserError("sweep: give exactly one of base (a recipe or YAML path) or config")
     for path, values in spec.grid.items():
@@ -122,22 +123,54 @@ def load_spec(ref: str | dict[str, Any]) -> SweepSpec:
     if spec.random:
         for path, dist in spec.random.params.items():
             _check_distribution(path, dist)
+    _check_show(spec)
+    total = math.prod(len(v) for v in spec.grid.values()) * spec.seeds
+    total *= spec.random.count if spec.random else 1
+    if total > MAX_MEMBERS:
+        raise UserError(
+            f"sweep: {total} members (grid x random.count x seeds); at most {MAX_MEMBERS}"
+        )
     return spec
+
+
+def _check_show(spec: SweepSpec) -> None:
+    """``show: {pivot: [A, B], value(s): ...}``: known keys, and two axes of this sweep (an
+    axis may be named by its last dotted part), checked before anything trains."""
+    for key in spec.show:
+        if key not in SHOW_KEYS:
+            raise unknown_field("sweep.show", str(key), list(SHOW_KEYS))
+    if "pivot" not in spec.show:
+        return
+    pivot, axes = spec.show["pivot"], spec.axes
+    if not isinstance(pivot, list) or len(pivot) != 2:
+        raise UserError(f"sweep.show.pivot: give two axes [rows, columns] (got {shown(pivot)})")
+    for name in pivot:
+        hits = [a for a in axes if name == a or a.split(".")[-1] == name]
+        if len(hits) != 1:
+            raise UserError(
+                f"sweep.show.pivot: unknown axis {shown(name)}; allowed: {', '.join(axes)}"
+            )
 
 
 def _check_distribution(path: str, dist: dict[str, list[Any]]) -> None:
     where = f"sweep.random.params.{path}"
     if len(dist) != 1 or next(iter(dist)) not in DISTRIBUTIONS:
         raise UserError(
-            f"{where}: give one distribution; allowed: {', '.join(DISTRIBUTIONS)} (got {dist})"
+            f"{where}: give one distribution; allowed: {', '.join(DISTRIBUTIONS)} "
+            f"(got {shown(dist)})"
         )
     kind, args = next(iter(dist.items()))
     if kind == "choice":
         if not args:
             raise UserError(f"{where}: choice needs at least one value")
         return
-    if len(args) != 2 or not all(isinstance(a, int | float) for a in args) or args[0] >= args[1]:
-        raise UserError(f"{where}: {kind} needs [low, high] numbers with low < high (got {args})")
+    numbers = all(
+        isinstance(a, int | float) and not isinstance(a, bool) and math.isfinite(a) for a in args
+    )
+    if len(args) != 2 or not numbers or args[0] >= args[1]:
+        raise UserError(
+            f"{where}: {kind} needs [low, high] finite numbers with low < high (got {shown(args)})"
+        )
     if kind == "loguniform" and args[0] <= 0:
         raise UserError(f"{where}: loguniform needs low > 0 (got {args[0]})")
 
@@ -191,7 +224,7 @@ def expand(spec: SweepSpec) -> list[Member]:
         try:
             cfg = validate_config(data)
         except UserError as err:
-            shown = ", ".join(f"{k}={v!r}" for k, v in axes.items())
-            raise UserError(f"sweep member {len(members)} ({shown}): {err}") from None
+            where = cut(", ".join(f"{k}={shown(v)}" for k, v in axes.items()))
+            raise UserError(f"sweep member {len(members)} ({where}): {err}") from None
         members.append(Member(len(members), axes, cfg))
     return members

@@ -21,17 +21,19 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import torch
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import ConfigDict, Field, ValidationError
 
 from learnscope.errors import UserError, from_validation
+from learnscope.strict import MAX_SEED, StrictModel
 
 
-class TaskParams(BaseModel):
-    """Base of every task's parameter model: unknown keys are errors."""
+class TaskParams(StrictModel):
+    """Base of every task's parameter model: unknown keys are errors, floats finite, no
+    booleans for numbers (:class:`~learnscope.strict.StrictModel`)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(frozen=True)
 
-    seed: int = 0
+    seed: int = Field(0, ge=0, le=MAX_SEED)
 
 
 @dataclass
@@ -123,7 +125,7 @@ def validate_task_params(name: str, params: dict[str, Any]) -> TaskParams:
     try:
         return TASKS[name].Params(**params)
     except ValidationError as err:
-        raise from_validation(err, "task") from None
+        raise from_validation(err, "task", model=TASKS[name].Params) from None
 
 
 def make_task(name: str, **params: Any) -> Task:

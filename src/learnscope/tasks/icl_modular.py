@@ -40,8 +40,8 @@ __all__ = ["IclModularParams", "IclModularTask", "make_task"]
 
 class IclModularParams(SequenceParams):
     p: int = Field(29, ge=2, le=1000, description="the modulus")
-    n_shots: int = Field(32, ge=1, description="triples (x, y, z) per row")
-    n_tasks: int = Field(64, ge=1, description="tasks (a, b) seen in training")
+    n_shots: int = Field(32, ge=1, le=1000, description="triples (x, y, z) per row")
+    n_tasks: int = Field(64, ge=1, le=10**6, description="tasks (a, b) seen in training")
     pair_fraction: float = Field(0.5, gt=0, lt=1, description="share of (x, y) pairs to train")
     loss_on_context: bool = Field(True, description="train on every z, not only the last")
 

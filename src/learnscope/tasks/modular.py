@@ -33,7 +33,7 @@ from typing import Literal
 
 import numpy as np
 import torch
-from pydantic import Field, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from learnscope.errors import UserError
 from learnscope.tasks.base import Split, Task, TaskParams, make_task
@@ -41,6 +41,23 @@ from learnscope.tasks.base import Split, Task, TaskParams, make_task
 __all__ = ["ModularParams", "ModularTask", "make_task", "is_prime"]
 
 MAX_TABLE = 10**7
+#: operand cells (rows x n_terms) a task may hold, at most (8 bytes each: 800 MB)
+MAX_CELLS = 10**8
+
+
+def table_rows(p: int, k: int) -> int:
+    """``p ** k``, or ``MAX_CELLS + 1`` when it is larger (never computes a huge power).
+
+    >>> table_rows(97, 2), table_rows(97, 10**23) > MAX_CELLS
+    (9409, True)
+    """
+    rows = 1
+    for _ in range(k):
+        rows *= p
+        if rows > MAX_CELLS:
+            return MAX_CELLS + 1
+    return rows
+
 
 OPS = ("add", "sub", "mul", "div", "x2+y2", "x2+xy+y2", "x3+xy", "poly")
 
@@ -100,14 +117,39 @@ def discrete_log_table(p: int) -> torch.Tensor:
 
 class ModularParams(TaskParams):
     op: Literal["add", "sub", "mul", "div", "x2+y2", "x2+xy+y2", "x3+xy", "poly"] = "add"
-    p: int = Field(97, ge=2, description="the modulus")
-    n_terms: int = Field(2, ge=2, description="operands per example (many-term addition)")
+    p: int = Field(97, ge=2, le=10**6, description="the modulus")
+    n_terms: int = Field(2, ge=2, le=1000, description="operands per example (many-term add)")
     train_fraction: float = Field(0.5, gt=0, lt=1)
     noise: float = Field(0.0, ge=0, lt=1, description="fraction of training labels corrupted")
     coefficients: list[tuple[int, int, int]] | None = Field(
-        None, description="for op=poly: [[i, j, c], ...] meaning sum c * a^i * b^j"
+        None, max_length=100, description="for op=poly: [[i, j, c], ...] meaning sum c * a^i * b^j"
     )
-    n_examples: int | None = Field(None, ge=2, description="rows drawn from a large table")
+    n_examples: int | None = Field(
+        None, ge=2, validate_default=True, description="rows drawn from a large table"
+    )
+
+    @field_validator("n_examples")
+    @classmethod
+    def _size(cls, n: int | None, info: ValidationInfo) -> int | None:
+        """The table (or the sample of it) must fit: at most MAX_TABLE rows enumerated and
+        MAX_CELLS operands held; ``p^n_terms`` is never computed past that."""
+        if "p" not in info.data or "n_terms" not in info.data:
+            return n  # already refused
+        p, k = info.data["p"], info.data["n_terms"]
+        size = table_rows(p, k)
+        if n is None and size > MAX_TABLE:
+            raise ValueError(
+                f"the table has p^n_terms = {p}^{k} > {MAX_TABLE} rows; set n_examples to sample it"
+            )
+        if n is not None and n > size:
+            raise ValueError(f"at most p^n_terms = {size}")
+        cells = min(size, n or size) * k
+        if cells > MAX_CELLS:
+            raise ValueError(
+                f"{cells} operands (rows x n_terms) need {cells * 8 / 1e9:.1f} GB; allowed: "
+                f"at most {MAX_CELLS} operands"
+            )
+        return n
 
     @model_validator(mode="after")
     def _check(self) -> ModularParams:
@@ -144,12 +186,22 @@ def _label(op: str, x: np.ndarray, p: int, coefficients) -> np.ndarray:
         return (a * a % p * a + a * b) % p
     out = np.zeros(len(x), dtype=np.int64)
     for i, j, c in coefficients:  # op == "poly", reduced mod p at each product
-        term = c % p * np.ones(len(x), dtype=np.int64)
-        for _ in range(i):
-            term = term * a % p
-        for _ in range(j):
-            term = term * b % p
+        term = c % p * _power(a, i, p) % p * _power(b, j, p) % p
         out = (out + term) % p
+    return out
+
+
+def _power(a: np.ndarray, e: int, p: int) -> np.ndarray:
+    """``a ** e mod p`` elementwise by repeated squaring (``log2 e`` products; ``p < 2^31``).
+
+    >>> _power(np.array([2, 3]), 10**9, 7).tolist() == [pow(2, 10**9, 7), pow(3, 10**9, 7)]
+    True
+    """
+    out, base = np.ones_like(a) % p, a % p
+    while e:
+        if e & 1:
+            out = out * base % p
+        base, e = base * base % p, e >> 1
     return out
 
 
@@ -204,16 +256,7 @@ class ModularTask(Task):
     def _table(params: ModularParams, rng: np.random.Generator) -> np.ndarray:
         """All operand tuples (``b != 0`` for div), or ``n_examples`` drawn without replacement."""
         p, k = params.p, params.n_terms
-        size = p**k
-        if params.n_examples is None and size > MAX_TABLE:
-            raise UserError(
-                f"task.n_examples: the table has p^n_terms = {size} rows (> {MAX_TABLE}); "
-                "set n_examples to sample it"
-            )
-        if params.n_examples is not None and params.n_examples > size:
-            raise UserError(
-                f"task.n_examples: at most p^n_terms = {size} (got {params.n_examples})"
-            )
+        size = table_rows(p, k)  # the limits are checked by ModularParams
         if size <= MAX_TABLE:
             index = np.arange(size, dtype=np.int64)
             if params.n_examples is not None:

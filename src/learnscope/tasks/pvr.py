@@ -33,7 +33,9 @@ MARKER = "####"
 class PvrParams(SequenceParams):
     n: int = Field(10, ge=2, le=1000, description="values per row (each also a pointer)")
     max_hops: int = Field(2, ge=1, description="training rows have 1..max_hops hops")
-    test_hops: list[int] = Field([4], description="hops of the splits test_hops_{k}")
+    test_hops: list[int] = Field(
+        [4], max_length=100, description="hops of the splits test_hops_{k}"
+    )
     format: Literal["plain", "cot"] = "plain"
 
     @model_validator(mode="after")

@@ -45,8 +45,8 @@ class RelationalParams(SequenceParams):
     templates: list[str] | None = Field(
         None, description="for mode template: words over variables a-z, e.g. [aab, aba, abb]"
     )
-    n_train_symbols: int = Field(64, ge=1, description="symbols of the training split")
-    n_test_symbols: int = Field(16, ge=1, description="symbols of the test split only")
+    n_train_symbols: int = Field(64, ge=1, le=10**6, description="symbols of the training split")
+    n_test_symbols: int = Field(16, ge=1, le=10**6, description="symbols of the test split only")
 
     @model_validator(mode="after")
     def _check(self) -> RelationalParams:

@@ -67,19 +67,21 @@ MAX_STALLS = 20  # draws in a row that add no new distinct example before giving
 class SequenceParams(TaskParams):
     """Parameters every sequence task takes."""
 
-    n_train: int = Field(1000, ge=1, description="training examples (a fixed set)")
-    n_test: int = Field(200, ge=1, description="examples in each test split")
+    n_train: int = Field(1000, ge=1, le=10**7, description="training examples (a fixed set)")
+    n_test: int = Field(200, ge=1, le=10**7, description="examples in each test split")
     fresh: bool = Field(False, description="draw a fresh training batch at every step")
-    n_pause: int = Field(0, ge=0, description="<pause> tokens after the question, no loss")
+    n_pause: int = Field(0, ge=0, le=1000, description="<pause> tokens after the question")
 
 
 class LengthParams(SequenceParams):
     """Parameters of a task trained on lengths ``lo..hi`` and tested on longer ones."""
 
-    lo: int = Field(1, ge=1, description="shortest training length")
-    hi: int = Field(10, ge=1, description="longest training length")
+    lo: int = Field(1, ge=1, le=1000, description="shortest training length")
+    hi: int = Field(10, ge=1, le=1000, description="longest training length")
     test_lengths: list[int] = Field(
-        [15, 20], description="lengths of the out-of-distribution splits test_len_{n}, > hi"
+        [15, 20],
+        max_length=100,
+        description="lengths of the out-of-distribution splits test_len_{n}, > hi, <= 1000",
     )
 
     @model_validator(mode="after")
@@ -89,6 +91,8 @@ class LengthParams(SequenceParams):
         short = [n for n in self.test_lengths if n <= self.hi]
         if short:
             raise ValueError(f"test_lengths must all be > hi={self.hi} (got {short})")
+        if any(n > 1000 for n in self.test_lengths):
+            raise ValueError("test_lengths must all be <= 1000")
         if len(set(self.test_lengths)) != len(self.test_lengths):
             raise ValueError(f"test_lengths must be distinct (got {self.test_lengths})")
         return self
