@@ -271,3 +271,29 @@ def test_a_sweep_that_fails_before_training_leaves_no_record(tmp_path, monkeypat
     with pytest.raises(RuntimeError):
         run_sweep(load_spec(SPEC), store)
     assert len(store.sweeps()) == 0 and len(store.runs()) == 0
+
+
+def test_resume_last_after_a_failed_start_continues_the_interrupted_sweep(tmp_path, monkeypatch):
+    """Interrupted at 2 of 8 members, then a start that fails before training (it leaves no
+    record), then --resume last: the interrupted sweep goes on, to 8 members in 8 runs."""
+    import learnscope.sweep.backends as backends
+
+    store = Store(tmp_path / "runs")
+    s = load_spec(SPEC)
+
+    def stop_after_two(done, total):
+        if done >= 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_sweep(s, store, max_members=2, workers=1, chunk=1, progress=stop_after_two)
+    (interrupted,) = store.sweeps()["id"]
+    real = backends._run_local
+    monkeypatch.setattr(backends, "_run_local", lambda *a, **k: (_ for _ in ()).throw(OSError()))
+    with pytest.raises(OSError):
+        run_sweep(load_spec(spec(name="other")), store)
+    monkeypatch.setattr(backends, "_run_local", real)
+    assert list(store.sweeps()["id"]) == [interrupted]  # the failed start left nothing
+    assert run_sweep(s, store, workers=1, resume="last") == interrupted
+    runs = store.runs()
+    assert len(runs) == 8 and set(runs["status"]) == {"finished"}

@@ -27,7 +27,7 @@ from learnscope import checkpoint
 from learnscope import events as events_mod
 from learnscope.config import ProbeSpec, RunConfig, check_expectation, validate_config
 from learnscope.errors import UserError
-from learnscope.models import build_model, hook_names, site_sizes
+from learnscope.models import build_model, hook_names, memory_limit, model_config, site_sizes
 from learnscope.probes.plan import ProbePlan, plan_probes
 from learnscope.probes.registry import PROBES
 from learnscope.store import Store
@@ -57,8 +57,10 @@ class RunResult:
 
 
 def build(cfg: RunConfig) -> Trainer:
-    """Task, model and trainer for ``cfg``, seeded; no store involved."""
+    """Task, model and trainer for ``cfg``, seeded; no store involved. A training batch whose
+    activations would not fit in memory is refused here, with the figures."""
     task = make_task(cfg.task.name, **cfg.task.params)
+    _check_batch_memory(cfg, task)
     torch.manual_seed(cfg.seed)
     model = build_model(cfg.model.kind, cfg.model.params, task.model_dims())
     try:
@@ -67,6 +69,22 @@ def build(cfg: RunConfig) -> Trainer:
         if "cuda" in str(err).lower() or "device" in str(err).lower():
             raise UserError(f"train.device: {cfg.train.device!r} is not available: {err}") from None
         raise
+
+
+def _check_batch_memory(cfg: RunConfig, task) -> None:
+    """About ``4 bytes x 2 (the backward pass) x rows x floats per row`` for one training step
+    (``activation_floats`` of the model's config), against half of this machine's memory."""
+    dims = task.model_dims()
+    model = model_config(cfg.model.kind, cfg.model.params, dims)
+    rows = cfg.train.batch_size or len(task.split("train"))
+    need = 8 * rows * model.activation_floats()
+    if need > memory_limit():
+        whole = "the full training split" if cfg.train.batch_size is None else "a batch"
+        raise UserError(
+            f"train.batch_size: {whole} of {rows} rows needs about {need / 2**30:.1f} GiB of "
+            f"activations per step (> {memory_limit() / 2**30:.1f} GiB, half of this "
+            "machine's memory); allowed: a smaller train.batch_size or model"
+        )
 
 
 def _spec_dicts(specs: list[ProbeSpec] | None) -> list[dict[str, Any]] | None:

@@ -203,3 +203,40 @@ def test_run_header_and_metrics_line_at_80_columns(runs_dir, tiny_config):
     assert "[bold]x[/] $\\foo$" in text
     last = bar.progress.tasks[0].fields["metrics"]
     assert "test" in last and last in " ".join(text.split())  # wrapped, never cut
+
+
+def test_resumed_run_prints_only_new_events_with_the_runs_own_steps(tmp_path, runs_dir):
+    """Resuming a finished grokking run (more steps) prints no grokking line again (it fired
+    before), and a run resumed before its test set was learned prints the grokking step and
+    ratio of the whole run, not of the resumed segment."""
+    args = ["--set", "task.p=23", "--set", "model.width=128", "--set", "model.init_std=0.1"]
+    args += [
+        "--set",
+        "train.stop_when=[]",
+        "--set",
+        "probes=[]",
+        "--set",
+        "task.train_fraction=0.5",
+    ]
+    first = CliRunner().invoke(
+        app, ["run", "grokking-mlp", *args, "--set", "train.steps=60", "--runs-dir", str(runs_dir)]
+    )
+    assert first.exit_code == 0, first.output
+    store = Store(runs_dir)
+    (run_id,) = store.runs()["id"]
+    fitted = store.run(run_id)["summary"]["grok_train_step"]
+    assert f"fitted the training set at step {fitted}" in first.output
+    assert store.run(run_id)["summary"].get("grok_test_step") is None  # not yet at step 60
+    resumed = CliRunner().invoke(
+        app, ["run", "--resume", run_id, "--set", "train.steps=300", "--runs-dir", str(runs_dir)]
+    )
+    assert resumed.exit_code == 0, resumed.output
+    summary = Store(runs_dir).run(run_id)["summary"]
+    grok = summary["grok_test_step"]
+    assert grok > 60 and "fitted the training set" not in resumed.output
+    line = f"grokked at step {grok} (train fitted at step {fitted}"
+    assert line in resumed.output and "1x after fitting" not in resumed.output, resumed.output
+    again = CliRunner().invoke(
+        app, ["run", "--resume", run_id, "--set", "train.steps=310", "--runs-dir", str(runs_dir)]
+    )
+    assert again.exit_code == 0 and "grokked at step" not in again.output, again.output

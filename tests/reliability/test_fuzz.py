@@ -366,6 +366,6 @@ def test_fuzz_sweep_specs():
 
 @pytest.mark.slow
 def test_fuzz_large(tmp_path):
-    _fuzz_run_configs(tmp_path, 1500)
-    _fuzz_set(tmp_path, 1000)
+    _fuzz_run_configs(tmp_path, 500)
+    _fuzz_set(tmp_path, 400)
     _fuzz_specs(1500)

@@ -96,6 +96,13 @@ class GPTConfig:
         block = 4 * d * d + 2 * d * d_mlp  # q, k, v, out; mlp in, out
         return (2 * self.vocab_size + self.block_size) * d + self.n_layer * block
 
+    def activation_floats(self) -> int:
+        """Floats one sequence's forward pass keeps for the backward pass (per layer: the
+        residual stream, q, k, v, the MLP, the attention pattern; the logits), roughly."""
+        t, d, d_mlp = self.block_size, self.d_model, self.d_mlp or 4 * self.d_model
+        per_layer = t * (8 * d + 2 * d_mlp) + 2 * self.n_head * t * t
+        return self.n_layer * per_layer + 2 * t * self.vocab_size
+
 
 class SigmaReparamLinear(nn.Linear):
     """``y = x (gamma / sigma(W)) W^T + b`` (Zhai et al. 2023); see the module docstring."""

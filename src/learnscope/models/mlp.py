@@ -68,6 +68,13 @@ class MLPConfig:
         hidden = d_in * self.width + (self.depth - 2) * self.width**2 if self.depth > 1 else 0
         return embed + hidden + (self.width if self.depth > 1 else d_in) * self.n_out
 
+    def activation_floats(self) -> int:
+        """Floats one example's forward pass keeps for the backward pass (the input, each
+        hidden layer before and after its activation, the logits): a training batch's
+        memory is about ``4 x rows x`` this."""
+        d_in = self.n_inputs * (self.vocab if self.embed == "onehot" else self.d_embed)
+        return d_in + 3 * (self.depth - 1) * self.width + 2 * self.n_out
+
 
 class Quadratic(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
