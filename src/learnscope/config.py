@@ -238,16 +238,22 @@ def recipe_names() -> list[str]:
     )
 
 
+def read_text(path: Path, where: str) -> str:
+    """A config or spec file's text; unreadable or not UTF-8 is a one-line :class:`UserError`
+    starting with ``where``."""
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except OSError as err:
+        raise UserError(f"{where}: cannot read {path}: {err.strerror}") from None
+    except UnicodeDecodeError as err:
+        raise UserError(f"{where}: {path} is not UTF-8 text (byte {err.start})") from None
+
+
 def load_recipe_dict(recipe: str) -> dict[str, Any]:
     """A built-in recipe name or a path to a YAML file, as a plain dict."""
     path = Path(recipe)
     if recipe.endswith((".yaml", ".yml")) or path.exists():
-        try:
-            text = path.read_text(encoding="utf-8")
-        except OSError as err:
-            raise UserError(f"config: cannot read {recipe}: {err.strerror}") from None
-        except UnicodeDecodeError as err:
-            raise UserError(f"config: {recipe} is not UTF-8 text (byte {err.start})") from None
+        text = read_text(path, "config")
     elif recipe in recipe_names():
         text = (resources.files("learnscope.recipes") / f"{recipe}.yaml").read_text()
     else:

@@ -317,6 +317,28 @@ def divergence(table: pd.DataFrame) -> Event | None:
 # -- all of them ----------------------------------------------------------------------------
 
 
+def _detectors(cfg: Any, sizes: dict[str, int]) -> dict[str, Any]:
+    """Event kind -> ``find(table) -> list[Event]``, with the thresholds of ``cfg``."""
+    return {
+        "grokking": lambda t: [grokking(t, cfg.grok_threshold)],
+        "slingshot": lambda t: slingshot(
+            t,
+            spike=cfg.slingshot_spike,
+            recover=cfg.slingshot_recover,
+            norm_growth=cfg.slingshot_norm_growth,
+            window=cfg.slingshot_window,
+            min_peak=cfg.slingshot_min_peak,
+        ),
+        "attention_collapse": lambda t: attention_collapse(
+            t, sizes, cfg.attention_fraction, cfg.collapse_patience
+        ),
+        "rank_collapse": lambda t: rank_collapse(
+            t, sizes, cfg.rank_fraction, cfg.collapse_patience
+        ),
+        "divergence": lambda t: [divergence(t)],
+    }
+
+
 def detect(
     table: pd.DataFrame, cfg: Any = None, sizes: dict[str, int] | None = None
 ) -> list[Event]:
@@ -331,19 +353,7 @@ def detect(
         cfg = EventsConfig() if cfg is None else EventsConfig(grok_threshold=cfg)
     if table is None or table.empty:
         return []
-    sizes = sizes or {}
-    found: list[Event | None] = [grokking(table, cfg.grok_threshold)]
-    found += slingshot(
-        table,
-        spike=cfg.slingshot_spike,
-        recover=cfg.slingshot_recover,
-        norm_growth=cfg.slingshot_norm_growth,
-        window=cfg.slingshot_window,
-        min_peak=cfg.slingshot_min_peak,
-    )
-    found += attention_collapse(table, sizes, cfg.attention_fraction, cfg.collapse_patience)
-    found += rank_collapse(table, sizes, cfg.rank_fraction, cfg.collapse_patience)
-    found.append(divergence(table))
+    found = [e for find in _detectors(cfg, sizes or {}).values() for e in find(table)]
     events = [e for e in found if e is not None]
     return sorted(events, key=lambda e: (e.step is None, e.step or 0))
 
@@ -373,23 +383,9 @@ def stop_condition(
             return None
         last = table["test/acc"].dropna()
         return event if len(last) and last.iloc[-1] >= cfg.grok_threshold else None
-    if name == "slingshot":
-        found = slingshot(
-            table,
-            spike=cfg.slingshot_spike,
-            recover=cfg.slingshot_recover,
-            norm_growth=cfg.slingshot_norm_growth,
-            window=cfg.slingshot_window,
-            min_peak=cfg.slingshot_min_peak,
-        )
-    elif name == "attention_collapse":
-        found = attention_collapse(
-            table, sizes or {}, cfg.attention_fraction, cfg.collapse_patience
-        )
-    elif name == "rank_collapse":
-        found = rank_collapse(table, sizes or {}, cfg.rank_fraction, cfg.collapse_patience)
-    else:
+    if name not in STOP_CONDITIONS:
         raise ValueError(f"unknown stop condition {name!r}; allowed: {STOP_CONDITIONS}")
+    found = _detectors(cfg, sizes or {})[name](table)
     return found[0] if found else None
 
 

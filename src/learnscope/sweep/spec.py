@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 from pydantic import Field, ValidationError
 
-from learnscope.config import RunConfig, load_recipe_dict, load_yaml, validate_config
+from learnscope.config import RunConfig, load_recipe_dict, load_yaml, read_text, validate_config
 from learnscope.dotted import set_path
 from learnscope.errors import UserError, cut, from_validation, shown, unknown_field
 from learnscope.strict import MAX_SEED, StrictModel
@@ -95,12 +95,7 @@ def load_spec(ref: str | dict[str, Any]) -> SweepSpec:
     else:
         path = Path(ref)
         if path.exists() or ref.endswith((".yaml", ".yml")):
-            try:
-                text = path.read_text(encoding="utf-8")
-            except OSError as err:
-                raise UserError(f"sweep: cannot read {ref}: {err.strerror}") from None
-            except UnicodeDecodeError as err:
-                raise UserError(f"sweep: {ref} is not UTF-8 text (byte {err.start})") from None
+            text = read_text(path, "sweep")
         elif ref in sweep_names():
             text = (resources.files("learnscope.recipes") / "sweeps" / f"{ref}.yaml").read_text()
         else:

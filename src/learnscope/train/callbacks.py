@@ -140,7 +140,7 @@ class StoreLogger(Callback):
 
 class Checkpointer(Callback):
     """Saves the trainer's state every ``every`` steps (0: never in between) and at the end,
-    to ``directory/step_XXXXXXXX.pt`` (:mod:`learnscope.checkpoint`), keeping the newest
+    to ``directory/step_<8-digit step>.pt`` (:mod:`learnscope.checkpoint`), keeping the newest
     ``keep`` (None: all). At the start it removes the temporary files of a save a kill cut
     short."""
 
