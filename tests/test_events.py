@@ -87,6 +87,15 @@ def test_no_slingshot_without_norm_growth_or_recovery_or_spike():
     assert slingshot(slingshot_series(cycles=((100, 4.0),))) == []
 
 
+def test_slingshot_baseline_ignores_a_loss_rounded_to_zero():
+    """A float32 cross-entropy at its floor reads exactly 0.0 between cycles (as in the
+    slingshot recipe); the baseline stays the smallest positive loss, so later spikes count."""
+    t = slingshot_series(cycles=((100, 40.0), (250, 20.0)))
+    t.loc[1200:2400, "train/loss"] = 0.0
+    assert [e.step for e in slingshot(t)] == [1000, 2500]
+    assert all(e.data["baseline_loss"] > 0 for e in slingshot(t))
+
+
 def test_slingshot_thresholds_come_from_config():
     table = slingshot_series(cycles=((100, 4.0),))
     assert detect(table, EventsConfig(slingshot_spike=3.0))[0].kind == "slingshot"

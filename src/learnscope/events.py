@@ -119,7 +119,9 @@ def slingshot(
     The rule, on the evaluated training loss ``L`` (``train/loss``, else ``train_step/loss``)
     and the norm ``N`` of the last layer (:func:`last_layer_norm`):
 
-    1. the baseline ``b_t = min_{s<t} L_s`` is the best loss so far;
+    1. the baseline ``b_t = min_{s<t} L_s`` is the best loss so far, over losses above 0 (a
+       float32 cross-entropy near zero rounds to exactly 0.0, which would make every later
+       spike infinitely large and no recovery possible);
     2. a cycle starts at the first step ``t`` with ``L_t > spike * b_t`` and
        ``L_t >= min_peak`` (a jump from 1e-8 to 1e-7 is float32 noise near zero, not a spike);
     3. it counts only if the norm grew just before: ``N_t / N_{t-window} - 1 >= norm_growth``
@@ -147,7 +149,7 @@ def slingshot(
     t, best = 1, L[0] if len(L) else math.inf
     while t < len(L):
         if not (np.isfinite(L[t]) and L[t] > spike * best and L[t] >= min_peak and best > 0):
-            best = min(best, L[t]) if np.isfinite(L[t]) else best
+            best = min(best, L[t]) if np.isfinite(L[t]) and (L[t] > 0 or best == 0) else best
             t += 1
             continue
         before = N[max(0, t - window)]
@@ -174,7 +176,7 @@ def slingshot(
                 },
             )
         )
-        best = min(best, L[end])
+        best = min(best, L[end]) if L[end] > 0 else best
         t = end + 1
     return found
 

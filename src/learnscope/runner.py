@@ -178,8 +178,8 @@ def summary_of(
     wall_s: float,
     found: list[events_mod.Event],
 ) -> dict[str, Any]:
-    """Flat summary: final split metrics (``test_acc``...), steps, wall time, grokking steps
-    and, for a diverged run, where it diverged."""
+    """Flat summary: final split metrics (``test_acc``...), steps, wall time, grokking steps,
+    slingshot cycles (count, first step) and, for a diverged run, where it diverged."""
     summary: dict[str, Any] = {
         k.replace("/", "_"): v for k, v in metrics.items() if k.split("/")[0] in splits
     }
@@ -195,6 +195,9 @@ def summary_of(
             )
         if e.kind == "divergence":
             summary.update(diverged_step=e.step, diverged_metric=e.data.get("metric"))
+    cycles = [e.step for e in found if e.kind == "slingshot"]
+    if cycles:  # Thilak et al. 2022: how many cycles, and when the first began
+        summary.update(slingshots=len(cycles), slingshot_step=min(cycles))
     return summary
 
 
