@@ -224,6 +224,8 @@ EXPECT_KEYS = (
     "wall_s",
     "steps_per_s",
     "diverged_step",
+    "slingshots",
+    "slingshot_step",
 )
 
 
