@@ -90,7 +90,9 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--steps", type=int, default=None)
     args = parser.parse_args()
-    cfg = load_config("grokking-mlp", [f"train.steps={args.steps}"] if args.steps else [])
+    # the recipe stops once it has grokked; both sides train the same number of steps
+    steps = [f"train.steps={args.steps}"] if args.steps else []
+    cfg = load_config("grokking-mlp", [*steps, "train.stop_when=[]"])
     torch.manual_seed(cfg.seed)
     init = {k: v.clone() for k, v in build(cfg).model.state_dict().items()}
     ours, bare = [], []
