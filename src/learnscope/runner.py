@@ -27,7 +27,7 @@ from learnscope import checkpoint
 from learnscope import events as events_mod
 from learnscope.config import ProbeSpec, RunConfig, check_expectation, validate_config
 from learnscope.errors import UserError
-from learnscope.models import build_model, hook_names, memory_limit, model_config, site_sizes
+from learnscope.models import build_model, hook_names, memory_limit, model_config
 from learnscope.probes.plan import ProbePlan, plan_probes
 from learnscope.probes.registry import PROBES
 from learnscope.store import Store
@@ -38,6 +38,7 @@ from learnscope.train.callbacks import (
     ProbeRecorder,
     StopWhen,
     StoreLogger,
+    layer_sizes,
 )
 from learnscope.train.ensemble import Ensemble
 from learnscope.train.loop import Callback, Trainer
@@ -149,13 +150,13 @@ def _finish(
     store: Store,
     run_id: str,
     extra: dict[str, Any] | None = None,
+    sizes: dict[str, int] | None = None,
 ) -> RunResult:
-    """Events read off the stored series (with the model's layer widths), the summary, and
-    the run's final status in the store."""
+    """Events read off the stored series (with the model's layer widths, measured unless
+    ``sizes`` are given), the summary, and the run's final status in the store."""
     table = store.metric_table(run_id)
-    train = trainer.splits["train"]
-    batch = train.rows(torch.arange(min(4, len(train)), device=trainer.device))
-    sizes = site_sizes(trainer.model, trainer.objective.forward, batch)
+    if sizes is None:
+        sizes = layer_sizes(trainer)
     found = events_mod.detect(table, cfg.events, sizes)
     if watch.guard.event:  # the guard saw the exact step and metric; the table the next eval
         found = [e for e in found if e.kind != "divergence"] + [watch.guard.event]
@@ -313,8 +314,9 @@ def execute_ensemble(
                     _mark_failed(store, run_id, member.step)
             raise
         extra = {"mode": "ensemble", "ensemble_size": ens.k}
+        sizes = layer_sizes(ens.members[0])  # one shape for every member
         return [
-            _finish(member, watch, cfg, store, run_id, extra)
+            _finish(member, watch, cfg, store, run_id, extra, sizes)
             for cfg, member, watch, run_id in zip(cfgs, ens.members, watches, run_ids)
         ]
     finally:

@@ -28,8 +28,8 @@ from rich.table import Column
 from rich.text import Text
 
 from learnscope import events as events_mod
-from learnscope.models.hooks import site_sizes
 from learnscope.probes.registry import is_probe_metric
+from learnscope.train.callbacks import layer_sizes
 from learnscope.train.loop import Callback, Trainer
 
 
@@ -114,9 +114,7 @@ class EventWatcher:
         self._last, self._cost = 0.0, 0.0
 
     def start(self, trainer: Trainer) -> None:
-        train = trainer.splits["train"]
-        batch = train.rows(torch.arange(min(4, len(train)), device=trainer.device))
-        self.sizes = site_sizes(trainer.model, trainer.objective.forward, batch)
+        self.sizes = layer_sizes(trainer)
         if self.rows:  # the events of the history were shown when they fired
             table = pd.DataFrame.from_dict(self.rows, orient="index").sort_index()
             self.seen |= {e.key() for e in events_mod.detect(table, self.cfg, self.sizes)}

@@ -22,6 +22,15 @@ from learnscope.store import Store
 from learnscope.train.loop import Callback, Trainer
 
 
+def layer_sizes(trainer: Trainer) -> dict[str, int]:
+    """The widths of a trainer's (or member's) activation sites and weights
+    (:func:`~learnscope.models.hooks.site_sizes` on a few training rows), which the collapse
+    detectors of :mod:`learnscope.events` compare against."""
+    train = trainer.splits["train"]
+    batch = train.rows(torch.arange(min(4, len(train)), device=trainer.device))
+    return site_sizes(trainer.model, trainer.objective.forward, batch)
+
+
 class DivergenceGuard(Callback):
     """Stops the run at once at a non-finite training loss (or eval loss): ``trainer.status``
     becomes ``diverged`` and :attr:`event` records the step and the metric. The loop then
@@ -103,9 +112,7 @@ class StopWhen(Callback):
 
     def on_train_start(self, trainer: Trainer) -> None:
         if {"attention_collapse", "rank_collapse"} & set(self.names):  # they need widths
-            train = trainer.splits["train"]
-            batch = train.rows(torch.arange(min(4, len(train)), device=trainer.device))
-            self.sizes = site_sizes(trainer.model, trainer.objective.forward, batch)
+            self.sizes = layer_sizes(trainer)
 
     def on_metrics(self, trainer: Trainer, step: int, values: dict[str, float]) -> None:
         self.rows.setdefault(step, {}).update(values)
