@@ -49,6 +49,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=None)
     args = parser.parse_args()
     extra = [f"train.steps={args.steps}"] if args.steps else []
+    extra.append("train.stop_when=[]")  # the recipe stops once grokked: time every step
     bare = load_config("grokking-mlp", [*extra, "probes=[]"])
     probed = load_config("grokking-mlp", extra)  # no probes key: the model kind's defaults
     timed_run(bare)  # warm-up (allocator, lazy imports)
