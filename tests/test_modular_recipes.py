@@ -15,23 +15,12 @@ from learnscope.config import load_config
 from learnscope.runner import execute
 from learnscope.store import Store
 from learnscope.sweep import load_spec, member_table, run_sweep
+from tests.test_recipes import check
 
 # Doshi et al. (2024): h(g1(a) +- g2(b)) and h(g1(a) g2(b)) are learnable, the rest are not
 LEARNABLE = ["a + b", "a - b", "a b", "a^2 + b^2", "a^2 - b^2", "a^2 + b", "(a + b)^2"]
 LEARNABLE += ["(a + b)^3", "ab + a + b", "a b^2"]
 NOT_LEARNABLE = ["a^2 + ab + b^2", "a^3 + ab", "a^2 + ab", "a^2 b + a b^2"]
-
-
-def check(name, tmp_path):
-    cfg = load_config(name)
-    result = execute(cfg, Store(tmp_path))
-    failed = {
-        k: (cfg.expect[k], result.summary.get(k))
-        for k, ok in result.summary.get("expect_met", {}).items()
-        if not ok
-    }
-    assert not failed, f"{name}: expected vs measured {failed}; summary {result.summary}"
-    return result
 
 
 def test_polynomial_sweep_lists_the_papers_classes():
