@@ -192,3 +192,18 @@ def test_healthy_run_has_no_events_but_grokking():
     assert (
         describe(detect(t)[0]) == "grokked at step 400 (train fitted at step 100, 4x after fitting)"
     )
+
+
+def test_grokking_with_corrupted_labels_reads_the_clean_training_rows():
+    """With label noise train/acc stays below the threshold (the corrupted rows are not
+    fitted by a network that generalises): fitting is read off train_clean/acc."""
+    t = pd.DataFrame(
+        {
+            "train/acc": [0.1, 0.8, 0.8, 0.8],
+            "train_clean/acc": [0.1, 1.0, 1.0, 1.0],
+            "test/acc": [0.0, 0.2, 0.6, 1.0],
+        },
+        index=[0, 10, 20, 30],
+    )
+    (event,) = [e for e in detect(t) if e.kind == "grokking"]
+    assert event.data["train_step"] == 10 and event.data["test_step"] == 30

@@ -319,10 +319,19 @@ def divergence(table: pd.DataFrame) -> Event | None:
 # -- all of them ----------------------------------------------------------------------------
 
 
+def _fitted_split(table: pd.DataFrame) -> str:
+    """The accuracy that says the training set is fitted: ``train_clean/acc`` when some
+    training labels are corrupted (the corrupted rows are not to be fitted), else
+    ``train/acc``."""
+    return "train_clean/acc" if "train_clean/acc" in table else "train/acc"
+
+
 def _detectors(cfg: Any, sizes: dict[str, int]) -> dict[str, Any]:
     """Event kind -> ``find(table) -> list[Event]``, with the thresholds of ``cfg``."""
     return {
-        "grokking": lambda t: [grokking(t, cfg.grok_threshold)],
+        "grokking": lambda t: [
+            grokking(t, cfg.grok_threshold, train=_fitted_split(t))  # clean rows, with noise
+        ],
         "slingshot": lambda t: slingshot(
             t,
             spike=cfg.slingshot_spike,
@@ -380,7 +389,7 @@ def stop_condition(
 
     cfg = cfg if cfg is not None else EventsConfig()
     if name == "grokked":
-        event = grokking(table, cfg.grok_threshold)
+        event = grokking(table, cfg.grok_threshold, train=_fitted_split(table))
         if event is None or event.data["test_step"] is None:
             return None
         last = table["test/acc"].dropna()
