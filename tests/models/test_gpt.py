@@ -23,9 +23,13 @@ def test_hooks_have_the_documented_shapes():
     shapes = {k: tuple(v.shape) for k, v in acts.items()}
     assert shapes == {
         "hook_embed": (3, 7, 32),
+        **{f"blocks.{i}.hook_resid_pre": (3, 7, 32) for i in range(2)},
+        **{f"blocks.{i}.attn.hook_{s}": (3, 4, 7, 8) for i in range(2) for s in "qkvz"},
         **{f"blocks.{i}.attn.hook_pattern": (3, 4, 7, 7) for i in range(2)},
+        **{f"blocks.{i}.hook_attn_out": (3, 7, 32) for i in range(2)},
         **{f"blocks.{i}.hook_resid_mid": (3, 7, 32) for i in range(2)},
         **{f"blocks.{i}.mlp.hook_post": (3, 7, 48) for i in range(2)},
+        **{f"blocks.{i}.hook_mlp_out": (3, 7, 32) for i in range(2)},
         **{f"blocks.{i}.hook_resid_post": (3, 7, 32) for i in range(2)},
         "ln_final.hook_normalized": (3, 7, 32),
         "hook_logits": (3, 7, 13),
@@ -126,3 +130,33 @@ def test_bad_model_config_is_a_user_error():
         build_model("gpt", {"pos": "alibi"}, DIMS)
     with pytest.raises(UserError, match="model.block_size"):
         build_model("gpt", {"block_size": 3}, DIMS)
+
+
+def test_transformerlens_sites_fit_together():
+    """The TransformerLens sites of a block agree with each other: resid_mid = resid_pre +
+    attn_out, resid_post = resid_mid + mlp_out, z = pattern @ v per head, attn_out = the
+    output projection of z, and q, k, v are the heads of the qkv projection of ln_1."""
+    from learnscope.models import build_model, capture
+
+    torch.manual_seed(0)
+    net = build_model(
+        "gpt", {"n_layer": 2, "d_model": 16, "n_head": 2}, {"vocab_size": 11, "block_size": 7}
+    )
+    net.eval()
+    tokens = torch.randint(0, 11, (3, 7))
+    with torch.no_grad():
+        plain = net(tokens)
+        with capture(net, "blocks.*") as acts:
+            hooked = net(tokens)
+    torch.testing.assert_close(hooked, plain)  # observing changes nothing
+    a = {k.removeprefix("blocks.1."): v for k, v in acts.items() if k.startswith("blocks.1.")}
+    torch.testing.assert_close(a["hook_resid_mid"], a["hook_resid_pre"] + a["hook_attn_out"])
+    torch.testing.assert_close(a["hook_resid_post"], a["hook_resid_mid"] + a["hook_mlp_out"])
+    torch.testing.assert_close(a["attn.hook_z"], a["attn.hook_pattern"] @ a["attn.hook_v"])
+    block = net.blocks[1]
+    z = a["attn.hook_z"].transpose(1, 2).reshape(3, 7, 16)
+    torch.testing.assert_close(a["hook_attn_out"], block.attn.out(z))
+    q, k, v = block.attn.qkv(block.ln_1(a["hook_resid_pre"])).split(16, dim=2)
+    torch.testing.assert_close(a["attn.hook_q"], q.view(3, 7, 2, 8).transpose(1, 2))
+    torch.testing.assert_close(a["attn.hook_k"], k.view(3, 7, 2, 8).transpose(1, 2))
+    assert a["attn.hook_q"].shape == (3, 2, 7, 8) and a["attn.hook_pattern"].shape == (3, 2, 7, 7)

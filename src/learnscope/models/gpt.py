@@ -25,9 +25,16 @@ appending ``alpha_h x`` to the queries, ``x`` to the keys and ``x`` to the value
 Activation sites (TransformerLens names; see ``learnscope.models.hooks``)::
 
     hook_embed                  # (b, t, d_model) token (+ position) embedding
+    blocks.{i}.hook_resid_pre   # (b, t, d_model) the block's input
+    blocks.{i}.attn.hook_q      # (b, n_head, t, d_head) queries (before rotary positions)
+    blocks.{i}.attn.hook_k      # (b, n_head, t, d_head) keys (before rotary positions)
+    blocks.{i}.attn.hook_v      # (b, n_head, t, d_head) values
     blocks.{i}.attn.hook_pattern  # (b, n_head, q, k) attention probabilities
+    blocks.{i}.attn.hook_z      # (b, n_head, t, d_head) attention-weighted values per head
+    blocks.{i}.hook_attn_out    # (b, t, d_model) the attention sublayer's output
     blocks.{i}.hook_resid_mid   # (b, t, d_model) after the attention sublayer
     blocks.{i}.mlp.hook_post    # (b, t, d_mlp) after the GELU
+    blocks.{i}.hook_mlp_out     # (b, t, d_model) the MLP sublayer's output
     blocks.{i}.hook_resid_post  # (b, t, d_model) after the MLP sublayer
     ln_final.hook_normalized    # (b, t, d_model)
     hook_logits                 # (b, t, vocab_size)
@@ -205,7 +212,9 @@ class Attention(nn.Module):
         if cfg.attn_identity:
             self.alpha = nn.Parameter(torch.zeros(cfg.n_head))
             self.beta = nn.Parameter(torch.zeros(cfg.n_head))
+        self.hook_q, self.hook_k, self.hook_v = HookPoint(), HookPoint(), HookPoint()
         self.hook_pattern = HookPoint()
+        self.hook_z = HookPoint()
         self.drop = nn.Dropout(cfg.dropout)
 
     def forward(
@@ -215,6 +224,7 @@ class Attention(nn.Module):
         h, dh = self.cfg.n_head, d // self.cfg.n_head
         start = 0 if cache is None else cache.len
         q, k, v = (z.view(b, t, h, dh).transpose(1, 2) for z in self.qkv(x).split(d, dim=2))
+        q, k, v = self.hook_q(q), self.hook_k(k), self.hook_v(v)
         if self.cfg.pos == "rope":
             q, k = rope(q, start=start), rope(k, start=start)
         if self.cfg.attn_identity:  # (b, h, t, dh + d): the alpha I and beta I terms
@@ -242,6 +252,7 @@ class Attention(nn.Module):
         if self.cfg.attn_identity:
             y, yx = y[..., :dh], y[..., dh:]  # A v, and A x per head
             extra = (self.beta.view(1, h, 1, 1).to(x.dtype) * yx).sum(dim=1)  # (b, t, d)
+        y = self.hook_z(y)  # (b, h, t, dh)
         y = self.out(y.transpose(1, 2).reshape(b, t, d))
         return y + extra if self.cfg.attn_identity else y
 
@@ -261,19 +272,25 @@ class FeedForward(nn.Module):
 class Block(nn.Module):
     def __init__(self, cfg: GPTConfig) -> None:
         super().__init__()
+        self.hook_resid_pre = HookPoint()
         self.ln_1 = nn.LayerNorm(cfg.d_model, bias=cfg.bias)
         self.attn = Attention(cfg)
+        self.hook_attn_out = HookPoint()
         self.hook_resid_mid = HookPoint()
         self.ln_2 = nn.LayerNorm(cfg.d_model, bias=cfg.bias)
         self.mlp = FeedForward(cfg)
+        self.hook_mlp_out = HookPoint()
         self.hook_resid_post = HookPoint()
         self.drop = nn.Dropout(cfg.dropout)
 
     def forward(
         self, x: torch.Tensor, cache: KVCache | None = None, layer: int = 0
     ) -> torch.Tensor:
-        x = self.hook_resid_mid(x + self.drop(self.attn(self.ln_1(x), cache, layer)))
-        return self.hook_resid_post(x + self.drop(self.mlp(self.ln_2(x))))
+        x = self.hook_resid_pre(x)
+        x = self.hook_resid_mid(
+            x + self.hook_attn_out(self.drop(self.attn(self.ln_1(x), cache, layer)))
+        )
+        return self.hook_resid_post(x + self.hook_mlp_out(self.drop(self.mlp(self.ln_2(x)))))
 
 
 class FinalNorm(nn.LayerNorm):
