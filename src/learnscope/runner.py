@@ -40,7 +40,7 @@ from learnscope.train.callbacks import (
     StoreLogger,
     layer_sizes,
 )
-from learnscope.train.ensemble import Ensemble
+from learnscope.train.ensemble import Ensemble, member_task
 from learnscope.train.loop import Callback, Trainer
 
 #: What a caller adds to a run: a callback, or a function that builds one from the run's id
@@ -297,6 +297,8 @@ def execute_ensemble(
     one: same callbacks, checkpoints, probes, events and summary (plus ``mode: ensemble``
     and ``ensemble_size``; ``wall_s`` is the member's share of the ensemble's time)."""
     cfgs = [c if isinstance(c, RunConfig) else validate_config(c) for c in cfgs]
+    for cfg in cfgs:  # each member must fit on its own (the runner sizes the ensembles)
+        _check_batch_memory(cfg, member_task(cfg))
     ens = Ensemble(cfgs)
     plans = [probe_plan(cfg, m) for cfg, m in zip(cfgs, ens.members)]
     run_ids, watches, locks = [], [], []
@@ -390,7 +392,3 @@ def probe_checkpoint(
     trainer.model.load_state_dict(state["model"])
     obj = trainer.objective
     return step, plan.compute(trainer.model, obj.forward, obj.loss)
-
-
-def resume_config(store: Store, run_id: str) -> RunConfig:
-    return validate_config(store.run(run_id)["config"])

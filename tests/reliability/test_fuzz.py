@@ -152,6 +152,16 @@ SET_CASES = [
 ]
 
 
+def test_a_batch_whose_activations_cannot_fit_is_refused(tmp_path, monkeypatch):
+    """The full training split of a larger table through the MLP is estimated before anything
+    is written (here against a 1 MiB limit: 61^2 / 2 rows x ~250 floats x 8 bytes)."""
+    monkeypatch.setattr("learnscope.runner.memory_limit", lambda: 2**20)
+    res, runs = run_config(tmp_path, BASE, "--set", "task.p=61")
+    assert_refused(res, runs, "train.batch_size", "activations", "GiB")
+    res, runs = run_config(tmp_path, BASE, "--set", "task.p=61", "--set", "train.batch_size=8")
+    assert res.exit_code == 0, res.output  # minibatches fit
+
+
 @pytest.mark.parametrize("override, needles", SET_CASES, ids=[c[0][:40] for c in SET_CASES])
 def test_bad_set_is_one_line(override, needles, tmp_path):
     res, runs = run_config(tmp_path, BASE, "--set", override)
@@ -249,8 +259,7 @@ def deep(n: int):
     return value
 
 
-# integers small, huge or negative: a *valid* mid-sized table or width trains for real (see
-# the report: the size estimate covers parameters and tables, not full-batch activations)
+# integers small, huge or negative (a mid-sized table or width that fits trains for real)
 INTS = st.integers(-3, 64) | st.sampled_from([-(10**20), 2**63, 10**9, 10**23, 10**400])
 FLOATS = st.floats(allow_nan=True, allow_infinity=True) | st.sampled_from(
     [float("nan"), float("inf"), -float("inf"), 1e300, -1e-300, 0.0, 0.5, 0.999]

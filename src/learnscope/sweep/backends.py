@@ -52,10 +52,11 @@ def group_members(members: list[Member], max_members: int) -> list[list[Member]]
 
 
 class _Progress(Callback):
-    """Reports the members' steps done, in members (``on_progress(members)``), at every eval."""
+    """Reports the members' steps done, in members (``on_progress(members)``), at every eval;
+    one instance is shared by the members of a chunk."""
 
-    def __init__(self, on_progress: Callable[[float], None], members: int) -> None:
-        self.on_progress, self.members = on_progress, members
+    def __init__(self, on_progress: Callable[[float], None]) -> None:
+        self.on_progress = on_progress
         self.done: dict[int, float] = {}
 
     def on_metrics(self, trainer, step: int, values: dict[str, float]) -> None:
@@ -92,7 +93,7 @@ def run_group(
     run_ids: list[str] = []
     for i in range(0, len(cfgs), chunk):
         part = cfgs[i : i + chunk]
-        sinks = [lambda _run_id, p=_Progress(on_progress, len(part)): p] if on_progress else []
+        sinks = [_Progress(on_progress)] if on_progress else []
         if chunk == 1:
             results = [execute(part[0], store, sinks, sweep_id, extra={"mode": "loop"})]
         else:

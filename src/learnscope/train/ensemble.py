@@ -281,8 +281,7 @@ class Ensemble:
         self.member_index = torch.arange(self.k, device=self.device)[:, None]
         self.step = 0
         self.last_losses: torch.Tensor | None = None  # (K,) of the latest training batch
-        self.wall_s = 0.0
-        self._t0 = time.perf_counter()
+        self._t0 = time.perf_counter()  # start of training (members' wall time shares)
         self.members = [
             Member(self, k, cfg, task, model, rng)
             for k, (cfg, task, model, rng) in enumerate(zip(cfgs, tasks, models, rng_states))
@@ -468,7 +467,6 @@ class Ensemble:
             for m in running:
                 m.status = "interrupted"
                 m.finish(time.perf_counter() - t0)
-        self.wall_s += time.perf_counter() - t0
 
 
 class Member:
@@ -530,7 +528,7 @@ class Member:
         """End this member at the current step (status as the trainer sets it)."""
         _ = self.model  # the final weights, copied while the slice is still the member's
         self.ended_at = self.ens.step
-        self.wall_s += elapsed_s / self.ens.k  # its share of the ensemble's time
+        self.wall_s = elapsed_s / self.ens.k  # its share of the ensemble's time
         if self.status == "running":
             self.status = "finished" if not self.should_stop else "stopped"
         self.emit("on_train_end", self.status)
@@ -576,8 +574,8 @@ class Member:
             "regularizers": {},
             "scaler": {},
             "last_terms": {} if losses is None else {"train_step/loss": losses[k].clone()},
-            "wall_s": self.wall_s if self.ended_at is not None else self._running_share(),
+            "wall_s": self.wall_s if self.ended_at is not None else self._share_so_far(),
         }
 
-    def _running_share(self) -> float:
-        return self.wall_s + (time.perf_counter() - self.ens._t0) / self.ens.k
+    def _share_so_far(self) -> float:
+        return (time.perf_counter() - self.ens._t0) / self.ens.k
