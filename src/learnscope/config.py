@@ -77,7 +77,21 @@ class RegularizerConfig(Section):
     eps: float = Field(1e-3, gt=0, le=1)
 
 
+class SSLConfig(Section):
+    """Weights of the self-supervised objectives (``train.objective``: ``vicreg``, ``mmcr``)."""
+
+    inv: float = Field(25.0, ge=0, le=1e6, description="vicreg: invariance weight (lambda)")
+    var: float = Field(25.0, ge=0, le=1e6, description="vicreg: variance weight (mu)")
+    cov: float = Field(1.0, ge=0, le=1e6, description="vicreg: covariance weight (nu)")
+    mmcr_local: float = Field(0.0, ge=0, le=1e6, description="mmcr: weight of mean ||Z_b||_*")
+
+
 class TrainConfig(Section):
+    #: what the model is trained to do; others may add kinds (e.g. an RL objective)
+    objective: Literal["task", "vicreg", "mmcr"] = Field(
+        "task", description="task: the task kind's loss; vicreg, mmcr: on the task's views"
+    )
+    ssl: SSLConfig = SSLConfig()
     optimizer: Literal["adamw", "adam", "sgd"] = "adamw"
     # upper bounds keep every step size representable in float32
     lr: float = Field(1e-3, gt=0, le=1e6)

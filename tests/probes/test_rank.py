@@ -7,7 +7,14 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from learnscope.probes import effective_rank, incremental_rank, lidar, matrix_entropy, rankme
+from learnscope.probes import (
+    effective_rank,
+    incremental_rank,
+    lidar,
+    matrix_entropy,
+    mmcr,
+    rankme,
+)
 
 
 def orthogonal(d: int, seed: int = 0, dtype=torch.float64) -> torch.Tensor:
@@ -170,3 +177,27 @@ def test_incremental_rank_is_effective_rank_of_update():
     assert incremental_rank(w0 + delta, w0) == pytest.approx(effective_rank(delta), rel=1e-9)
     assert incremental_rank(w0 + delta, w0) <= 2 + 1e-9
     assert incremental_rank(w0 + torch.eye(10, 8, dtype=torch.float64), w0) == pytest.approx(8)
+
+
+def test_mmcr_orthonormal_centroids_of_coinciding_views_reach_n():
+    """Views that coincide (at any length) and orthonormal centroids: ``||C||_* = n``."""
+    q = orthogonal(6)[:4]  # (4, 6) orthonormal rows
+    z = q[:, None] * torch.tensor([1.0, 2.0, 5.0], dtype=q.dtype)[None, :, None]  # (4, 3, 6)
+    assert mmcr(z) == pytest.approx(4.0)
+
+
+def test_mmcr_opposite_views_give_zero_and_a_known_spectrum():
+    x = torch.randn(5, 1, 3, dtype=torch.float64)
+    assert mmcr(torch.cat([x, -x], dim=1)) == pytest.approx(0.0, abs=1e-12)
+    # every sample's two views at 90 degrees: centroid = (e_a + e_b) / 2, norm 1/sqrt(2)
+    e = torch.eye(4, dtype=torch.float64)
+    z = torch.stack([torch.stack([e[0], e[1]]), torch.stack([e[2], e[3]])])  # (2, 2, 4)
+    assert mmcr(z) == pytest.approx(2 / math.sqrt(2))
+    # the same centroid for every sample: rank one, ||C||_* = sqrt(n) |c|
+    same = torch.stack([e[0], e[1]])[None].expand(9, 2, 4)
+    assert mmcr(same) == pytest.approx(3 / math.sqrt(2))
+
+
+def test_mmcr_is_bounded_by_sqrt_min_n_d_times_n():
+    z = torch.randn(50, 4, 8, generator=torch.Generator().manual_seed(0))
+    assert 0 < mmcr(z) <= math.sqrt(8 * 50)

@@ -238,6 +238,29 @@ def _print_sweep(store, sweep_id, pivot, value, members: bool = False) -> None:
                 )
             )
             console.print(g)
+    if show_cfg.get("correlate") and len(frame):
+        _print_correlations(store, frame, show_cfg["correlate"])
+
+
+def _print_correlations(store, frame, corr: dict) -> None:
+    """Each member's final ``target`` and ``metrics``, then the Spearman rank correlation of
+    each metric with the target over the members (``show: {correlate: ...}``)."""
+    from learnscope import sweep as sw
+
+    target, metrics = corr["target"], list(corr["metrics"])
+    values = sw.final_values(store, list(frame["run"]), [target, *metrics])
+    axes = [c for c in frame.columns if c not in ("run", "status", *MEMBER_COLUMNS)]
+    t = table("run", *(a.split(".")[-1] for a in axes), target, *metrics)
+    by_run = frame.set_index("run")
+    for run in frame["run"]:
+        cells = [_fmt(v) for v in by_run.loc[run, axes]]
+        t.add_row(run, *cells, *(_fmt(v) for v in values.loc[run]))
+    console.print(t)
+    rho = sw.rank_correlations(values, target, metrics)
+    c = table("metric", f"Spearman with {target}", "members")
+    for name, r in rho.iterrows():
+        c.add_row(name, _fmt(r["spearman"]), str(int(r["n"])))
+    console.print(c)
 
 
 def _print_members(frame) -> None:

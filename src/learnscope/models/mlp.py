@@ -2,7 +2,8 @@
 
 The operands ``x: (b, n_inputs)`` are embedded one-hot and concatenated, ``(b, n_inputs *
 vocab)``, as in Gromov (2023, "Grokking modular arithmetic"), or through a learned table of
-width ``d_embed``. Then ``depth`` linear layers; every hidden layer is
+width ``d_embed``; with ``embed="none"`` the inputs ``x: (b, n_inputs)`` are real vectors used
+as they are (the ``views`` task). Then ``depth`` linear layers; every hidden layer is
 ``linear -> [BatchNorm] -> activation -> [dropout]``. ``activation="quadratic"`` is ``x ** 2``:
 with ``depth=2, bias=False`` this is Gromov's ``W2 (W1 x)^2``. ``activation="power"`` is
 ``x ** power``: Doshi et al. (2024, "Grokking modular polynomials") use ``x^S`` for the sum of
@@ -10,7 +11,7 @@ with ``depth=2, bias=False`` this is Gromov's ``W2 (W1 x)^2``. ``activation="pow
 
 Activation sites (for probes, see ``learnscope.models.hooks``)::
 
-    hook_embed           # (b, n_inputs * vocab) one-hot, or (b, n_inputs * d_embed)
+    hook_embed           # (b, n_inputs * vocab) one-hot, (b, n_inputs * d_embed), or (b, n_inputs)
     layers.{i}.hook_pre  # (b, width) pre-activation of hidden layer i
     layers.{i}.hook_post # (b, width) after the activation (and dropout)
     hook_logits          # (b, n_out)
@@ -40,7 +41,7 @@ class MLPConfig:
     depth: int = 2  # linear layers; depth - 1 hidden layers
     activation: Literal["relu", "gelu", "tanh", "quadratic", "power"] = "relu"
     power: int = 2  # with activation="power": x ** power
-    embed: Literal["onehot", "learned"] = "onehot"
+    embed: Literal["onehot", "learned", "none"] = "onehot"  # none: real inputs as they are
     d_embed: int = 128  # with embed="learned"
     bias: bool = True
     batchnorm: bool = False
@@ -61,9 +62,15 @@ class MLPConfig:
         if self.init_std is not None and not 0 < self.init_std <= 1e6:
             raise ValueError(f"init_std must be in (0, 1e6] or null (got {self.init_std})")
 
+    @property
+    def d_in(self) -> int:
+        """Width of ``hook_embed``, the first layer's input."""
+        per_input = {"onehot": self.vocab, "learned": self.d_embed, "none": 1}[self.embed]
+        return self.n_inputs * per_input
+
     def n_params(self) -> int:
         """Weights (biases aside), from the sizes alone: exact Python ints, never built."""
-        d_in = self.n_inputs * (self.vocab if self.embed == "onehot" else self.d_embed)
+        d_in = self.d_in
         embed = self.vocab * self.d_embed if self.embed == "learned" else 0
         hidden = d_in * self.width + (self.depth - 2) * self.width**2 if self.depth > 1 else 0
         return embed + hidden + (self.width if self.depth > 1 else d_in) * self.n_out
@@ -72,8 +79,7 @@ class MLPConfig:
         """Floats one example's forward pass keeps for the backward pass (the input, each
         hidden layer before and after its activation, the logits): a training batch's
         memory is about ``4 x rows x`` this."""
-        d_in = self.n_inputs * (self.vocab if self.embed == "onehot" else self.d_embed)
-        return d_in + 3 * (self.depth - 1) * self.width + 2 * self.n_out
+        return self.d_in + 3 * (self.depth - 1) * self.width + 2 * self.n_out
 
 
 class Quadratic(nn.Module):
@@ -120,7 +126,7 @@ class MLP(nn.Module):
         self.cfg = cfg
         if cfg.embed == "learned":
             self.embed = nn.Embedding(cfg.vocab, cfg.d_embed)
-        d = cfg.n_inputs * (cfg.vocab if cfg.embed == "onehot" else cfg.d_embed)
+        d = cfg.d_in
         self.hook_embed = HookPoint()
         self.layers = nn.ModuleList()
         for _ in range(cfg.depth - 1):
@@ -144,8 +150,12 @@ class MLP(nn.Module):
                         param.mul_(self.cfg.init_scale)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """x: (b, n_inputs) token ids -> logits (b, n_out)."""
-        if self.cfg.embed == "onehot":
+        """x: (b, n_inputs) token ids (or real values, ``embed="none"``) -> logits (b, n_out)."""
+        if self.cfg.embed == "none":
+            h = x.to(self.out.weight.dtype)
+        elif x.is_floating_point():
+            raise ValueError(f"real-valued inputs need model.embed 'none' (got {self.cfg.embed!r})")
+        elif self.cfg.embed == "onehot":
             h = F.one_hot(x, self.cfg.vocab).flatten(1).to(self.out.weight.dtype)
         else:
             h = self.embed(x).flatten(1)

@@ -12,7 +12,14 @@ from learnscope.probes.attention import attention_entropy
 from learnscope.probes.collapse import nc1, ncc_accuracy
 from learnscope.probes.distance import angular_distance, layer_distances
 from learnscope.probes.jacobian import hessian_top_eigenvalue, local_rank, partial_jacobian_norm
-from learnscope.probes.rank import effective_rank, incremental_rank, lidar, matrix_entropy, rankme
+from learnscope.probes.rank import (
+    effective_rank,
+    incremental_rank,
+    lidar,
+    matrix_entropy,
+    mmcr,
+    rankme,
+)
 from learnscope.probes.spectral import fourier_power, ipr, neuron_ipr, residue_blocks
 from learnscope.probes.weights import weight_norms
 
@@ -28,6 +35,7 @@ __all__ = [
     "lidar",
     "local_rank",
     "matrix_entropy",
+    "mmcr",
     "nc1",
     "ncc_accuracy",
     "neuron_ipr",

@@ -210,6 +210,16 @@ def resolve(
                 if is_default:
                     continue
                 raise UserError(f"{where}.sites: {name}: {err}") from None
+        if name == "incremental_rank":
+            parts, threshold = options["parts"], options["threshold"]
+            if not 0 <= threshold < 1:
+                raise UserError(f"{where}.threshold: expected 0 <= threshold < 1 (got {threshold})")
+            bad = [s for s in sites if parts < 1 or model.get_parameter(s).shape[0] % parts]
+            if bad:
+                rows = model.get_parameter(bad[0]).shape[0]
+                raise UserError(
+                    f"{where}.parts: {parts} does not divide the {rows} rows of {bad[0]}"
+                )
         if name in ("angular_distance", "layer_distances") and len(sites) <= options["n"]:
             raise UserError(f"{where}.sites: {name} needs more than n={options['n']} sites")
         plan.append(Planned(name, sites, every or eval_every, options))

@@ -123,14 +123,53 @@ def lidar(z: torch.Tensor, delta: float = 1e-4, eps: float = 1e-8) -> float:
     return float(torch.exp(_entropy(p)))
 
 
-def incremental_rank(w: torch.Tensor, w0: torch.Tensor) -> float:
-    """Effective rank of the update ``w - w0`` of a weight matrix since initialisation.
+def mmcr(z: torch.Tensor) -> float:
+    """Nuclear norm of the centroid matrix of ``z: (n, q, d)``, ``n`` samples with ``q`` views
+    each (Yerxa, Kuang, Simoncelli & Chung 2023, "Learning efficient coding of natural images
+    with maximum manifold capacity representations"; Schaeffer et al. 2024, "Towards an
+    improved understanding and utilization of MMCR").
 
-    Abbe et al. (2023), "Transformers learn through gradual rank increase": the difference
-    between trained and initial weights grows in rank step by step. See :func:`effective_rank`.
+    Each view is normalised to unit length, ``c_i = (1/q) sum_j z_ij / ||z_ij||`` and
+    ``MMCR = ||C||_* = sum_k s_k(C)`` for ``C: (n, d)``: the quantity the MMCR objective
+    maximises. Every centroid has norm at most 1, so ``MMCR <= sqrt(min(n, d) n)``; for
+    ``n <= d`` that is ``n``, reached when each sample's views coincide and the centroids are
+    orthonormal. 0 when every centroid is 0 (views in opposite directions).
+
+    >>> round(mmcr(3 * torch.eye(4)[:, None].expand(4, 5, 4)), 6)
+    4.0
+    """
+    if z.dim() != 3:
+        raise ValueError(f"expected z: (n, q, d), got shape {tuple(z.shape)}")
+    z = torch.nn.functional.normalize(z.detach().double(), dim=-1)
+    return float(_singular_values(z.mean(1)).sum())
+
+
+def threshold_rank(z: torch.Tensor, threshold: float) -> float:
+    """The number of singular values of ``z: (n, d)`` above ``threshold`` times the largest
+    (0 for an all-zero ``z``): the rank as counted by Boix-Adsera et al. (2023) and by
+    :func:`~learnscope.probes.jacobian.local_rank`.
+
+    >>> threshold_rank(torch.diag(torch.tensor([1.0, 0.5, 0.01])), 0.1)
+    2.0
+    """
+    s = _singular_values(z)
+    if not s[0] > 0:
+        return 0.0
+    return float((s > threshold * s[0]).sum())
+
+
+def incremental_rank(w: torch.Tensor, w0: torch.Tensor, threshold: float = 0.0) -> float:
+    """Effective rank of the update ``w - w0`` of a weight matrix since initialisation; with
+    ``threshold > 0``, the number of its singular values above ``threshold`` times the largest
+    (:func:`threshold_rank`).
+
+    Boix-Adsera, Littwin, Abbe, Bengio & Susskind (2023), "Transformers learn through gradual
+    rank increase": from a small initialisation the difference between trained and initial
+    weights grows in rank step by step. See :func:`effective_rank`.
 
     >>> w0 = torch.zeros(4, 4)
     >>> incremental_rank(w0 + torch.diag(torch.tensor([1.0, 1.0, 0.0, 0.0])), w0)
     2.0
     """
-    return effective_rank(w.detach() - w0.detach().to(w.device))
+    delta = w.detach() - w0.detach().to(w.device)
+    return threshold_rank(delta, threshold) if threshold > 0 else effective_rank(delta)

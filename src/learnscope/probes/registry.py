@@ -12,7 +12,8 @@ discrete logarithm for ``op: mul``/``div``: option ``basis``, ``auto`` by defaul
 ``layer_distances/{site}/n{n}`` are the distance from ``site`` to the ``n``-th next matched
 site; ``fourier_power/{param}/k{k}`` is the mean over neurons (and operand blocks) of the
 power at frequency ``k``, in the same basis as ``ipr``; ``weight_norms/{param}`` is
-``||W||_F`` of every weight matrix.
+``||W||_F`` of every weight matrix; ``incremental_rank/{param}/part{i}`` with ``parts``;
+``lidar`` and ``mmcr`` group a task's augmented views by sample (its labels otherwise).
 The trainer's own metrics (:data:`TRAINER_METRICS` prefixes, and ``{split}/...``) are not
 probes.
 
@@ -33,11 +34,19 @@ from typing import Any
 import torch
 from torch import nn
 
+from learnscope.models.hooks import capture
 from learnscope.probes.attention import attention_entropy
 from learnscope.probes.collapse import nc1, ncc_accuracy
 from learnscope.probes.distance import angular_distance, layer_distances
 from learnscope.probes.jacobian import hessian_top_eigenvalue, local_rank, partial_jacobian_norm
-from learnscope.probes.rank import effective_rank, incremental_rank, lidar, matrix_entropy, rankme
+from learnscope.probes.rank import (
+    effective_rank,
+    incremental_rank,
+    lidar,
+    matrix_entropy,
+    mmcr,
+    rankme,
+)
 from learnscope.probes.spectral import basis_for, block_power, neuron_ipr, residue_weight
 from learnscope.probes.weights import weight_norms
 
@@ -115,19 +124,42 @@ def _labelled(fn: Callable[..., float]) -> Callable[[Context, Planned], Values]:
     return run
 
 
-def _lidar(ctx: Context, item: Planned) -> Values:
-    """LiDAR with the labels as classes (the paper's classes are a sample's augmented views):
-    every label with at least 2 rows in the probe batch, ``q`` rows of each, ``q`` the fewest
-    such rows (at most ``views``)."""
+def _view_classes(ctx: Context, item: Planned) -> dict[str, torch.Tensor] | None:
+    """Per site, activations grouped into surrogate classes, ``(n, q, d)``.
+
+    A task with augmented views (``views: (b, V, ...)`` in the probe batch, the ``views``
+    task): the classes are the samples and their members the sample's first ``q = min(V,
+    views)`` views, run through the model in one forward pass (the LiDAR paper's classes).
+    Otherwise the labels are the classes: every label with at least 2 rows in the probe batch,
+    ``q`` rows of each, ``q`` the fewest such rows (at most ``views``). None: fewer than 2
+    classes of 2 rows.
+    """
+    if "views" in ctx.batch:
+        views = ctx.batch["views"][:, : int(item.options["views"])]
+        b, q = views.shape[:2]
+        with torch.no_grad(), capture(ctx.model, item.sites) as acts:
+            ctx.model(views.flatten(0, 1))
+        return {s: acts[s].reshape(b, q, -1) for s in item.sites}
     y = ctx.batch["y"]
     classes, counts = y.unique(return_counts=True)
     keep = classes[counts >= 2]
-    q = min(int(item.options["views"]), int(counts[counts >= 2].min())) if len(keep) else 0
     if len(keep) < 2:
-        return {}
+        return None
+    q = min(int(item.options["views"]), int(counts[counts >= 2].min()))
     index = torch.stack([(y == c).nonzero()[:q, 0] for c in keep])  # (C, q)
+    return {s: _per_sample(ctx.acts[s])[index] for s in item.sites}
+
+
+def _lidar(ctx: Context, item: Planned) -> Values:
+    """LiDAR over :func:`_view_classes`."""
+    grouped = _view_classes(ctx, item)
     opts = {k: v for k, v in item.options.items() if k != "views"}
-    return {f"lidar/{s}": lidar(_per_sample(ctx.acts[s])[index], **opts) for s in item.sites}
+    return {f"lidar/{s}": lidar(z, **opts) for s, z in (grouped or {}).items()}
+
+
+def _mmcr(ctx: Context, item: Planned) -> Values:
+    """The nuclear norm of the centroids of :func:`_view_classes`."""
+    return {f"mmcr/{s}": mmcr(z) for s, z in (_view_classes(ctx, item) or {}).items()}
 
 
 def _angular_distance(ctx: Context, item: Planned) -> Values:
@@ -204,9 +236,19 @@ def _hessian(ctx: Context, item: Planned) -> Values:
 
 
 def _incremental_rank(ctx: Context, item: Planned) -> Values:
-    return {
-        f"incremental_rank/{s}": incremental_rank(ctx.tensor(s), ctx.initial[s]) for s in item.sites
-    }
+    """Per site, or with ``parts: k`` per block of ``k`` equal row blocks of the weight (the
+    GPT's ``attn.qkv.weight``, ``(3 d, d)``, with ``parts: 3``: ``W_Q``, ``W_K``, ``W_V`` as
+    ``part0``, ``part1``, ``part2``)."""
+    parts, threshold = int(item.options["parts"]), float(item.options["threshold"])
+    out: Values = {}
+    for s in item.sites:
+        w, w0 = ctx.tensor(s), ctx.initial[s]
+        if parts == 1:
+            out[f"incremental_rank/{s}"] = incremental_rank(w, w0, threshold)
+            continue
+        for i, (b, b0) in enumerate(zip(w.chunk(parts), w0.chunk(parts))):
+            out[f"incremental_rank/{s}/part{i}"] = incremental_rank(b, b0, threshold)
+    return out
 
 
 def spectral_basis(ctx: Context, item: Planned) -> str:
@@ -266,6 +308,7 @@ PROBES: dict[str, ProbeDef] = {
     "rankme": ProbeDef(_matrix_probe(rankme), "both"),
     "matrix_entropy": ProbeDef(_matrix_probe(matrix_entropy), "both", {"alpha": 1.0}),
     "lidar": ProbeDef(_lidar, "hooks", {"views": 8, "delta": 1e-4, "eps": 1e-8}, True),
+    "mmcr": ProbeDef(_mmcr, "hooks", {"views": 8}, True),
     "attention_entropy": ProbeDef(_attention_entropy, "hooks"),
     "local_rank": ProbeDef(
         _jacobian_probe(local_rank, "input"),
@@ -279,7 +322,7 @@ PROBES: dict[str, ProbeDef] = {
         {"source": None, "rows": 64, "exact_max": 1024, "n_proj": 16},
         sources=("source",),
     ),
-    "incremental_rank": ProbeDef(_incremental_rank, "params"),
+    "incremental_rank": ProbeDef(_incremental_rank, "params", {"parts": 1, "threshold": 0.0}),
     "ipr": ProbeDef(_ipr, "params", {"p": None, "threshold": 0.5, "basis": "auto"}),
     "fourier_power": ProbeDef(_fourier_power, "params", {"p": None, "basis": "auto"}),
     "nc1": ProbeDef(_labelled(nc1), "hooks", needs_labels=True),

@@ -6,7 +6,8 @@
   ensemble, chunks, or in turn), chosen by a short calibration;
 - :mod:`~learnscope.sweep.backends`: running the groups through the run pipeline, in this
   process, a process pool or Ray, and resuming a sweep;
-- :mod:`~learnscope.sweep.tables`: reading a sweep back (member table, pivot grids).
+- :mod:`~learnscope.sweep.tables`: reading a sweep back (member table, pivot grids, rank
+  correlations).
 
 The store holds one ``sweeps`` row (id, name, status, the spec, the member count) and the
 members as normal runs with ``runs.sweep_id``.
@@ -17,9 +18,11 @@ from learnscope.sweep.calibrate import candidate_sizes, choose_chunk
 from learnscope.sweep.spec import Member, SweepSpec, expand, load_spec, sweep_names
 from learnscope.sweep.tables import (
     cell_count,
+    final_values,
     member_table,
     pivot,
     pivot_counts,
+    rank_correlations,
     resolve_sweep,
 )
 
@@ -31,11 +34,13 @@ __all__ = [
     "cell_count",
     "choose_chunk",
     "expand",
+    "final_values",
     "group_members",
     "load_spec",
     "member_table",
     "pivot",
     "pivot_counts",
+    "rank_correlations",
     "resolve_sweep",
     "run_group",
     "run_sweep",

@@ -61,7 +61,7 @@ class Resources(StrictModel):
 
 
 #: keys of a spec's ``show`` (read by ``learnscope sweep show``)
-SHOW_KEYS = ("pivot", "value", "values")
+SHOW_KEYS = ("pivot", "value", "values", "correlate")
 
 
 class SweepSpec(StrictModel):
@@ -134,6 +134,17 @@ def _check_show(spec: SweepSpec) -> None:
     for key in spec.show:
         if key not in SHOW_KEYS:
             raise unknown_field("sweep.show", str(key), list(SHOW_KEYS))
+    corr = spec.show.get("correlate")
+    if corr is not None and not (
+        isinstance(corr, dict)
+        and set(corr) == {"target", "metrics"}
+        and isinstance(corr["target"], str)
+        and isinstance(corr["metrics"], list)
+        and all(isinstance(m, str) for m in corr["metrics"])
+    ):
+        raise UserError(
+            f"sweep.show.correlate: give {{target: NAME, metrics: [NAME, ...]}} (got {shown(corr)})"
+        )
     if "pivot" not in spec.show:
         return
     pivot, axes = spec.show["pivot"], spec.axes

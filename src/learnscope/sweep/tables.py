@@ -59,6 +59,44 @@ def member_table(store: Store, sweep_id: str) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def final_values(store: Store, runs: list[str], names: list[str]) -> pd.DataFrame:
+    """Per run (index), the last recorded value of each metric ``names`` (a run summary's
+    key such as ``test_acc``, or a stored series such as ``lidar/hook_logits``)."""
+    rows = {}
+    for run_id in runs:
+        summary = store.run(run_id)["summary"] or {}
+        series = store.metric_table(run_id)
+        row = {}
+        for name in names:
+            if name in summary:
+                row[name] = summary[name]
+            elif name in series.columns and series[name].notna().any():
+                row[name] = float(series[name].dropna().iloc[-1])
+            else:
+                row[name] = None
+        rows[run_id] = row
+    return pd.DataFrame.from_dict(rows, orient="index", columns=names, dtype=float)
+
+
+def rank_correlations(values: pd.DataFrame, target: str, metrics: list[str]) -> pd.DataFrame:
+    """Spearman rank correlation of each of ``metrics`` with ``target`` over the rows of
+    ``values`` (members with both values; ``n`` says how many): which metric predicts the
+    target's order (Thilak et al. 2023 compare LiDAR and RankMe this way): the Pearson
+    correlation of the average ranks (ties share their mean rank), without scipy.
+
+    >>> v = pd.DataFrame({"acc": [0.1, 0.5, 0.9], "a": [1.0, 2.0, 3.0], "b": [3.0, 1.0, 2.0]})
+    >>> rank_correlations(v, "acc", ["a", "b"])["spearman"].round(2).tolist()
+    [1.0, -0.5]
+    """
+    out = []
+    for m in metrics:
+        both = values[[m, target]].dropna()
+        ranks = both.rank()
+        rho = ranks[m].corr(ranks[target]) if len(both) > 1 else float("nan")
+        out.append({"metric": m, "spearman": rho, "n": len(both)})
+    return pd.DataFrame(out).set_index("metric")
+
+
 def _axis(table: pd.DataFrame, name: str) -> str:
     if name in table.columns:
         return name

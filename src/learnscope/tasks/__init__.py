@@ -11,6 +11,7 @@ from learnscope.tasks import (
     parity,
     pvr,
     relational,
+    views,
 )
 from learnscope.tasks.base import TASKS, Split, Task, TaskParams, make_task, validate_task_params
 
@@ -31,4 +32,5 @@ __all__ = [
     "arithmetic",
     "relational",
     "icl_modular",
+    "views",
 ]

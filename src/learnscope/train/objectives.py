@@ -4,7 +4,9 @@ The trainer does not know about labels, masks or decoding: it asks the objective
 task's ``kind``. ``classification``: the model maps ``x`` to logits ``(b, C)``; the loss is
 cross-entropy, or MSE on one-hot targets (the squared error summed over the C classes and
 averaged over the batch, as in Gromov 2023); accuracy is argmax == label. ``sequence``: see
-:class:`SequenceObjective`.
+:class:`SequenceObjective`. ``views`` (``learnscope.tasks.views``): supervised as
+classification, or self-supervised on the views with ``train.objective: vicreg`` or ``mmcr``
+(:class:`~learnscope.train.ssl.ViewsSSLObjective`).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from torch import nn
 
 from learnscope.errors import UserError
 from learnscope.models.gpt import GPT, KVCache
+from learnscope.train.ssl import ViewsSSLObjective
 
 
 class ClassificationObjective:
@@ -177,10 +180,22 @@ def _dev(split) -> torch.device:
 
 
 def make_objective(kind: str, cfg):
-    """The objective for tasks of ``kind``, configured from a ``TrainConfig``."""
+    """The objective for tasks of ``kind``, configured from a ``TrainConfig``
+    (``train.objective``: ``task`` for the task kind's own, or a self-supervised one)."""
+    name = getattr(cfg, "objective", "task")
+    if name != "task":
+        if kind != "views":
+            raise UserError(
+                f"train.objective: {name} trains on augmented views; allowed for this task: task"
+            )
+        return ViewsSSLObjective(name, cfg.ssl)
     if kind == "sequence":
         return SequenceObjective(cfg.loss, getattr(cfg, "eval_examples", None))
     return OBJECTIVES[kind](cfg.loss)
 
 
-OBJECTIVES = {"classification": ClassificationObjective, "sequence": SequenceObjective}
+OBJECTIVES = {
+    "classification": ClassificationObjective,
+    "views": ClassificationObjective,  # supervised on the clean inputs x and labels y
+    "sequence": SequenceObjective,
+}
