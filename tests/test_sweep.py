@@ -87,6 +87,7 @@ BAD = [
     (spec(seeds=0), "seeds"),
     (spec(config=None), "base"),
     (spec(grdi={}), "grdi"),
+    (spec(show={"correlate": {"target": "test_acc"}}), "correlate"),
 ]
 
 
@@ -297,3 +298,25 @@ def test_resume_last_after_a_failed_start_continues_the_interrupted_sweep(tmp_pa
     assert run_sweep(s, store, workers=1, resume="last") == interrupted
     runs = store.runs()
     assert len(runs) == 8 and set(runs["status"]) == {"finished"}
+
+
+def test_show_correlate_prints_final_probes_and_spearman(tmp_path):
+    """``show: {correlate: ...}``: each member's final target and probe values, then the
+    Spearman correlation of each probe with the target (the lidar-vs-rankme sweep)."""
+    data = {
+        "name": "corr",
+        "config": {
+            "task": {"name": "views", "dim": 6, "informative": 2, "n_classes": 2,
+                     "embed_dim": 3, "n_train": 64, "n_test": 32},
+            "model": {"kind": "mlp", "embed": "none", "width": 8, "depth": 2},
+            "train": {"objective": "mmcr", "steps": 4, "eval_every": 2},
+            "probes": [{"probe": "rankme", "sites": ["hook_logits"]}],
+        },
+        "grid": {"train.lr": [1e-4, 1e-3, 1e-2]},
+        "show": {"correlate": {"target": "test_acc", "metrics": ["rankme/hook_logits"]}},
+    }  # fmt: skip
+    path, runs = tmp_path / "s.yaml", tmp_path / "runs"
+    path.write_text(yaml.safe_dump(data))
+    res = runner.invoke(app, ["sweep", str(path), "--runs-dir", str(runs), "-q", "--workers", "1"])
+    assert res.exit_code == 0, res.output
+    assert "Spearman with test_acc" in res.output and "rankme/hook_logits" in res.output

@@ -20,7 +20,7 @@ def test_shapes_dims_and_determinism():
     train = t.split("train")
     assert train["x"].shape == (500, 12) and train["views"].shape == (500, 4, 12)
     assert train["y"].dtype == torch.long and set(train["y"].tolist()) == {0, 1, 2}
-    assert t.model_dims() == {"n_inputs": 12, "n_out": 3}
+    assert t.model_dims() == {"n_inputs": 12, "embed": "none", "n_out": 3}
     assert task(embed_dim=7).model_dims()["n_out"] == 7
     assert torch.equal(task().split("test")["views"], t.split("test")["views"])
     assert not torch.equal(task(seed=2).split("train")["x"], train["x"])
@@ -50,3 +50,16 @@ def test_labels_are_a_linear_function_of_the_informative_directions():
 def test_informative_must_be_below_dim():
     with pytest.raises(UserError, match="informative"):
         make_task("views", dim=4, informative=4)
+
+
+def test_the_task_sets_real_valued_inputs_and_refuses_other_embeddings():
+    from learnscope.models import build_model, model_config
+
+    dims = task().model_dims()
+    assert model_config("mlp", {}, dims).embed == "none"
+    x = task().split("train")["x"][:5]
+    assert build_model("mlp", {"width": 8}, dims)(x).shape == (5, 3)
+    with pytest.raises(UserError, match="model.embed"):
+        model_config("mlp", {"embed": "onehot"}, dims)
+    with pytest.raises(UserError, match="model.kind"):
+        model_config("gpt", {}, dims)

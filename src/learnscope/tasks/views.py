@@ -15,7 +15,7 @@ reads ``y`` off. Rows: ``x: (n, dim)`` float, ``y: (n,)`` int64, ``views: (n, n_
 
 >>> task = make_task("views", dim=8, informative=2, n_views=3, n_train=16, n_test=4)
 >>> task.split("train")["views"].shape, task.model_dims()
-(torch.Size([16, 3, 8]), {'n_inputs': 8, 'n_out': 4})
+(torch.Size([16, 3, 8]), {'n_inputs': 8, 'embed': 'none', 'n_out': 4})
 """
 
 from __future__ import annotations
@@ -83,11 +83,10 @@ class ViewsTask(Task):
         }
         return Split(tensors)
 
-    def model_dims(self) -> dict[str, int]:
-        return {
-            "n_inputs": self.params.dim,
-            "n_out": self.params.embed_dim or self.params.n_classes,
-        }
+    def model_dims(self) -> dict[str, int | str]:
+        """The MLP's sizes, and ``embed: none``: the inputs are real vectors."""
+        n_out = self.params.embed_dim or self.params.n_classes
+        return {"n_inputs": self.params.dim, "embed": "none", "n_out": n_out}
 
     def score(self, predictions: torch.Tensor, split: str) -> float:
         """Accuracy of predicted labels ``(n,)`` against the split's ``y``."""
