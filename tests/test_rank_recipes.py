@@ -31,13 +31,22 @@ def test_local_rank_of_the_last_layer_falls_late(tmp_path):
 @pytest.mark.slow
 def test_incremental_rank_of_w_q_grows_after_its_first_direction(tmp_path):
     """Measured: the effective rank of W_Q - W_Q(0) is 2.9 at step 150 and rises to ~6 by
-    step 1000, while the training loss falls to ~0.01."""
+    step 1000, while the training loss falls to ~0.01; its count of directions 2 -> 3 -> 4."""
     result = check("incremental-rank", tmp_path)
     table = Store(tmp_path).metric_table(result.run_id)
     q = table["incremental_rank/blocks.0.attn.qkv.weight/part0"].dropna()
     assert q.loc[150] <= 3.5
     assert q.loc[1000:].min() >= q.loc[150] + 2.0
     assert (q.loc[150:].diff().dropna() > -0.5).all()  # no large fall after the first stage
+    # the counts of singular values above 0.1 of the largest rise one at a time (measured:
+    # W_Q 2 over steps 125-275, 3 from 300, 4 from 625; W_V 9 at 150, 15 at the end)
+    count = table[[f"incremental_rank/blocks.0.attn.qkv.weight/part{i}/count" for i in (0, 2)]]
+    wq, wv = count.dropna().T.to_numpy()
+    steps = count.dropna().index
+    assert wq[steps.get_loc(200)] == 2 and wq[-1] == 4
+    assert wv[-1] >= wv[steps.get_loc(150)] + 4
+    rises = count.dropna().loc[150:].diff().dropna()
+    assert (rises <= 2).all().all()  # no jump of many directions at once
 
 
 @pytest.mark.slow

@@ -51,3 +51,22 @@ def test_parts_split_q_k_v_and_each_is_the_rank_of_its_update():
 def test_bad_parts_or_threshold_name_the_field(options, field):
     with pytest.raises(UserError, match=f"probes.0.{field}"):
         plan(**options)
+
+
+def test_a_threshold_records_the_count_beside_the_effective_rank():
+    cfg = validate_config(
+        {
+            **GPT,
+            "probes": [
+                {"probe": "incremental_rank", "sites": [SITE]},
+                {"probe": "incremental_rank", "sites": [SITE], "threshold": 0.1},
+            ],
+        }
+    )
+    trainer = build(cfg)
+    p = probe_plan(cfg, trainer)
+    with torch.no_grad():
+        trainer.model.get_parameter(SITE)[:3, :3] += torch.diag(torch.tensor([1.0, 0.5, 0.01]))
+    values = p.compute(trainer.model, trainer.objective.forward, trainer.objective.loss)
+    assert values[f"incremental_rank/{SITE}/count"] == 2.0
+    assert values[f"incremental_rank/{SITE}"] == pytest.approx(1.958, abs=1e-3)  # exp(H(p))

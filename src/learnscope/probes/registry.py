@@ -12,8 +12,9 @@ discrete logarithm for ``op: mul``/``div``: option ``basis``, ``auto`` by defaul
 ``layer_distances/{site}/n{n}`` are the distance from ``site`` to the ``n``-th next matched
 site; ``fourier_power/{param}/k{k}`` is the mean over neurons (and operand blocks) of the
 power at frequency ``k``, in the same basis as ``ipr``; ``weight_norms/{param}`` is
-``||W||_F`` of every weight matrix; ``incremental_rank/{param}/part{i}`` with ``parts``;
-``lidar`` and ``mmcr`` group a task's augmented views by sample (its labels otherwise).
+``||W||_F`` of every weight matrix; ``incremental_rank/{param}/part{i}`` with ``parts``
+(and ``.../count`` with ``threshold``); ``lidar`` and ``mmcr`` group a task's augmented views
+by sample (its labels otherwise).
 The trainer's own metrics (:data:`TRAINER_METRICS` prefixes, and ``{split}/...``) are not
 probes.
 
@@ -238,16 +239,18 @@ def _hessian(ctx: Context, item: Planned) -> Values:
 def _incremental_rank(ctx: Context, item: Planned) -> Values:
     """Per site, or with ``parts: k`` per block of ``k`` equal row blocks of the weight (the
     GPT's ``attn.qkv.weight``, ``(3 d, d)``, with ``parts: 3``: ``W_Q``, ``W_K``, ``W_V`` as
-    ``part0``, ``part1``, ``part2``)."""
+    ``part0``, ``part1``, ``part2``). With ``threshold > 0`` the count of singular values above
+    ``threshold`` times the largest, named ``.../count``."""
     parts, threshold = int(item.options["parts"]), float(item.options["threshold"])
+    suffix = "/count" if threshold > 0 else ""
     out: Values = {}
     for s in item.sites:
         w, w0 = ctx.tensor(s), ctx.initial[s]
         if parts == 1:
-            out[f"incremental_rank/{s}"] = incremental_rank(w, w0, threshold)
+            out[f"incremental_rank/{s}{suffix}"] = incremental_rank(w, w0, threshold)
             continue
         for i, (b, b0) in enumerate(zip(w.chunk(parts), w0.chunk(parts))):
-            out[f"incremental_rank/{s}/part{i}"] = incremental_rank(b, b0, threshold)
+            out[f"incremental_rank/{s}/part{i}{suffix}"] = incremental_rank(b, b0, threshold)
     return out
 
 
