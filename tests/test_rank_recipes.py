@@ -63,3 +63,14 @@ def test_lidar_vs_rankme_rank_correlations(tmp_path):
                             "test_acc", metrics)["spearman"]  # fmt: skip
     assert rho["lidar/hook_logits"] >= 0.4
     assert rho["lidar/hook_logits"] > rho["rankme/hook_logits"]
+
+
+@pytest.mark.parametrize(
+    "name, members",
+    [("lidar-vs-rankme", 24), ("lidar-vs-rankme-inv", 8), ("incremental-rank-init", 3)],
+)
+def test_rank_sweeps_expand(name, members):
+    """The sweeps the docs report (the whole sweeps are longer than the slow tests)."""
+    from learnscope.sweep import expand
+
+    assert len(expand(load_spec(name))) == members
