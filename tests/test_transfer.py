@@ -30,3 +30,25 @@ def test_transfer_of_a_trained_run(tmp_path, tiny_config):
     assert same.probe_train_acc >= 0.9  # ridge regression to one-hot labels, 32 features
     held = transfer(tiny_config, result.dir, {"op": "mul"}, "layers.*.hook_post")
     assert 0 <= held.probe_test_acc <= 1 and held.effective_rank == same.effective_rank
+
+
+@pytest.mark.slow
+def test_vcr_pretraining_raises_the_rank_but_lowers_transfer_to_sub(tmp_path):
+    """vcr-pretrain, seed 0, without and with VCR (0.1, 0.004) on its last hidden layer.
+    Measured (docs/phenomena.md): effective rank 62.7 vs 84.7, probe for (a - b) mod 31 0.938
+    vs 0.531, pre-training test accuracy 0.885 vs 0.080."""
+    from learnscope.config import load_config
+
+    vcr = "[{kind: vcr, layers: [layers.1.hook_post], lambda_var: 0.1, lambda_cov: 0.004}]"
+    got = {}
+    for name, sets in (("plain", []), ("vcr", [f"train.regularizers={vcr}"])):
+        cfg = load_config("vcr-pretrain", sets)
+        result = execute(cfg, Store(tmp_path / name))
+        got[name] = (
+            result.summary["test_acc"],
+            transfer(cfg.to_dict(), result.dir, {"op": "sub"}, "layers.1.hook_post"),
+        )
+    (plain_acc, plain), (vcr_acc, reg) = got["plain"], got["vcr"]
+    assert reg.effective_rank > plain.effective_rank + 10, got
+    assert reg.probe_test_acc < plain.probe_test_acc - 0.2 and plain.probe_test_acc > 0.9, got
+    assert vcr_acc < 0.3 < 0.8 < plain_acc, got

@@ -72,3 +72,18 @@ def test_a_narrow_network_stops_short_of_the_pool(tmp_path):
     assert 1 <= found.emc < 24 and found.not_fitted == found.emc + 1
     by_n = {t.n: t for t in found.trials}
     assert by_n[found.emc].train_acc == [1.0] and by_n[found.not_fitted].train_acc[0] < 1.0
+
+
+@pytest.mark.slow
+def test_capacity_mlp_emc_correct_above_random_and_below_the_parameter_count(tmp_path):
+    """capacity-mlp at width 4 (303 parameters). Measured (docs/phenomena.md): EMC 104 with
+    correct labels, 88 with random labels (8 trials each)."""
+    from learnscope.config import load_config
+    from learnscope.sweep.capacity import n_parameters
+
+    cfg = load_config("capacity-mlp", ["model.width=4"])
+    store = Store(tmp_path)
+    correct = find_emc(cfg, store, "correct")
+    random = find_emc(cfg, store, "random")
+    assert 90 <= correct.emc <= 120 and 75 <= random.emc <= 100, (correct.emc, random.emc)
+    assert random.emc < correct.emc < n_parameters(cfg) == 303
