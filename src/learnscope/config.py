@@ -119,9 +119,9 @@ class TrainConfig(Section):
         None, ge=1, description="sequence tasks: rows decoded per split at eval (None: all)"
     )
     regularizers: list[RegularizerConfig] = Field(default_factory=list)
-    stop_when: list[Literal["grokked", "slingshot", "attention_collapse", "rank_collapse"]] = Field(
-        default_factory=list, description="end the run once one of these events holds"
-    )
+    stop_when: list[
+        Literal["grokked", "fitted", "slingshot", "attention_collapse", "rank_collapse"]
+    ] = Field(default_factory=list, description="end the run once one of these events holds")
     stop_patience: int = Field(0, ge=0, description="evals the event must hold before stopping")
 
     @field_validator("betas")

@@ -371,7 +371,7 @@ def detect(
 
 #: Names a run may stop on (``train.stop_when``): ``grokked`` (the test set reached the grok
 #: threshold) and every event kind.
-STOP_CONDITIONS = ("grokked", "slingshot", "attention_collapse", "rank_collapse")
+STOP_CONDITIONS = ("grokked", "fitted", "slingshot", "attention_collapse", "rank_collapse")
 
 
 def stop_condition(
@@ -384,6 +384,12 @@ def stop_condition(
     ...                  index=[0, 10, 20])
     >>> stop_condition(t, "grokked", None).step, stop_condition(t.iloc[:2], "grokked", None)
     (20, None)
+
+    ``fitted``: the training accuracy is exactly 1 at the last evaluation (every training
+    example right: the criterion of effective model complexity, Shwartz-Ziv et al. 2024).
+
+    >>> stop_condition(t, "fitted", None).step, stop_condition(t.iloc[:1], "fitted", None)
+    (20, None)
     """
     from learnscope.config import EventsConfig
 
@@ -394,6 +400,11 @@ def stop_condition(
             return None
         last = table["test/acc"].dropna()
         return event if len(last) and last.iloc[-1] >= cfg.grok_threshold else None
+    if name == "fitted":
+        acc = table["train/acc"].dropna() if "train/acc" in table else table.iloc[:0, 0]
+        if len(acc) and acc.iloc[-1] >= 1.0:
+            return Event("fitted", int(acc.index[-1]), {"train_acc": float(acc.iloc[-1])})
+        return None
     if name not in STOP_CONDITIONS:
         raise ValueError(f"unknown stop condition {name!r}; allowed: {STOP_CONDITIONS}")
     found = _detectors(cfg, sizes or {})[name](table)

@@ -143,3 +143,42 @@ def test_unknown_task():
 
 def test_is_prime():
     assert [n for n in range(30) if is_prime(n)] == [2, 3, 5, 7, 11, 13, 17, 19, 23, 29]
+
+
+def test_n_train_takes_exactly_n_rows_nested_in_larger_counts():
+    small = make_task("modular", p=11, n_train=10, seed=3)
+    large = make_task("modular", p=11, n_train=40, seed=3)
+    assert len(small.split("train")) == 10 and len(small.split("test")) == 121 - 10
+    assert torch.equal(large.split("train")["x"][:10], small.split("train")["x"])
+    with pytest.raises(UserError, match=r"task\.n_train"):
+        make_task("modular", p=11, n_train=121)
+
+
+def test_random_labels_are_uniform_nested_and_leave_the_test_labels_true():
+    task = make_task("modular", p=11, n_train=100, random_labels=True, seed=1)
+    x, y = task.split("train")["x"], task.split("train")["y"]
+    right = ((x[:, 0] + x[:, 1]) % 11 == y).float().mean().item()
+    assert right < 0.25  # chance is 1/11: the labels no longer follow a + b
+    assert set(y.tolist()) == set(range(11))
+    test = task.split("test")
+    assert bool(((test["x"][:, 0] + test["x"][:, 1]) % 11 == test["y"]).all())
+    fewer = make_task("modular", p=11, n_train=30, random_labels=True, seed=1)
+    assert torch.equal(fewer.split("train")["y"], y[:30])
+    with pytest.raises(UserError, match="noise must be 0"):
+        make_task("modular", p=11, random_labels=True, noise=0.1)
+
+
+def test_train_data_replaces_the_train_split_and_keeps_the_real_one(tmp_path):
+    task = make_task("modular", p=7, train_fraction=0.5)
+    real = task.split("train")
+    data = {"x": real["x"].repeat(2, 1), "y": torch.zeros(2 * len(real), dtype=torch.long)}
+    torch.save(data, tmp_path / "d.pt")
+    swapped = make_task("modular", p=7, train_fraction=0.5, train_data=str(tmp_path / "d.pt"))
+    assert list(swapped.splits) == ["train", "test", "train_real"]
+    assert torch.equal(swapped.split("train")["y"], data["y"])
+    assert torch.equal(swapped.split("train_real")["y"], real["y"])
+    torch.save({"x": real["x"]}, tmp_path / "bad.pt")
+    with pytest.raises(UserError, match=r"task\.train_data.*expected tensors \['x', 'y'\]"):
+        make_task("modular", p=7, train_data=str(tmp_path / "bad.pt"))
+    with pytest.raises(UserError, match=r"task\.train_data.*cannot be read"):
+        make_task("modular", p=7, train_data=str(tmp_path / "missing.pt"))

@@ -17,6 +17,7 @@ from rich.table import Table
 from rich.text import Text
 
 from learnscope.cli import analysis
+from learnscope.cli.capacity import capacity as _capacity
 from learnscope.cli.common import (
     RunsDir,
     cell,
@@ -33,7 +34,9 @@ from learnscope.cli.common import (
     table,
 )
 from learnscope.cli.common import fmt as _fmt
+from learnscope.cli.generations import generations as _generations
 from learnscope.cli.sweep import sweep_app
+from learnscope.cli.transfer import transfer as _transfer
 from learnscope.config import (
     apply_overrides,
     load_config,
@@ -396,6 +399,9 @@ def probe(
 
 app.command("analytic")(analysis.analytic)
 app.command("prune-memorizing")(analysis.prune_memorizing)
+app.command("capacity")(_capacity)
+app.command("transfer")(_transfer)
+app.command("generations")(_generations)
 
 
 def main() -> None:  # pragma: no cover - the console script

@@ -25,6 +25,12 @@ label wrong so that the corrupted fraction is exact). The splits ``train_clean``
 ``train_corrupted`` (with the corrupted labels as ``y`` and the true ones as ``y_true``, so the
 objective reports ``train_corrupted/acc``, memorisation, and ``train_corrupted/true_acc``,
 generalisation, as Doshi et al. 2024 do) are then added; test labels stay clean.
+
+``n_train`` takes exactly that many training rows, the first of the same permutation, so the
+training set with ``n_train = m`` holds the one with ``n_train = m' < m`` (what a capacity
+search needs). ``random_labels`` replaces every training label by one drawn uniformly from
+the ``p`` classes (Zhang et al. 2017's random labels; drawn once for the whole permutation, so
+they too are nested in ``n_train``); test labels stay true.
 """
 
 from __future__ import annotations
@@ -121,6 +127,12 @@ class ModularParams(TaskParams):
     n_terms: int = Field(2, ge=2, le=1000, description="operands per example (many-term add)")
     train_fraction: float = Field(0.5, gt=0, lt=1)
     noise: float = Field(0.0, ge=0, lt=1, description="fraction of training labels corrupted")
+    n_train: int | None = Field(
+        None, ge=1, description="exactly this many training rows (instead of train_fraction)"
+    )
+    random_labels: bool = Field(
+        False, description="every training label drawn uniformly from the p classes"
+    )
     coefficients: list[tuple[int, int, int]] | None = Field(
         None, max_length=100, description="for op=poly: [[i, j, c], ...] meaning sum c * a^i * b^j"
     )
@@ -155,6 +167,8 @@ class ModularParams(TaskParams):
     def _check(self) -> ModularParams:
         if self.op == "div" and not is_prime(self.p):
             raise ValueError(f"op 'div' needs a prime p (got p={self.p})")
+        if self.random_labels and self.noise:
+            raise ValueError("random_labels replaces every training label: noise must be 0")
         if self.n_terms > 2 and self.op != "add":
             raise ValueError(f"n_terms > 2 is only defined for op 'add' (got op={self.op!r})")
         if self.op == "poly":
@@ -220,16 +234,26 @@ class ModularTask(Task):
         y = _label(params.op, x, p, params.coefficients)
 
         n = len(x)
-        n_train = round(params.train_fraction * n)
-        if not 1 <= n_train <= n - 1:
-            raise UserError(
-                f"task.train_fraction: {params.train_fraction} of {n} examples leaves an "
-                "empty train or test split; allowed: a fraction giving 1..N-1 training rows"
-            )
         order = rng.permutation(n)
+        if params.n_train is not None:
+            n_train = params.n_train
+            if n_train > n - 1:
+                raise UserError(
+                    f"task.n_train: {n_train} leaves an empty test split; allowed: 1..{n - 1} "
+                    f"(the table has {n} rows)"
+                )
+        else:
+            n_train = round(params.train_fraction * n)
+            if not 1 <= n_train <= n - 1:
+                raise UserError(
+                    f"task.train_fraction: {params.train_fraction} of {n} examples leaves an "
+                    "empty train or test split; allowed: a fraction giving 1..N-1 training rows"
+                )
         train, test = order[:n_train], order[n_train:]
 
         y_train = y[train].copy()
+        if params.random_labels:  # drawn for the whole permutation: nested in n_train
+            y_train = np.random.default_rng([params.seed, 2]).integers(0, p, size=n)[:n_train]
         corrupted = np.zeros(n_train, dtype=bool)
         n_bad = round(params.noise * n_train)
         if n_bad:
