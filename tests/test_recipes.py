@@ -15,6 +15,7 @@ from learnscope.store import Store
 FAST = {"grokking-mlp"}
 #: recipes whose slow test, with more checks, lives beside their paper's other recipes
 ELSEWHERE = {"slingshot", "icl-modular"}  # tests/test_modular_recipes.py
+ELSEWHERE |= {"layer-pruning"}  # tests/interventions/test_layer_pruning_recipe.py
 
 
 def check(name, tmp_path):
