@@ -125,11 +125,6 @@ def sequence_task(name: str, params: dict[str, Any]) -> SequenceTask:
     return task
 
 
-def draw(task: SequenceTask, split: str, n: int, rng: np.random.Generator) -> list[Example]:
-    """``n`` fresh instances of ``split``'s distribution (repeats allowed)."""
-    return task.draw(rng, n, split)
-
-
 @torch.no_grad()
 def score_gpt(model: torch.nn.Module, task: SequenceTask, examples: list[Example]) -> list[bool]:
     """Greedy decoding with the KV cache, scored by the task's exact rule. A ``ValueError``
@@ -204,7 +199,7 @@ def evaluate_levels(
         result = LevelResult(lv.value)
         try:
             task = sequence_task(task_name, lv.params)
-            examples = draw(task, lv.split, n, rng)
+            examples = task.draw(rng, n, lv.split)  # fresh draws, repeats allowed
             right = score(task, examples)
         except (UserError, ValueError) as err:
             result.skipped = str(err).splitlines()[0]

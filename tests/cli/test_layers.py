@@ -79,6 +79,8 @@ def test_eval_a_run_per_length_and_report(trained, tmp_path):
     rec = store.run(eval_id)
     assert rec["config"]["kind"] == "eval" and rec["config"]["axis"] == "length"
     assert sorted(store.metric_table(eval_id).index) == [1, 2, 3]
+    assert invoke("show", eval_id, "--runs-dir", runs).exit_code == 0
+    assert invoke("ls", "--runs-dir", runs).exit_code == 0
     out = tmp_path / "r.html"
     res = invoke("report", eval_id, run_id, "-o", out, "--runs-dir", runs)
     assert res.exit_code == 0, res.output
