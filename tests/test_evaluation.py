@@ -41,6 +41,8 @@ def test_levels_by_length_by_parameter_or_one():
     axis, found = levels("multiplication", {}, "n_digits,m_digits=1,2")
     assert axis == "n_digits,m_digits" and found[1].params == {"n_digits": 2, "m_digits": 2}
     assert levels("lis", {}, None)[0] == "all"
+    with pytest.raises(UserError, match="'modular_seq' has no generator.*allowed: addition"):
+        levels("modular_seq", {}, None)
     with pytest.raises(UserError, match="--level"):
         levels("multiplication", {}, "n_digits=one")
 

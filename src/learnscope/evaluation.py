@@ -36,7 +36,7 @@ import numpy as np
 import torch
 
 from learnscope.errors import UserError
-from learnscope.tasks import make_task
+from learnscope.tasks import TASKS, make_task
 from learnscope.tasks.sequence import Example, SequenceTask
 
 Z95 = 1.959963984540054
@@ -94,6 +94,12 @@ class LevelResult:
 
 def levels(task_name: str, params: dict[str, Any], level: str | None) -> tuple[str, list[Level]]:
     """The axis name and the levels of a task (see the module docstring)."""
+    allowed = sorted(k for k, cls in TASKS.items() if issubclass(cls, SequenceTask))
+    if task_name not in allowed:
+        raise UserError(
+            f"--task: {task_name!r} has no generator of fresh instances; allowed: "
+            + ", ".join(allowed)
+        )
     if level:
         keys, sep, values = level.partition("=")
         names = [k.strip() for k in keys.split(",") if k.strip()]
