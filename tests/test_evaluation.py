@@ -117,8 +117,8 @@ def test_a_trained_checkpoint_scores_its_known_accuracy():
     """eval's decoding and scoring give, on a split's own rows, the accuracy the trainer
     measured on them; on 400 fresh instances, an interval that holds the exact accuracy over
     all 100 one-digit sums."""
-    from learnscope.evaluation import score_rows
     from learnscope.config import validate_config
+    from learnscope.evaluation import score_rows
     from learnscope.runner import build
 
     trainer = build(validate_config(KNOWN))
