@@ -27,6 +27,10 @@ def test_wilson_interval_closed_form():
     assert lo == pytest.approx(0.5 - half) and hi == pytest.approx(0.5 + half)
     assert wilson(0, 20)[0] == 0.0 and 0.1 < wilson(0, 20)[1] < 0.2
     assert wilson(20, 20)[1] == 1.0 and 0.8 < wilson(20, 20)[0] < 0.9
+    for n in range(1, 400):  # the ends are exact, the interval holds p
+        assert wilson(0, n)[0] == 0.0 and wilson(n, n)[1] == 1.0
+        lo, hi = wilson(n // 3, n)
+        assert lo <= (n // 3) / n <= hi
 
 
 def test_fresh_seed_differs_by_date():
@@ -136,3 +140,15 @@ def test_a_trained_checkpoint_scores_its_known_accuracy():
     right = score_gpt(trainer.model, task, task.draw(np.random.default_rng(5), 400, "train"))
     lo, hi = wilson(sum(right), len(right))
     assert lo <= exact <= hi
+
+
+def test_report_draws_all_right_and_all_wrong_levels(tmp_path):
+    from learnscope.evaluation import LevelResult
+    from learnscope.report import build_report
+
+    store = Store(tmp_path)
+    results = [LevelResult(1, 200, 200), LevelResult(2, 200, 0), LevelResult(3, 7, 3)]
+    a = record(store, "eval-a", {"seed": 1, "model": {"ref": "a"}}, "length", results)
+    b = record(store, "eval-b", {"seed": 1, "model": {"ref": "b"}}, "length", results[:2])
+    report = build_report(store, [a, b], tmp_path / "r.html")
+    assert "eval-difficulty" in report.panels and "loss" not in report.panels

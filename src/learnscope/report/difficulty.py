@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import numpy as np
+
 from learnscope.report import plots
 
 
@@ -20,7 +22,9 @@ def accuracy_vs_difficulty(runs: list[plots.Series], axes_names: list[str]):
         if t.empty:
             continue
         acc = t["eval/acc"].to_numpy()
-        err = [acc - t["eval/acc_lo"].to_numpy(), t["eval/acc_hi"].to_numpy() - acc]
+        err = np.clip(
+            [acc - t["eval/acc_lo"].to_numpy(), t["eval/acc_hi"].to_numpy() - acc], 0, None
+        )
         ax.errorbar(
             t.index, acc, yerr=err, fmt="o-", capsize=3, lw=1.3, color=run.colour, label=run.label
         )
