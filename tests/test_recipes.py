@@ -17,6 +17,8 @@ FAST = {"grokking-mlp"}
 ELSEWHERE = {"slingshot", "icl-modular"}  # tests/test_modular_recipes.py
 ELSEWHERE |= {"local-rank", "incremental-rank"}  # tests/test_rank_recipes.py
 
+ELSEWHERE |= {"layer-pruning"}  # tests/interventions/test_layer_pruning_recipe.py
+
 
 def check(name, tmp_path):
     cfg = load_config(name)

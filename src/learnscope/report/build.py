@@ -8,6 +8,8 @@ Panels, each left out with a note when the runs hold no data for it:
 - ``attention``: attention entropy per head; ``weight-norms``: with slingshot cycles shaded;
 - ``fourier``, ``ipr``: for modular tasks, the first-layer weights at the latest checkpoint;
 - ``phase-grok-step``, ``phase-test-acc``: for a sweep, heat maps over two config axes.
+- ``eval-difficulty``: for ``learnscope eval`` runs, accuracy per difficulty level with its
+  Wilson 95 % interval, a line per model (such runs get no curves over steps).
 
 Several runs share the panels, one colour per run, labelled by the config values that differ.
 """
@@ -327,6 +329,24 @@ def build_panels(
             wide_fig = wide or len(runs) > 1  # several runs: a legend beside the axes
             panels.append(Panel(pid, title, png(fig), caption=caption, wide=wide_fig))
 
+    evals = [(r, s) for r, s in zip(runs, series) if r.config.get("kind") == "eval"]
+    if evals:  # learnscope eval runs: accuracy per difficulty level, not curves over steps
+        from learnscope.report.difficulty import accuracy_vs_difficulty
+
+        add(
+            "eval-difficulty",
+            "Accuracy against difficulty",
+            accuracy_vs_difficulty(
+                [s for _, s in evals], [r.config.get("axis", "") for r, _ in evals]
+            ),
+            "no level was scored",
+            "exact match on freshly drawn instances; bars: Wilson 95% interval",
+            wide=True,
+        )
+        series = [s for r, s in zip(runs, series) if r.config.get("kind") != "eval"]
+        runs = [r for r in runs if r.config.get("kind") != "eval"]
+        if not runs:
+            return panels, notes
     if sweep is not None:
         cells, ax, ay = sweep_cells(runs, x, y)
         what = f"sweep {sweep}: {len(runs)} runs"

@@ -305,16 +305,24 @@ class SequenceTask(Task, register=False):
     def score(self, predictions: torch.Tensor, split: str) -> float:
         """Fraction of rows whose generated answer is exactly right (see the module doc)."""
         s = self.split(split)
-        tokens, prompt_len = s["tokens"], s["prompt_len"]
+        correct = self.correct(predictions, s.tensors, self._answer_ids[split])
+        return sum(correct) / len(correct)
+
+    def correct(
+        self, predictions: torch.Tensor, rows: dict[str, torch.Tensor], answer_ids: list[list[int]]
+    ) -> list[bool]:
+        """Per row of ``rows`` (tensors as :meth:`rows` makes them, ``answer_ids`` the answers'
+        token ids): whether the generated answer in ``predictions: (n, T)`` is exactly right."""
+        tokens, prompt_len = rows["tokens"].cpu(), rows["prompt_len"].cpu()
         pred = predictions.to("cpu", torch.int64)
         if pred.shape != tokens.shape:
             raise ValueError(f"predictions {tuple(pred.shape)} != split {tuple(tokens.shape)}")
         generated = torch.arange(tokens.shape[1]) >= prompt_len[:, None]
-        target = s["loss_mask"] & generated
+        target = rows["loss_mask"].cpu() & generated
         exact = ((pred == tokens) | ~target).all(1)
         marker = self.answer_marker()
         if marker is None:  # the answer sits at fixed positions: exact match is the score
-            return exact.sum().item() / len(exact)
+            return exact.tolist()
         marker_id = self.token_id[marker]
         correct = exact.tolist()
         for i in (~exact).nonzero().flatten().tolist():  # CoT of another length: parse
@@ -324,5 +332,5 @@ class SequenceTask(Task, register=False):
             out = out[: out.index(self.eos_id)]
             if marker_id in out:
                 out = out[len(out) - out[::-1].index(marker_id) :]
-            correct[i] = out == self._answer_ids[split][i]
-        return sum(correct) / len(correct)
+            correct[i] = out == answer_ids[i]
+        return correct

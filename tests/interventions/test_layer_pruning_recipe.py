@@ -1,0 +1,26 @@
+"""The layer-pruning recipe (Gromov et al. 2024 at CPU scale): an 8-layer GPT trained on
+(a + b) mod 31, then its most similar block of 3 layers removed and healed. The measured
+figures are in docs/phenomena.md ("Layer pruning"); the margins below leave room for
+another machine's rounding, not for another outcome."""
+
+from __future__ import annotations
+
+import pytest
+
+from learnscope.interventions.prune_layers import prune_layers
+from learnscope.runner import restore
+from learnscope.store import Store
+from tests.test_recipes import check
+
+
+@pytest.mark.slow
+def test_three_of_eight_layers_go_once_healed(tmp_path):
+    result = check("layer-pruning", tmp_path)  # expect: test_acc >= 0.95 (measured 0.979)
+    rec = Store(tmp_path).run(result.run_id)
+    trainer, _ = restore(rec["config"], rec["dir"])
+    (r,) = prune_layers(trainer, [3], heal_steps=100)
+    assert r.start == 2  # measured: layers 2..4, d = 0.162
+    assert r.pruned["test/acc"] <= 0.6  # measured 0.375: pruning alone hurts
+    assert r.healed["test/acc"] >= 0.95  # measured 0.983: 100 steps at lr 3e-4 heal it
+    assert r.baseline["test/acc"] <= 0.2  # measured 0.101: the deepest layers matter more
+    assert r.baseline_healed["test/acc"] < r.healed["test/acc"]
