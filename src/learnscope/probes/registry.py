@@ -33,6 +33,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from learnscope.models.hooks import double_backward
 from learnscope.probes.attention import attention_entropy
 from learnscope.probes.collapse import nc1, ncc_accuracy
 from learnscope.probes.distance import angular_distance, layer_distances
@@ -193,7 +194,7 @@ def _hessian(ctx: Context, item: Planned) -> Values:
     batch = {k: v[:rows] for k, v in ctx.batch.items()}
     params = [p for p in ctx.model.parameters() if p.requires_grad]
     generator = torch.Generator().manual_seed(0)
-    with torch.enable_grad():
+    with torch.enable_grad(), double_backward(ctx.model):  # no fused attention kernel
         value = hessian_top_eigenvalue(
             lambda: ctx.loss(ctx.forward(ctx.model, batch), batch),
             params,
