@@ -15,6 +15,7 @@ from learnscope.store import Store
 FAST = {"grokking-mlp"}
 #: recipes whose slow test, with more checks, lives beside their paper's other recipes
 ELSEWHERE = {"slingshot", "icl-modular"}  # tests/test_modular_recipes.py
+ELSEWHERE |= {"autoinit", "autoinit-baseline"}  # tests/interventions/test_autoinit_recipes.py
 
 
 def check(name, tmp_path):
