@@ -19,6 +19,8 @@ ELSEWHERE |= {"local-rank", "incremental-rank"}  # tests/test_rank_recipes.py
 
 ELSEWHERE |= {"layer-pruning"}  # tests/interventions/test_layer_pruning_recipe.py
 
+ELSEWHERE |= {"autoinit", "autoinit-baseline"}  # tests/interventions/test_autoinit_recipes.py
+
 
 def check(name, tmp_path):
     cfg = load_config(name)

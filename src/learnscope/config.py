@@ -85,6 +85,17 @@ class SSLConfig(Section):
     cov: float = Field(1.0, ge=0, le=1e6, description="vicreg: covariance weight (nu)")
     mmcr_local: float = Field(0.0, ge=0, le=1e6, description="mmcr: weight of mean ||Z_b||_*")
 
+class AutoInitConfig(Section):
+    """AutoInit before training (He, Doshi & Gromov 2022; ``learnscope.interventions.autoinit``):
+    the MLP's per-layer weight and bias scales tuned on ``rows`` training inputs until every
+    adjacent partial Jacobian norm is 1. ``autoinit: true`` takes these defaults."""
+
+    steps: int = Field(100, ge=1, le=10_000, description="gradient steps on (log APJN)^2, at most")
+    lr: float = Field(0.2, gt=0, le=10, description="step size on the log-scales")
+    tol: float = Field(0.05, gt=0, le=1, description="stop once every |log J| is below this")
+    n_proj: int = Field(4, ge=1, le=64, description="random vectors per APJN estimate")
+    rows: int = Field(64, ge=1, le=4096, description="training inputs the APJN is averaged over")
+
 
 class TrainConfig(Section):
     #: what the model is trained to do; others may add kinds (e.g. an RL objective)
@@ -123,6 +134,15 @@ class TrainConfig(Section):
         Literal["grokked", "fitted", "slingshot", "attention_collapse", "rank_collapse"]
     ] = Field(default_factory=list, description="end the run once one of these events holds")
     stop_patience: int = Field(0, ge=0, description="evals the event must hold before stopping")
+    autoinit: AutoInitConfig | None = Field(
+        None, description="tune the initial scales first (MLP); true: the defaults"
+    )
+
+    @field_validator("autoinit", mode="before")
+    @classmethod
+    def _autoinit(cls, v: Any) -> Any:
+        """``true`` stands for the defaults, ``false`` for none."""
+        return {} if v is True else None if v is False else v
 
     @field_validator("betas")
     @classmethod

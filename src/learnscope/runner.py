@@ -64,12 +64,41 @@ def build(cfg: RunConfig) -> Trainer:
     _check_batch_memory(cfg, task)
     torch.manual_seed(cfg.seed)
     model = build_model(cfg.model.kind, cfg.model.params, task.model_dims())
+    summary: dict[str, Any] = {}
+    if cfg.train.autoinit is not None:
+        model, summary = _autoinit(cfg, task, model)
     try:
-        return Trainer(model, task, cfg.train, seed=cfg.seed)
+        trainer = Trainer(model, task, cfg.train, seed=cfg.seed)
     except (RuntimeError, AssertionError) as err:  # e.g. a CUDA device on a CPU machine
         if "cuda" in str(err).lower() or "device" in str(err).lower():
             raise UserError(f"train.device: {cfg.train.device!r} is not available: {err}") from None
         raise
+    trainer.init_summary = summary
+    return trainer
+
+
+def _autoinit(cfg: RunConfig, task, model) -> tuple[torch.nn.Module, dict[str, Any]]:
+    """AutoInit (He, Doshi & Gromov 2022) on the first ``rows`` training inputs, and what it
+    did for the run's summary: its steps, whether it converged and the largest ``|log J|``
+    left between adjacent layers."""
+    import math
+
+    from learnscope.interventions.autoinit import autoinit
+
+    opts = cfg.train.autoinit
+    if cfg.model.kind != "mlp" or task.kind != "classification":
+        raise UserError("train.autoinit: needs an MLP (model.kind: mlp) on a classification task")
+    x = task.split("train")["x"][: opts.rows]
+    try:
+        result = autoinit(model, x, opts.steps, opts.lr, opts.tol, opts.n_proj, cfg.seed)
+    except ValueError as err:
+        raise UserError(f"train.autoinit: {err}") from None
+    worst = max(abs(math.log(j)) if j > 0 else math.inf for j in result.apjn)
+    return result.model, {
+        "autoinit_steps": result.steps,
+        "autoinit_converged": result.converged,
+        "autoinit_max_log_apjn": round(worst, 4),
+    }
 
 
 def _check_batch_memory(cfg: RunConfig, task) -> None:
@@ -163,6 +192,7 @@ def _finish(
     for e in found:
         store.add_event(run_id, e.step, e.kind, e.data)
     summary = summary_of(trainer.metrics, set(trainer.splits), trainer.step, trainer.wall_s, found)
+    summary.update(getattr(trainer, "init_summary", {}))
     summary.update(extra or {})
     if watch.stop is not None and watch.stop.reason and trainer.status == "stopped":
         summary["stopped_by"] = watch.stop.reason

@@ -160,3 +160,39 @@ def test_transformerlens_sites_fit_together():
     torch.testing.assert_close(a["attn.hook_q"], q.view(3, 7, 2, 8).transpose(1, 2))
     torch.testing.assert_close(a["attn.hook_k"], k.view(3, 7, 2, 8).transpose(1, 2))
     assert a["attn.hook_q"].shape == (3, 2, 7, 8) and a["attn.hook_pattern"].shape == (3, 2, 7, 7)
+
+
+@pytest.mark.parametrize("kw", [{}, {"pos": "rope", "attn_identity": True}])
+def test_double_backward_takes_the_explicit_path_which_agrees_with_sdpa(kw):
+    from learnscope.models import double_backward
+
+    net = tiny(**kw).eval()
+    x = torch.randint(0, 13, (4, 10))
+    fast = net(x)
+    with double_backward(net):
+        assert all(b.attn.explicit for b in net.blocks)
+        slow = net(x)
+    assert not any(b.attn.explicit for b in net.blocks)  # restored
+    torch.testing.assert_close(fast, slow, rtol=1e-5, atol=1e-5)
+
+
+def test_hessian_vector_products_need_the_explicit_attention_path():
+    """Double backward through the fused CPU attention kernel fails (the sharpness probe's
+    crash on any GPT); through the explicit softmax path it works."""
+    from learnscope.models import double_backward
+
+    net = tiny().eval()
+    x = torch.randint(0, 13, (2, 6))
+    params = list(net.parameters())
+
+    def hvp_norm() -> float:
+        loss = net(x).logsumexp(-1).mean()
+        grads = torch.autograd.grad(loss, params, create_graph=True)
+        hv = torch.autograd.grad(grads, params, grad_outputs=[torch.ones_like(p) for p in params])
+        return float(sum(h.norm() for h in hv))
+
+    if torch.device("cpu") == next(net.parameters()).device:
+        with pytest.raises(RuntimeError, match="not implemented"):
+            hvp_norm()
+    with double_backward(net):
+        assert hvp_norm() > 0

@@ -137,6 +137,34 @@ def test_local_rank_and_hessian_through_the_runner_match_direct_calls(tiny_confi
     assert values["hessian_top_eigenvalue/loss"] > 0
 
 
+def test_hessian_probe_runs_on_a_gpt_run(runs_dir):
+    """The sharpness probe differentiates twice: a GPT takes its explicit attention path for
+    it (the fused CPU kernel has no second derivative), and the value agrees with a direct
+    call on the same path."""
+    from learnscope.models import double_backward
+
+    cfg = {
+        "task": {"name": "modular_seq", "p": 7},
+        "model": {"kind": "gpt", "n_layer": 1, "d_model": 16, "n_head": 2},
+        "train": {"steps": 3, "eval_every": 3},
+        "probes": [{"probe": "hessian_top_eigenvalue", "rows": 8, "iters": 30}],
+    }
+    trainer, plan = plan_for(cfg, cfg["probes"])
+    value = compute(trainer, plan)["hessian_top_eigenvalue/loss"]
+    model, rows = trainer.model.eval(), {k: v[:8] for k, v in plan.batch.items()}
+    with double_backward(model):
+        direct = hessian_top_eigenvalue(
+            lambda: trainer.objective.loss(trainer.objective.forward(model, rows), rows),
+            list(model.parameters()),
+            iters=30,
+            generator=torch.Generator().manual_seed(0),
+        )
+    assert value == pytest.approx(direct, rel=1e-6) and value > 0
+    assert not model.blocks[0].attn.explicit  # the flag is the probe's, for its call only
+    wide = Store(runs_dir).metric_table(execute(cfg, Store(runs_dir)).run_id)
+    assert wide["hessian_top_eigenvalue/loss"].notna().sum() == 2  # steps 0 and 3
+
+
 def test_ipr_through_the_runner_is_one_for_fourier_neurons(tiny_config):
     trainer, plan = plan_for(tiny_config, [{"probe": "ipr", "sites": ["layers.0.linear.weight"]}])
     p, width = 11, 32

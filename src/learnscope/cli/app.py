@@ -16,7 +16,7 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from learnscope.cli import analysis, evaluate, hf, layers
+from learnscope.cli import analysis, criticality, evaluate, hf, layers
 from learnscope.cli.capacity import capacity as _capacity
 from learnscope.cli.common import (
     RunsDir,
@@ -406,6 +406,8 @@ app.command("generations")(_generations)
 app.command("prune-layers")(layers.prune_layers)
 app.command("probe-hf")(hf.probe_hf)
 app.command("eval")(evaluate.evaluate)
+
+app.command("criticality")(criticality.criticality)
 
 
 def main() -> None:  # pragma: no cover - the console script

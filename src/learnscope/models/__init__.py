@@ -17,6 +17,7 @@ from learnscope.models.gpt import GPT, GPTConfig
 from learnscope.models.hooks import (
     HookPoint,
     capture,
+    double_backward,
     eval_mode,
     hook_names,
     match_sites,
@@ -127,6 +128,7 @@ __all__ = [
     "HookPoint",
     "build_model",
     "capture",
+    "double_backward",
     "eval_mode",
     "hook_names",
     "match_sites",

@@ -40,7 +40,9 @@ Activation sites (TransformerLens names; see ``learnscope.models.hooks``)::
     hook_logits                 # (b, t, vocab_size)
 
 Attention runs through ``F.scaled_dot_product_attention``; the explicit softmax is computed
-only when a forward hook is registered on ``hook_pattern``. Initialisation as nanoGPT: N(0,
+only when a forward hook is registered on ``hook_pattern``, or when the attention's flag
+``explicit`` is set (``learnscope.models.hooks.double_backward``: the fused CPU kernel has no
+second derivative, Hessian-vector products need one). Initialisation as nanoGPT: N(0,
 ``init_std``^2) weights, zero biases, residual output projections scaled by 1/sqrt(2 n_layer).
 
 Incremental decoding (eval mode): ``forward(tokens, cache)`` with a :class:`KVCache` reads
@@ -216,6 +218,7 @@ class Attention(nn.Module):
         self.hook_pattern = HookPoint()
         self.hook_z = HookPoint()
         self.drop = nn.Dropout(cfg.dropout)
+        self.explicit = False  # the explicit softmax path, twice differentiable
 
     def forward(
         self, x: torch.Tensor, cache: KVCache | None = None, layer: int = 0
@@ -235,7 +238,7 @@ class Attention(nn.Module):
             k, v = cache.update(layer, k, v)
         n = k.shape[2]  # query i (position start + i) sees keys 0 .. start + i
         scale, p_drop = 1.0 / math.sqrt(dh), self.cfg.dropout if self.training else 0.0
-        if self.hook_pattern._forward_hooks:  # someone wants the pattern: explicit softmax
+        if self.explicit or self.hook_pattern._forward_hooks:  # explicit softmax
             causal = torch.ones(t, n, dtype=torch.bool, device=x.device).tril(start)
             att = (q @ k.transpose(-2, -1) * scale).masked_fill(~causal, float("-inf"))
             att = self.hook_pattern(att.softmax(dim=-1))  # (b, h, q, k)

@@ -45,6 +45,24 @@ def eval_mode(model: nn.Module) -> Iterator[None]:
         model.train()
 
 
+@contextmanager
+def double_backward(model: nn.Module) -> Iterator[None]:
+    """Inside the block, every submodule with an ``explicit`` flag takes its explicit,
+    twice-differentiable path (a GPT's attention: ``softmax(Q K^T / sqrt(d)) V`` with the
+    causal mask, instead of ``F.scaled_dot_product_attention``, whose fused CPU kernel has no
+    second derivative); the flags are restored after. For probes that differentiate twice
+    (Hessian-vector products)."""
+    flagged = [m for m in model.modules() if hasattr(m, "explicit")]
+    before = [m.explicit for m in flagged]
+    for m in flagged:
+        m.explicit = True
+    try:
+        yield
+    finally:
+        for m, value in zip(flagged, before):
+            m.explicit = value
+
+
 def match_sites(model: nn.Module, patterns: list[str] | str) -> list[str]:
     """Hook names matching any glob in ``patterns``; an unmatched pattern is a UserError."""
     names = hook_names(model)

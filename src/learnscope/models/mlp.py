@@ -17,7 +17,9 @@ Activation sites (for probes, see ``learnscope.models.hooks``)::
     hook_logits          # (b, n_out)
 
 Initialisation: PyTorch's default (uniform with std 1/sqrt(3 fan_in)) times ``init_scale``;
-or, with ``init_std``, every weight drawn from N(0, init_std^2) and biases zero.
+or, with ``init_std``, every weight drawn from N(0, init_std^2) and biases zero; or, with
+``sigma_w``, the criticality papers' parametrisation (Doshi, He & Gromov 2023): weights
+N(0, sigma_w^2 / fan_in), biases N(0, sigma_b^2) (ReLU is critical at sigma_w^2 = 2, sigma_b = 0).
 """
 
 from __future__ import annotations
@@ -48,6 +50,8 @@ class MLPConfig:
     dropout: float = 0.0
     init_scale: float = 1.0
     init_std: float | None = None
+    sigma_w: float | None = None  # weights N(0, sigma_w^2 / fan_in), biases N(0, sigma_b^2)
+    sigma_b: float = 0.0  # with sigma_w
 
     def __post_init__(self) -> None:
         for field in ("n_inputs", "vocab", "n_out", "width", "depth", "d_embed", "power"):
@@ -61,6 +65,14 @@ class MLPConfig:
             raise ValueError(f"init_scale must be in [0, 1e6] (got {self.init_scale})")
         if self.init_std is not None and not 0 < self.init_std <= 1e6:
             raise ValueError(f"init_std must be in (0, 1e6] or null (got {self.init_std})")
+        if self.sigma_w is not None and not 0 < self.sigma_w <= 1e3:
+            raise ValueError(f"sigma_w must be in (0, 1e3] or null (got {self.sigma_w})")
+        if not 0 <= self.sigma_b <= 1e3:
+            raise ValueError(f"sigma_b must be in [0, 1e3] (got {self.sigma_b})")
+        if self.sigma_w is not None and self.init_std is not None:
+            raise ValueError("sigma_w and init_std cannot both be set (two initialisations)")
+        if self.sigma_b and self.sigma_w is None:
+            raise ValueError("sigma_b needs sigma_w (the sigma_w, sigma_b initialisation)")
 
     @property
     def d_in(self) -> int:
@@ -141,7 +153,12 @@ class MLP(nn.Module):
             for m in self.modules():
                 if not isinstance(m, (nn.Linear, nn.Embedding)):
                     continue
-                if self.cfg.init_std is not None:
+                if self.cfg.sigma_w is not None:
+                    fan_in = m.weight.shape[1] if isinstance(m, nn.Linear) else 1
+                    nn.init.normal_(m.weight, std=self.cfg.sigma_w / fan_in**0.5)
+                    if getattr(m, "bias", None) is not None:
+                        nn.init.normal_(m.bias, std=self.cfg.sigma_b)
+                elif self.cfg.init_std is not None:
                     nn.init.normal_(m.weight, std=self.cfg.init_std)
                     if getattr(m, "bias", None) is not None:
                         m.bias.zero_()

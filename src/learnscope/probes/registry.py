@@ -35,7 +35,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from learnscope.models.hooks import capture
+from learnscope.models.hooks import capture, double_backward
 from learnscope.probes.attention import attention_entropy
 from learnscope.probes.collapse import nc1, ncc_accuracy
 from learnscope.probes.distance import angular_distance, layer_distances
@@ -226,7 +226,7 @@ def _hessian(ctx: Context, item: Planned) -> Values:
     batch = {k: v[:rows] for k, v in ctx.batch.items()}
     params = [p for p in ctx.model.parameters() if p.requires_grad]
     generator = torch.Generator().manual_seed(0)
-    with torch.enable_grad():
+    with torch.enable_grad(), double_backward(ctx.model):  # no fused attention kernel
         value = hessian_top_eigenvalue(
             lambda: ctx.loss(ctx.forward(ctx.model, batch), batch),
             params,

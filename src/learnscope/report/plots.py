@@ -401,3 +401,44 @@ def phase_diagram(
 
 def _tick(v: Any) -> str:
     return f"{v:.3g}" if isinstance(v, (float, np.floating)) else str(v)
+
+
+@literal_text
+def criticality(
+    sigma_w2: np.ndarray,
+    sigma_b: np.ndarray,
+    apjn: np.ndarray,
+    measured: list[tuple[float, float]],
+    theory: list[tuple[float, float]],
+    title: str,
+) -> Figure:
+    """The phase diagram of a criticality scan (Doshi, He & Gromov 2023, Fig. 1): ``log10
+    J^{1,L}`` over ``(sigma_w^2, sigma_b)`` (``apjn: (n_b, n_w)``), red where it grows with depth
+    (chaotic), blue where it decays (ordered), with the measured ``chi_J = 1`` points
+    ``measured`` and the mean-field critical line ``theory``, both ``(sigma_w^2, sigma_b)``."""
+    fig, axes = figure(width=6.5, height=4.5)
+    ax = axes[0, 0]
+    z = np.log10(np.clip(apjn, 1e-300, None))
+    lim = max(1.0, min(10.0, float(np.nanmax(np.abs(z)))))
+    dx = (sigma_w2[-1] - sigma_w2[0]) / max(len(sigma_w2) - 1, 1) / 2 or 0.5
+    dy = (sigma_b[-1] - sigma_b[0]) / max(len(sigma_b) - 1, 1) / 2 or 0.05
+    extent = (sigma_w2[0] - dx, sigma_w2[-1] + dx, sigma_b[0] - dy, sigma_b[-1] + dy)
+    im = ax.imshow(
+        z, origin="lower", aspect="auto", extent=extent, cmap="RdBu_r", vmin=-lim, vmax=lim
+    )
+    if theory:
+        tx, ty = zip(*theory)
+        ax.plot(tx, ty, "k-", lw=1.5, label="mean field: chi_J = 1")
+    if measured:
+        mx, my = zip(*measured)
+        ax.plot(mx, my, "o", mfc="white", mec="black", label="measured: chi_J = 1")
+    if theory or measured:
+        ax.legend(fontsize=8, loc="upper left")
+    ax.set_xlim(extent[0], extent[1])
+    ax.set_ylim(extent[2], extent[3])
+    ax.set_xlabel("sigma_w^2")
+    ax.set_ylabel("sigma_b")
+    ax.set_title(title)
+    fig.colorbar(im, ax=ax, label="log10 J^{1,L}  (APJN, first to last layer)")
+    fig.tight_layout()
+    return fig

@@ -67,7 +67,7 @@ EVAL_ELEMENTS = 2**24  # floats of a (K, rows, width) activation per evaluation 
 # -- which members can share an ensemble -----------------------------------------------------
 
 _TASK_FREE = ("seed", "train_fraction", "noise")
-_MODEL_FREE = ("init_scale", "init_std")
+_MODEL_FREE = ("init_scale", "init_std", "sigma_w", "sigma_b")
 _TRAIN_FREE = ("lr", "weight_decay", "schedule", "warmup_steps", "min_lr_ratio")
 
 
@@ -124,6 +124,8 @@ def ensemble_key(cfg: RunConfig) -> str | None:
     """
     task = member_task(cfg)
     if task.kind != "classification" or cfg.train.regularizers:  # no hooks run when stacked
+        return None
+    if cfg.train.autoinit is not None:  # the runner tunes each model before training
         return None
     shapes = member_shapes(cfg)
     if shapes is None:

@@ -92,6 +92,7 @@ class Trainer:
         self.should_stop = False
         self.status = "running"
         self.metrics: dict[str, float] = {}  # the latest eval
+        self.init_summary: dict[str, Any] = {}  # how the runner initialised the model (AutoInit)
         self.wall_s = 0.0  # training time of the finished segments (a resumed run's too)
         self._t0: float | None = None  # start of the segment now training
 
