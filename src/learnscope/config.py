@@ -85,6 +85,7 @@ class SSLConfig(Section):
     cov: float = Field(1.0, ge=0, le=1e6, description="vicreg: covariance weight (nu)")
     mmcr_local: float = Field(0.0, ge=0, le=1e6, description="mmcr: weight of mean ||Z_b||_*")
 
+
 class AutoInitConfig(Section):
     """AutoInit before training (He, Doshi & Gromov 2022; ``learnscope.interventions.autoinit``):
     the MLP's per-layer weight and bias scales tuned on ``rows`` training inputs until every
