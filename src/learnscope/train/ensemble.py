@@ -125,6 +125,8 @@ def ensemble_key(cfg: RunConfig) -> str | None:
     task = member_task(cfg)
     if task.kind != "classification" or cfg.train.regularizers:  # no hooks run when stacked
         return None
+    if cfg.train.init_from is not None:  # loaded by the runner, one run at a time
+        return None
     shapes = member_shapes(cfg)
     if shapes is None:
         return None
