@@ -15,6 +15,8 @@ from learnscope.store import Store
 FAST = {"grokking-mlp"}
 #: recipes whose slow test, with more checks, lives beside their paper's other recipes
 ELSEWHERE = {"slingshot", "icl-modular"}  # tests/test_modular_recipes.py
+# a chain in one store (init_from names the recipe before): tests/train/test_rft_recipes.py
+ELSEWHERE |= {"rft-pretrain", "rft-sft", "rft-from-scratch", "rft-after-sft"}
 
 
 def check(name, tmp_path):
