@@ -15,8 +15,13 @@ CFG = {
     "seed": 0,
     "task": {"name": "modular", "op": "add", "p": 11, "train_fraction": 0.5},
     "model": {"kind": "mlp", "width": 24, "depth": 2, "activation": "relu"},
-    "train": {"optimizer": "adam", "lr": 0.01, "steps": 30, "eval_every": 10,
-              "checkpoint_every": 10},  # fmt: skip
+    "train": {
+        "optimizer": "adam",
+        "lr": 0.01,
+        "steps": 30,
+        "eval_every": 10,
+        "checkpoint_every": 10,
+    },  # fmt: skip
     "probes": [],
 }
 
@@ -75,8 +80,16 @@ def test_a_mismatch_is_a_user_error(source, change, match):
 def test_the_cli_exits_2_on_a_bad_init_from(source, tmp_path):
     store, _ = source
     out = CliRunner().invoke(
-        app, ["run", "grokking-mlp", "--runs-dir", str(store.root), "-q",
-              "--set", "train.init_from=source"],  # fmt: skip
+        app,
+        [
+            "run",
+            "grokking-mlp",
+            "--runs-dir",
+            str(store.root),
+            "-q",
+            "--set",
+            "train.init_from=source",
+        ],  # fmt: skip
     )
     assert out.exit_code == 2, out.output
     assert "train.init_from" in out.output
