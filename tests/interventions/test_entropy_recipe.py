@@ -1,12 +1,12 @@
 """The entropy-enigma shift table (Press et al. 2024) on rft-pretrain, run by hand
-(``pytest -m heavy``, ~15 minutes on a loaded 2-core VM). Figures in docs/phenomena.md."""
+(``pytest -m heavy``, ~25 minutes on a loaded 2-core VM). Figures in docs/phenomena.md."""
 
 from __future__ import annotations
 
 import pytest
 
 from learnscope.config import load_config
-from learnscope.interventions.entropy import estimate_shifts, mae
+from learnscope.interventions.entropy import entropy_minimise, estimate_shifts, mae
 from learnscope.runner import execute, restore
 from learnscope.store import Store
 
@@ -23,7 +23,13 @@ def test_entropy_enigma_on_rft_pretrain(tmp_path):
     )
     # measured (docs/phenomena.md): the leave-one-shift-out fit beats the naive baseline
     assert mae(rows, "loo") < mae(rows, "naive")
-    # and EM first raises the clean in-distribution accuracy, then lowers it
-    clean = traces[0]
+    assert mae(rows, "paper") < mae(rows, "naive")
+    # 200 EM steps on the clean split: accuracy rises (0.675 -> 0.690 by step 40) while the
+    # embeddings near the training ones, then falls (0.640 at step 120) as they move away
+    clean = entropy_minimise(
+        trainer.model, trainer.task, "test", steps=200, lr=0.01, record_every=20
+    )
     best = max(range(len(clean.acc)), key=clean.acc.__getitem__)
-    assert clean.acc[best] > clean.acc[0] and clean.acc[-1] < clean.acc[best]
+    assert clean.acc[best] > clean.acc[0] and min(clean.acc[best:]) < clean.acc[best]
+    assert min(clean.dist_to_train[: best + 1]) < clean.dist_to_train[0]
+    assert max(clean.dist_to_train[best:]) > clean.dist_to_train[0]

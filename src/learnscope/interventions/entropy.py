@@ -141,7 +141,7 @@ def entropy_minimise(
     task,
     split: str,
     steps: int = 50,
-    lr: float = 1e-3,
+    lr: float = 0.01,
     params: str = "norm",
     noise: float = 0.0,
     record_every: int = 5,
