@@ -8,7 +8,15 @@ from typing import Annotated, Literal
 import typer
 from rich.text import Text
 
-from learnscope.cli.common import RunsDir, console, fail, fmt, resolve_run, table
+from learnscope.cli.common import (
+    RunsDir,
+    console,
+    fail,
+    fitted_table,
+    fmt,
+    print_left_out,
+    resolve_run,
+)
 from learnscope.errors import UserError
 from learnscope.store import Store
 
@@ -71,14 +79,15 @@ def estimate_accuracy(
     )
     headers = ["split", "noise", "true acc", "naive", "wf", "paper f", "loo fit",
                "best EM acc (step)", f"acc at {steps}", "dist to train 0 -> k"]  # fmt: skip
-    t = table(*headers)
-    for r in out:
-        t.add_row(
-            Text(r["split"]), fmt(r["noise"]), fmt(r["acc"]), fmt(r["naive"]), fmt(r["wf"]),
-            fmt(r["paper"]), fmt(r["loo"]), f"{fmt(r['best_acc'])} ({r['best_step']})",
-            fmt(r["final_acc"]), f"{fmt(r['dist0'])} -> {fmt(r['dist_end'])}",
-        )  # fmt: skip
-    console.print(t)
+    cells = [
+        [r["split"], fmt(r["noise"]), fmt(r["acc"]), fmt(r["naive"]), fmt(r["wf"]),
+         fmt(r["paper"]), fmt(r["loo"]), f"{fmt(r['best_acc'])} ({r['best_step']})",
+         fmt(r["final_acc"]), f"{fmt(r['dist0'])} -> {fmt(r['dist_end'])}"]
+        for r in out
+    ]  # fmt: skip
+    shown, left = fitted_table(headers, cells, keep=3, width=console.width, wrap=0)
+    console.print(shown)
+    print_left_out(left)
     for key, what in (("naive", "naive (mean confidence)"), ("paper", "paper's f (ImageNet fit)"),
                       ("loo", "quadratic fit, leave-one-shift-out")):  # fmt: skip
         value = mae(out, key)
