@@ -17,6 +17,7 @@ FAST = {"grokking-mlp"}
 ELSEWHERE = {"slingshot", "icl-modular"}  # tests/test_modular_recipes.py
 # a chain in one store (init_from names the recipe before): tests/train/test_rft_recipes.py
 ELSEWHERE |= {"rft-pretrain", "rft-sft", "rft-from-scratch", "rft-after-sft"}
+ELSEWHERE |= {"entropy-enigma-pvr"}  # tests/interventions/test_entropy_recipe.py (heavy)
 
 
 def check(name, tmp_path):
