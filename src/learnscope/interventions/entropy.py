@@ -220,7 +220,7 @@ def paper_estimate(wf: float) -> float:
     clipped to [0, 1].
 
     >>> round(paper_estimate(0.0), 4), round(paper_estimate(0.5), 4)
-    (0.7566, 0.0404)
+    (0.7566, 0.0382)
     """
     big = 1000.0 * wf
     return min(1.0, max(0.0, (3.5555e-4 * big**2 - 0.32145 * big + 75.662) / 100))
