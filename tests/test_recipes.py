@@ -21,6 +21,10 @@ ELSEWHERE |= {"layer-pruning"}  # tests/interventions/test_layer_pruning_recipe.
 
 ELSEWHERE |= {"autoinit", "autoinit-baseline"}  # tests/interventions/test_autoinit_recipes.py
 
+# a chain in one store (init_from names the recipe before): tests/train/test_rft_recipes.py
+ELSEWHERE |= {"rft-pretrain", "rft-sft", "rft-from-scratch", "rft-after-sft"}
+ELSEWHERE |= {"entropy-enigma-pvr"}  # tests/interventions/test_entropy_recipe.py (heavy)
+
 
 def check(name, tmp_path):
     cfg = load_config(name)

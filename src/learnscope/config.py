@@ -98,12 +98,34 @@ class AutoInitConfig(Section):
     rows: int = Field(64, ge=1, le=4096, description="training inputs the APJN is averaged over")
 
 
+class RFTConfig(Section):
+    """Reinforcement fine-tuning (``train.objective: rft``; Razin et al. 2024): REINFORCE on
+    answers sampled from the model, see ``learnscope.train.rft``."""
+
+    samples: int = Field(4, ge=2, le=1024, description="answers sampled per input (>= 2)")
+    temperature: float = Field(1.0, gt=0, le=100, description="sampling temperature")
+    reward: Literal["exact", "partial"] = Field(
+        "exact", description="exact: the task's exact match; partial: fraction of target tokens"
+    )
+    kl: float = Field(0.0, ge=0, le=1e6, description="weight of KL(policy || initial policy)")
+    probe_inputs: int = Field(
+        32, ge=0, le=4096, description="fixed train inputs whose reward statistics are logged"
+    )
+    probe_samples: int = Field(16, ge=2, le=4096, description="answers sampled per probe input")
+
+
 class TrainConfig(Section):
-    #: what the model is trained to do; others may add kinds (e.g. an RL objective)
-    objective: Literal["task", "vicreg", "mmcr"] = Field(
-        "task", description="task: the task kind's loss; vicreg, mmcr: on the task's views"
+    #: what the model is trained to do
+    objective: Literal["task", "vicreg", "mmcr", "rft"] = Field(
+        "task",
+        description="task: the task kind's loss; vicreg, mmcr: on the task's views; "
+        "rft: policy-gradient fine-tuning (sequence tasks)",
     )
     ssl: SSLConfig = SSLConfig()
+    init_from: str | None = Field(
+        None, description="RUN[@step]: start from that run's model weights (not its optimizer)"
+    )
+    rft: RFTConfig = RFTConfig()
     optimizer: Literal["adamw", "adam", "sgd"] = "adamw"
     # upper bounds keep every step size representable in float32
     lr: float = Field(1e-3, gt=0, le=1e6)

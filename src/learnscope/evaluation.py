@@ -137,7 +137,7 @@ def sequence_task(name: str, params: dict[str, Any]) -> SequenceTask:
 def score_gpt(model: torch.nn.Module, task: SequenceTask, examples: list[Example]) -> list[bool]:
     """Greedy decoding with the KV cache, scored by the task's exact rule. A ``ValueError``
     when the rows do not fit the task's (the model's) block size."""
-    return score_rows(model, task, task.rows(examples), [task.encode(e.answer) for e in examples])
+    return score_rows(model, task, task.rows(examples))
 
 
 @torch.no_grad()
@@ -145,17 +145,17 @@ def score_rows(
     model: torch.nn.Module,
     task: SequenceTask,
     rows: dict[str, torch.Tensor],
-    answer_ids: list[list[int]],
 ) -> list[bool]:
-    """:func:`score_gpt` on rows already built (``tokens``, ``prompt_len``, ``loss_mask``)."""
+    """:func:`score_gpt` on rows already built (``tokens``, ``prompt_len``, ``loss_mask``,
+    ``answer_mask``)."""
     from learnscope.train.objectives import EVAL_ROWS, greedy_decode
 
     model.eval()
     out: list[bool] = []
-    for start in range(0, len(answer_ids), EVAL_ROWS):
+    for start in range(0, len(rows["tokens"]), EVAL_ROWS):
         part = {k: v[start : start + EVAL_ROWS] for k, v in rows.items()}
         pred = greedy_decode(model, part["tokens"], part["prompt_len"], task.eos_id, cache=True)
-        out += task.correct(pred, part, answer_ids[start : start + EVAL_ROWS])
+        out += task.row_scores(pred, part).bool().tolist()
     return out
 
 

@@ -39,6 +39,7 @@ from learnscope.train.callbacks import (
     StopWhen,
     StoreLogger,
     layer_sizes,
+    rft_stats,
 )
 from learnscope.train.ensemble import Ensemble, member_task
 from learnscope.train.loop import Callback, Trainer
@@ -167,6 +168,8 @@ def _attach(
     directory = store.root / run_id / "checkpoints"
     every, keep = cfg.train.checkpoint_every, cfg.train.keep_checkpoints
     trainer.add_callback(Checkpointer(directory, every, keep))
+    if (stats := rft_stats(trainer, cfg.seed)) is not None:  # per-input RFT statistics
+        trainer.add_callback(stats)
     for sink in sinks:
         trainer.add_callback(sink if isinstance(sink, Callback) else sink(run_id))
     return _Watch(guard, stop)
@@ -260,6 +263,8 @@ def execute(
     """
     cfg = cfg if isinstance(cfg, RunConfig) else validate_config(cfg)
     trainer = build(cfg)
+    if cfg.train.init_from is not None:  # before the plan: its initial weights are these
+        extra = {**(extra or {}), "init_from": init_from(store, cfg, trainer)}
     plan = probe_plan(cfg, trainer)  # sites checked, initial weights kept: before loading
     if resume is not None or restart is not None:
         run_id = resume if resume is not None else restart
@@ -282,6 +287,51 @@ def execute(
         return _finish(trainer, watch, cfg, store, run_id, extra)
     finally:
         lock.release()
+
+
+def init_from(store: Store, cfg: RunConfig, trainer: Trainer) -> str:
+    """Load the model weights (not the optimizer) of ``train.init_from: RUN[@step]`` (a run id,
+    unique prefix, ``last``, or a run name: the newest finished run of that name, so a recipe
+    can start from another recipe's run; default step: the latest readable checkpoint) into
+    ``trainer``.
+    The run's ``model`` section and every weight's shape must match this run's (a task with
+    other sizes gives other shapes); a mismatch is a :class:`UserError`. Returns ``id@step``."""
+    ref, at, raw_step = str(cfg.train.init_from).partition("@")
+    where = "train.init_from"
+    if at and not raw_step.isdigit():
+        raise UserError(f"{where}: {cfg.train.init_from!r}: the step after @ must be an integer")
+    try:
+        run_id = _run_by_name(store, ref) or store.resolve(ref)
+        step, state = checkpoint_at(store.root / run_id, int(raw_step) if at else None)
+    except UserError as err:
+        raise UserError(f"{where}: {err}") from None
+    source, mine = store.run(run_id)["config"].get("model"), cfg.to_dict()["model"]
+    if source != mine:
+        raise UserError(
+            f"{where}: run {run_id} has model {source}, this run has {mine}; allowed: a run "
+            "with the same model section"
+        )
+    own = trainer.model.state_dict()
+    weights = state["model"]
+    for name in sorted(set(own) | set(weights)):
+        a, b = own.get(name), weights.get(name)
+        if a is None or b is None or a.shape != b.shape:
+            shape = lambda t: "missing" if t is None else tuple(t.shape)  # noqa: E731
+            raise UserError(
+                f"{where}: weight {name} is {shape(b)} in run {run_id} but {shape(a)} here "
+                "(the task's sizes, e.g. vocabulary or block size, must match)"
+            )
+    trainer.model.load_state_dict(weights)
+    return f"{run_id}@{step}"
+
+
+def _run_by_name(store: Store, name: str) -> str | None:
+    """The newest finished run named ``name``, if any."""
+    runs = store.runs()
+    if not len(runs) or "name" not in runs:
+        return None
+    hits = runs[(runs["name"] == name) & (runs["status"] == "finished")]
+    return str(hits["id"].iloc[-1]) if len(hits) else None
 
 
 def _reopen(

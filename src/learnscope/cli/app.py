@@ -16,7 +16,7 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from learnscope.cli import analysis, criticality, evaluate, hf, layers
+from learnscope.cli import analysis, criticality, estimate, evaluate, hf, layers
 from learnscope.cli.capacity import capacity as _capacity
 from learnscope.cli.common import (
     RunsDir,
@@ -408,6 +408,8 @@ app.command("probe-hf")(hf.probe_hf)
 app.command("eval")(evaluate.evaluate)
 
 app.command("criticality")(criticality.criticality)
+
+app.command("estimate-accuracy")(estimate.estimate_accuracy)
 
 
 def main() -> None:  # pragma: no cover - the console script

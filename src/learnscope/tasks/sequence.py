@@ -203,9 +203,6 @@ class SequenceTask(Task, register=False):
         self.block_size = longest
         self._answers = {"train": [e.value for e in train]}
         self._answers.update({k: [e.value for e in v] for k, v in examples.items()})
-        self._answer_ids = {
-            k: [self.encode(e.answer) for e in v] for k, v in [("train", train), *examples.items()]
-        }
         self.splits = {"train": self._split(train)}
         self.splits.update({k: self._split(v) for k, v in examples.items()})
 
@@ -304,27 +301,34 @@ class SequenceTask(Task, register=False):
 
     def score(self, predictions: torch.Tensor, split: str) -> float:
         """Fraction of rows whose generated answer is exactly right (see the module doc)."""
-        s = self.split(split)
-        correct = self.correct(predictions, s.tensors, self._answer_ids[split])
-        return sum(correct) / len(correct)
+        return self.row_scores(predictions, self.split(split).tensors).double().mean().item()
 
-    def correct(
-        self, predictions: torch.Tensor, rows: dict[str, torch.Tensor], answer_ids: list[list[int]]
-    ) -> list[bool]:
-        """Per row of ``rows`` (tensors as :meth:`rows` makes them, ``answer_ids`` the answers'
-        token ids): whether the generated answer in ``predictions: (n, T)`` is exactly right."""
+    def row_scores(
+        self, predictions: torch.Tensor, rows: dict[str, torch.Tensor], partial: bool = False
+    ) -> torch.Tensor:
+        """Per-row rewards ``(n,)`` float of ``predictions: (n, T)`` against ``rows`` (the
+        contract tensors of the same examples): 1.0 for an exactly right answer, else 0.0.
+
+        ``partial``: the fraction of the row's generated targets (``loss_mask`` after the
+        prompt: chain of thought, answer, ``<eos>``) that equal the true token at their
+        position, 1.0 exactly when the row matches its target tokens (a partial score for
+        reinforcement fine-tuning; a chain of another length scores by position).
+        """
         tokens, prompt_len = rows["tokens"].cpu(), rows["prompt_len"].cpu()
         pred = predictions.to("cpu", torch.int64)
         if pred.shape != tokens.shape:
-            raise ValueError(f"predictions {tuple(pred.shape)} != split {tuple(tokens.shape)}")
+            raise ValueError(f"predictions {tuple(pred.shape)} != rows {tuple(tokens.shape)}")
         generated = torch.arange(tokens.shape[1]) >= prompt_len[:, None]
         target = rows["loss_mask"].cpu() & generated
+        if partial:
+            hits = ((pred == tokens) & target).sum(1)
+            return hits.float() / target.sum(1).clamp(min=1).float()
         exact = ((pred == tokens) | ~target).all(1)
         marker = self.answer_marker()
         if marker is None:  # the answer sits at fixed positions: exact match is the score
-            return exact.tolist()
-        marker_id = self.token_id[marker]
-        correct = exact.tolist()
+            return exact.float()
+        marker_id, answer_mask = self.token_id[marker], rows["answer_mask"].cpu()
+        correct = exact.clone()
         for i in (~exact).nonzero().flatten().tolist():  # CoT of another length: parse
             out = pred[i, prompt_len[i] :].tolist()
             if self.eos_id not in out:
@@ -332,5 +336,5 @@ class SequenceTask(Task, register=False):
             out = out[: out.index(self.eos_id)]
             if marker_id in out:
                 out = out[len(out) - out[::-1].index(marker_id) :]
-            correct[i] = out == answer_ids[i]
-        return correct
+            correct[i] = out == tokens[i][answer_mask[i]].tolist()
+        return correct.float()

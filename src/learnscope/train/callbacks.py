@@ -20,6 +20,7 @@ from learnscope.models.hooks import site_sizes
 from learnscope.probes.plan import ProbePlan
 from learnscope.store import Store
 from learnscope.train.loop import Callback, Trainer
+from learnscope.train.rft import RFTObjective
 
 
 def layer_sizes(trainer: Trainer) -> dict[str, int]:
@@ -202,3 +203,47 @@ class TensorBoardSink(Callback):
     def on_train_end(self, trainer: Trainer, status: str) -> None:
         self.writer.flush()
         self.writer.close()
+
+
+class RFTStats(Callback):
+    """Per-input RFT statistics on the first ``probe_inputs`` training rows, at step 0, every
+    ``eval_every`` steps and at the last step: ``rft/in{i}/reward_mean``,
+    ``rft/in{i}/reward_std``, ``rft/in{i}/grad_norm`` for each input ``i``, their means over the
+    inputs (``rft/reward_mean``, ``rft/reward_std``, ``rft/grad_norm``), the fraction of inputs
+    whose reward std is below 0.1 (``rft/frac_small_std``) and the latest training batch's
+    ``rft/train_reward`` (and ``rft/kl``). Sampling uses its own generator (seeded by the
+    step), so recording never changes the training run's random stream."""
+
+    def __init__(self, objective: RFTObjective, rows: dict[str, torch.Tensor], seed: int) -> None:
+        self.objective, self.rows, self.seed = objective, rows, seed
+
+    def record(self, trainer, step: int) -> None:
+        device = self.rows["tokens"].device
+        generator = torch.Generator(device=device).manual_seed(self.seed * 1_000_003 + step)
+        k = self.objective.rft.probe_samples
+        stats = self.objective.input_stats(trainer.model, self.rows, k, generator)
+        trainer.model.zero_grad(set_to_none=True)
+        values = {f"rft/{key}": v.mean().item() for key, v in stats.items()}
+        values["rft/frac_small_std"] = (stats["reward_std"] < 0.1).float().mean().item()
+        for key, v in stats.items():
+            values.update({f"rft/in{i}/{key}": x for i, x in enumerate(v.tolist())})
+        values.update(self.objective.last)
+        trainer.publish(step, values)
+
+    def on_train_start(self, trainer) -> None:
+        if trainer.step == 0 or trainer.step % trainer.cfg.eval_every == 0:
+            self.record(trainer, trainer.step)
+
+    def on_step_end(self, trainer, step: int, loss: float) -> None:
+        if step % trainer.cfg.eval_every == 0 or step >= trainer.cfg.steps:
+            self.record(trainer, step)
+
+
+def rft_stats(trainer, seed: int) -> RFTStats | None:
+    """The :class:`RFTStats` callback of an RFT trainer (None when it logs no inputs)."""
+    n = trainer.cfg.rft.probe_inputs
+    if not isinstance(trainer.objective, RFTObjective) or n == 0:
+        return None
+    train = trainer.splits["train"]
+    rows = train.rows(torch.arange(min(n, len(train)), device=trainer.device))
+    return RFTStats(trainer.objective, rows, seed)

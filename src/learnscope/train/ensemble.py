@@ -127,6 +127,8 @@ def ensemble_key(cfg: RunConfig) -> str | None:
         return None
     if cfg.train.autoinit is not None:  # the runner tunes each model before training
         return None
+    if cfg.train.init_from is not None:  # loaded by the runner, one run at a time
+        return None
     shapes = member_shapes(cfg)
     if shapes is None:
         return None

@@ -25,6 +25,7 @@ from learnscope.tasks import Task
 from learnscope.train.objectives import make_objective
 from learnscope.train.optim import make_optimizer, make_scheduler
 from learnscope.train.regularizers import Regularizers
+from learnscope.train.rft import RFTObjective
 
 EVAL_CHUNK = 16384  # rows per forward pass when evaluating a split
 
@@ -72,7 +73,9 @@ class Trainer:
         self.cfg, self.task, self.seed = cfg, task, seed
         self.device = resolve_device(cfg.device)
         self.model = model.to(self.device)
-        self.objective = make_objective(task.kind, cfg)
+        self.objective = (
+            RFTObjective(cfg, task) if cfg.objective == "rft" else make_objective(task.kind, cfg)
+        )
         self.splits = {name: task.split(name).to(self.device) for name in task.eval_splits}
         self.fresh = bool(getattr(task.params, "fresh", False))  # a new batch every step
         if self.fresh and cfg.batch_size is None:
@@ -161,8 +164,7 @@ class Trainer:
                 # forward and loss (+ regularisers on the activations captured by hooks)
                 self.model.train()
                 with self.autocast(), capture(self.model, self.regularizers.sites, False) as acts:
-                    logits = self.objective.forward(self.model, batch)
-                    loss = self.objective.loss(logits, batch)
+                    loss = self.objective.train_loss(self.model, batch)
                 self.last_terms = {"train_step/loss": loss.detach()}
                 if self.regularizers.sites:
                     reg_loss, terms = self.regularizers(acts)

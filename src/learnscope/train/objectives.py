@@ -34,6 +34,10 @@ class ClassificationObjective:
     def forward(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         return model(batch["x"])
 
+    def train_loss(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The loss the trainer minimises on a training batch."""
+        return self.loss(self.forward(model, batch), batch)
+
     @torch.no_grad()
     def evaluate(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> dict[str, float]:
         """Loss and exact-match accuracy on one batch (the trainer chunks large splits)."""
@@ -75,12 +79,45 @@ def greedy_decode(
     >>> out.shape, out[0, :3].tolist()
     (torch.Size([1, 6]), [1, 2, 3])
     """
+    return _decode(model, tokens, prompt_len, eos_id, cache, lambda z: z.argmax(-1))
+
+
+@torch.no_grad()
+def sample_decode(
+    model: nn.Module,
+    tokens: torch.Tensor,
+    prompt_len: torch.Tensor,
+    eos_id: int | None = None,
+    temperature: float = 1.0,
+    generator: torch.Generator | None = None,
+    cache: bool = True,
+) -> torch.Tensor:
+    """Batched sampling, as :func:`greedy_decode` but ``next ~ softmax(logits / temperature)``
+    (drawn with ``generator``, on the logits' device). Rows that end earlier than others keep
+    sampling after their ``<eos>``; a reader cuts each row at its first ``<eos>``.
+
+    >>> from learnscope.models.gpt import GPT, GPTConfig
+    >>> net = GPT(GPTConfig(vocab_size=5, block_size=6, d_model=8, n_head=2, n_layer=1)).eval()
+    >>> out = sample_decode(net, torch.tensor([[1, 2, 3, 0, 0, 0]]), torch.tensor([3]))
+    >>> out.shape, out[0, :3].tolist()
+    (torch.Size([1, 6]), [1, 2, 3])
+    """
+
+    def pick(logits: torch.Tensor) -> torch.Tensor:
+        probs = (logits.float() / temperature).softmax(-1)
+        return torch.multinomial(probs, 1, generator=generator)[:, 0]
+
+    return _decode(model, tokens, prompt_len, eos_id, cache, pick)
+
+
+def _decode(model, tokens, prompt_len, eos_id, cache, pick) -> torch.Tensor:
+    """The decoding loop of :func:`greedy_decode`; ``pick: (n, V) logits -> (n,) tokens``."""
     out = tokens.clone()
     done = torch.zeros(len(out), dtype=torch.bool, device=out.device)
     kv = KVCache(out.shape[1]) if cache and isinstance(model, GPT) and not model.training else None
     for t in range(int(prompt_len.min()), out.shape[1]):
         logits = model(out[:, :t]) if kv is None else model(out[:, kv.len : t], kv)
-        nxt = logits[:, -1].argmax(-1)
+        nxt = pick(logits[:, -1])
         gen = t >= prompt_len
         out[:, t] = torch.where(gen, nxt, out[:, t])
         if eos_id is not None:
@@ -117,6 +154,10 @@ class SequenceObjective:
     def forward(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """logits ``(b, L - 1, V)`` for the inputs ``tokens[:, :L-1]``."""
         return model(batch["tokens"][:, : self._length(batch) - 1])
+
+    def train_loss(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The loss the trainer minimises on a training batch."""
+        return self.loss(self.forward(model, batch), batch)
 
     def _targets(self, logits: torch.Tensor, batch: dict[str, torch.Tensor]):
         cols = logits.shape[1] + 1
@@ -181,12 +222,14 @@ def _dev(split) -> torch.device:
 
 def make_objective(kind: str, cfg):
     """The objective for tasks of ``kind``, configured from a ``TrainConfig``
-    (``train.objective``: ``task`` for the task kind's own, or a self-supervised one)."""
+    (``train.objective``: ``task`` for the task kind's own, or a self-supervised one; the
+    trainer builds :class:`~learnscope.train.rft.RFTObjective` for ``rft``)."""
     name = getattr(cfg, "objective", "task")
-    if name != "task":
+    if name in ("vicreg", "mmcr"):
         if kind != "views":
             raise UserError(
-                f"train.objective: {name} trains on augmented views; allowed for this task: task"
+                f"train.objective: {name} trains on augmented views; allowed for this task: "
+                "task, rft (sequence tasks)"
             )
         return ViewsSSLObjective(name, cfg.ssl)
     if kind == "sequence":
