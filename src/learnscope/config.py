@@ -23,7 +23,14 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from learnscope.dotted import set_path
 from learnscope.errors import UserError, cut, from_validation, unknown_field
@@ -63,10 +70,11 @@ class ModelSection(BaseModel):
 
 
 class RegularizerConfig(Section):
-    """One ``seq_vcr`` (Arefin et al. 2024) or ``vcr`` (Zhu et al. 2023) term; see
+    """One ``seq_vcr`` (Arefin et al. 2024), ``vcr`` (Zhu et al. 2023) or ``sas`` (Chen et al.
+    2024: attention on syntactic neighbours, for the first ``until_step`` steps) term; see
     ``learnscope.train.regularizers``."""
 
-    kind: Literal["seq_vcr", "vcr"]
+    kind: Literal["seq_vcr", "vcr", "sas"]
     layers: list[str] = Field(
         ["ln_final.hook_normalized"], min_length=1, description="hook-name globs"
     )
@@ -75,6 +83,18 @@ class RegularizerConfig(Section):
     lambda_var: float = Field(1.0, ge=0, le=1e6)
     lambda_cov: float = Field(0.004, ge=0, le=1e6)
     eps: float = Field(1e-3, gt=0, le=1)
+    lambda_sas: float = Field(
+        1.0, ge=-1e6, le=1e6, description="sas: > 0 suppresses syntactic attention, < 0 promotes"
+    )
+    until_step: int | None = Field(
+        None, ge=1, description="sas: applied for steps < until_step (None: always)"
+    )
+
+    @model_validator(mode="after")
+    def _sas_layers(self) -> RegularizerConfig:
+        if self.kind == "sas" and "layers" not in self.model_fields_set:
+            self.layers = ["blocks.*.attn.hook_pattern"]
+        return self
 
 
 class TrainConfig(Section):
@@ -109,6 +129,16 @@ class TrainConfig(Section):
         default_factory=list, description="end the run once one of these events holds"
     )
     stop_patience: int = Field(0, ge=0, description="evals the event must hold before stopping")
+    # class imbalance (Shwartz-Ziv et al. 2023); see learnscope.train.objectives
+    label_smoothing: float = Field(
+        0.0, ge=0, lt=1, description="cross-entropy against (1 - e) one-hot + e / C"
+    )
+    sampler: Literal["uniform", "class_balanced"] = Field(
+        "uniform", description="class_balanced: each class drawn with equal probability"
+    )
+    reweight: Literal["none", "inverse_frequency"] = Field(
+        "none", description="class weights of the cross-entropy: N / (C n_c)"
+    )
 
     @field_validator("betas")
     @classmethod
@@ -116,6 +146,14 @@ class TrainConfig(Section):
         if not all(0 <= b < 1 for b in v):
             raise ValueError("each beta must be in [0, 1)")
         return v
+
+    @model_validator(mode="after")
+    def _imbalance_options(self) -> TrainConfig:
+        if self.loss == "mse" and (self.label_smoothing or self.reweight != "none"):
+            raise ValueError("label_smoothing and reweight apply to loss 'ce' only")
+        if self.sampler == "class_balanced" and self.batch_size is None:
+            raise ValueError("sampler 'class_balanced' draws minibatches: set batch_size")
+        return self
 
     @field_validator("device")
     @classmethod

@@ -8,8 +8,9 @@ batch, the activations captured on it) by one of the pure functions of this pack
 Metric names: ``{probe}/{site}``; per head ``attention_entropy/{site}/h{i}``; ``ipr`` records
 ``ipr_mean/{param}`` and ``ipr_frac/{param}`` (in the Fourier basis of ``Z_p``, or over the
 discrete logarithm for ``op: mul``/``div``: option ``basis``, ``auto`` by default);
-``hessian_top_eigenvalue/loss``; ``angular_distance/{site}`` and
-``layer_distances/{site}/n{n}`` are the distance from ``site`` to the ``n``-th next matched
+``hessian_top_eigenvalue/loss``; ``sas/max`` and ``sas/{site}/h{i}`` (syntactic attention
+structure: the best head's and each head's UAS against the task's dependency parents);
+``angular_distance/{site}`` and ``layer_distances/{site}/n{n}`` are the distance from ``site`` to the ``n``-th next matched
 site; ``fourier_power/{param}/k{k}`` is the mean over neurons (and operand blocks) of the
 power at frequency ``k``, in the same basis as ``ipr``; ``weight_norms/{param}`` is
 ``||W||_F`` of every weight matrix.
@@ -33,7 +34,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from learnscope.probes.attention import attention_entropy
+from learnscope.probes.attention import attention_entropy, sas
 from learnscope.probes.collapse import nc1, ncc_accuracy
 from learnscope.probes.distance import angular_distance, layer_distances
 from learnscope.probes.jacobian import hessian_top_eigenvalue, local_rank, partial_jacobian_norm
@@ -104,6 +105,16 @@ def _attention_entropy(ctx: Context, item: Planned) -> Values:
     for site in item.sites:
         for h, value in enumerate(attention_entropy(ctx.acts[site]).tolist()):
             out[f"attention_entropy/{site}/h{h}"] = value
+    return out
+
+
+def _sas(ctx: Context, item: Planned) -> Values:
+    """``sas/max``: the best head's UAS over every site (:func:`~learnscope.probes.attention.sas`);
+    ``sas/{site}/h{i}``: each head's UAS."""
+    value, per_head = sas([ctx.acts[s] for s in item.sites], ctx.batch["parents"])
+    out: Values = {"sas/max": value}
+    for site, row in zip(item.sites, per_head.tolist()):
+        out.update({f"sas/{site}/h{h}": v for h, v in enumerate(row)})
     return out
 
 
@@ -259,6 +270,7 @@ class ProbeDef:
     options: dict[str, Any] = field(default_factory=dict)
     needs_labels: bool = False
     sources: tuple[str, ...] = ()  # options naming a hook site that must precede the sites
+    batch_keys: tuple[str, ...] = ()  # tensors the probe batch must hold (e.g. ``parents``)
 
 
 PROBES: dict[str, ProbeDef] = {
@@ -267,6 +279,7 @@ PROBES: dict[str, ProbeDef] = {
     "matrix_entropy": ProbeDef(_matrix_probe(matrix_entropy), "both", {"alpha": 1.0}),
     "lidar": ProbeDef(_lidar, "hooks", {"views": 8, "delta": 1e-4, "eps": 1e-8}, True),
     "attention_entropy": ProbeDef(_attention_entropy, "hooks"),
+    "sas": ProbeDef(_sas, "hooks", batch_keys=("parents",)),
     "local_rank": ProbeDef(
         _jacobian_probe(local_rank, "input"),
         "hooks",
@@ -300,6 +313,7 @@ DEFAULTS: dict[str, list[dict[str, Any]]] = {
     ],
     "gpt": [
         {"probe": "attention_entropy", "sites": ["blocks.*.attn.hook_pattern"]},
+        {"probe": "sas", "sites": ["blocks.*.attn.hook_pattern"]},  # tasks with parents
         {"probe": "effective_rank", "sites": ["blocks.*.hook_resid_post"]},
     ],
 }

@@ -9,6 +9,8 @@ from learnscope.tasks import (
     modular_seq,
     multiplication,
     parity,
+    pcfg,
+    prototypes,
     pvr,
     relational,
 )
@@ -31,4 +33,6 @@ __all__ = [
     "arithmetic",
     "relational",
     "icl_modular",
+    "pcfg",
+    "prototypes",
 ]

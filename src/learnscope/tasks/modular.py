@@ -36,7 +36,7 @@ import torch
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from learnscope.errors import UserError
-from learnscope.tasks.base import Split, Task, TaskParams, make_task
+from learnscope.tasks.base import ClassificationParams, Split, Task, make_task
 
 __all__ = ["ModularParams", "ModularTask", "make_task", "is_prime"]
 
@@ -115,7 +115,7 @@ def discrete_log_table(p: int) -> torch.Tensor:
     return log
 
 
-class ModularParams(TaskParams):
+class ModularParams(ClassificationParams):
     op: Literal["add", "sub", "mul", "div", "x2+y2", "x2+xy+y2", "x3+xy", "poly"] = "add"
     p: int = Field(97, ge=2, le=10**6, description="the modulus")
     n_terms: int = Field(2, ge=2, le=1000, description="operands per example (many-term add)")
@@ -155,6 +155,8 @@ class ModularParams(TaskParams):
     def _check(self) -> ModularParams:
         if self.op == "div" and not is_prime(self.p):
             raise ValueError(f"op 'div' needs a prime p (got p={self.p})")
+        if self.noise and self.imbalance > 1:  # train_clean/train_corrupted: not subsampled
+            raise ValueError("noise and imbalance cannot both be set")
         if self.n_terms > 2 and self.op != "add":
             raise ValueError(f"n_terms > 2 is only defined for op 'add' (got op={self.op!r})")
         if self.op == "poly":
