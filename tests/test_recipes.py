@@ -14,7 +14,12 @@ from learnscope.store import Store
 
 FAST = {"grokking-mlp"}
 #: recipes whose slow test, with more checks, lives beside their paper's other recipes
-ELSEWHERE = {"slingshot", "icl-modular"}  # tests/test_modular_recipes.py
+ELSEWHERE = {
+    "slingshot",  # tests/test_modular_recipes.py
+    "icl-modular",
+    "sas-mlm",  # tests/test_sas_recipes.py (minutes: heavy, a shortened slow check)
+    "sas-suppressed",
+}
 
 
 def check(name, tmp_path):

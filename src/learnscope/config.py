@@ -174,6 +174,8 @@ class EventsConfig(Section):
     attention_fraction: float = Field(0.1, gt=0, lt=1, description="of log(context)")
     rank_fraction: float = Field(0.05, gt=0, lt=1, description="of the layer's width")
     collapse_patience: int = Field(3, ge=1, description="evals a collapse must last to the end")
+    sas_rise: float = Field(0.1, gt=0, le=1, description="SAS gain that makes an abrupt onset")
+    sas_window: int = Field(3, ge=1, description="evals each side of the onset the gain spans")
 
 
 class ProbeSpec(BaseModel):
@@ -264,6 +266,9 @@ EXPECT_KEYS = (
     "diverged_step",
     "slingshots",
     "slingshot_step",
+    "sas_onset_step",
+    "sas_loss_drop_step",
+    "sas_lag",
 )
 
 

@@ -10,7 +10,9 @@ the ``events:`` config section (:class:`learnscope.config.EventsConfig`):
 - ``attention_collapse`` (Zhai et al. 2023, sigmaReparam): a head's attention entropy falls
   below a fraction of log(context) and stays there;
 - ``rank_collapse``: a layer's effective rank falls below a fraction of its width and stays;
-- ``divergence``: the first non-finite loss.
+- ``divergence``: the first non-finite loss;
+- ``structure_onset`` (Chen et al. 2024, "Sudden drops in the loss"): syntactic attention
+  structure (the ``sas`` probe) rises abruptly; where the loss drop steepest, and the lag.
 
 Sizes that the metric names do not carry (a site's width, an attention pattern's context
 length) come in ``sizes``: site name -> size of the activation's last dimension (keys, for an
@@ -316,6 +318,86 @@ def divergence(table: pd.DataFrame) -> Event | None:
     return Event("divergence", first[0], {"step": first[0], "metric": first[1]})
 
 
+# -- syntactic attention structure ----------------------------------------------------------
+
+
+def onset(series: pd.Series, smooth: int = 3) -> int | None:
+    """The step where ``series`` accelerates most: the argmax of its second difference per
+    eval after a centred rolling mean over ``smooth`` evals, or None if it never accelerates
+    (a curve that only decelerates, such as a loss falling ever more slowly, has no onset).
+
+    >>> onset(pd.Series([0.0, 0.0, 0.0, 0.0, 1.0, 1.0, 1.0, 1.0], index=range(0, 800, 100)), 1)
+    400
+    """
+    s = series.dropna().rolling(smooth, center=True).mean()  # NaN at the ends: no edge effects
+    accel = s.diff().diff()
+    if accel.dropna().empty or accel.max() <= 0:
+        return None
+    return int(accel.idxmax())
+
+
+def structure_onset(
+    table: pd.DataFrame,
+    rise: float = 0.1,
+    window: int = 3,
+    sas: str = "sas/max",
+    loss: str = "test/loss",
+) -> Event | None:
+    """Structure onset (Chen et al. 2024, "Sudden drops in the loss: syntax acquisition, phase
+    transitions, and simplicity bias in MLMs"): SAS (``sas/max``, the best head's UAS) rises
+    abruptly, with a drop in the loss.
+
+    ``sas_step``: :func:`onset` of the SAS series (where its rise accelerates most); the event
+    holds when SAS gains at least ``rise`` between ``window`` evals before and ``window``
+    evals after that step (an abrupt rise, not a drift). ``loss_step``: :func:`onset` of
+    ``-loss`` (where the loss's fall accelerates most: the start of a drop, found on the loss
+    alone), ``lag = loss_step - sas_step`` (Chen et al. find them together: lag ~ 0). Also
+    ``sas_before`` and ``sas_after`` (the SAS at the window's ends) and the loss there.
+
+    >>> steps = range(0, 1100, 100)
+    >>> t = pd.DataFrame({"sas/max": [.1, .1, .1, .1, .1, .5, .6, .6, .6, .6, .6],
+    ...                   "test/loss": [3, 2.6, 2.4, 2.3, 2.3, 1.6, 1.5, 1.5, 1.5, 1.5, 1.5]},
+    ...                  index=steps)
+    >>> e = structure_onset(t, window=2)
+    >>> e.step, e.data["loss_step"], e.data["lag"]
+    (400, 400, 0)
+    """
+    if sas not in table:
+        return None
+    series = table[sas].dropna()
+    step = onset(series)
+    if step is None:
+        return None
+    k = series.index.get_loc(step)
+    lo, hi = series.index[max(0, k - window)], series.index[min(len(series) - 1, k + window)]
+    gain = float(series[hi] - series[lo])
+    if gain < rise:
+        return None
+    data: dict[str, Any] = {
+        "sas_step": step,
+        "sas_before": float(series[lo]),
+        "sas_after": float(series[hi]),
+        "rise": rise,
+        "loss": loss,
+        "loss_step": None,
+        "lag": None,
+    }
+    if loss in table:
+        drop = onset(-table[loss].dropna())
+        if drop is not None:
+            data.update(loss_step=drop, lag=drop - step)
+        losses = table[loss].dropna()
+        data.update(
+            loss_before=float(losses[losses.index <= lo].iloc[-1])
+            if (losses.index <= lo).any()
+            else None,
+            loss_after=float(losses[losses.index <= hi].iloc[-1])
+            if (losses.index <= hi).any()
+            else None,
+        )
+    return Event("structure_onset", step, data)
+
+
 # -- all of them ----------------------------------------------------------------------------
 
 
@@ -347,6 +429,7 @@ def _detectors(cfg: Any, sizes: dict[str, int]) -> dict[str, Any]:
             t, sizes, cfg.rank_fraction, cfg.collapse_patience
         ),
         "divergence": lambda t: [divergence(t)],
+        "structure_onset": lambda t: [structure_onset(t, cfg.sas_rise, cfg.sas_window)],
     }
 
 
@@ -431,6 +514,14 @@ def describe(event: Event) -> str:
         )
     if event.kind == "divergence":
         return f"diverged at step {step} ({d.get('metric', 'loss')} not finite)"
+    if event.kind == "structure_onset":
+        drop = (
+            "" if d.get("loss_step") is None else f"; steepest loss drop at {_num(d['loss_step'])}"
+        )
+        return (
+            f"syntactic attention structure rose at step {step} "
+            f"(SAS {d['sas_before']:.2f} -> {d['sas_after']:.2f}{drop})"
+        )
     return f"{event.kind} at step {step}"
 
 

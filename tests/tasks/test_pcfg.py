@@ -62,11 +62,12 @@ def sentences(task, split: str = "train"):
 
 
 def test_the_parser_reads_a_known_sentence() -> None:
-    words = "the big dog sees a cat".split()
+    words = "the wild dog chases a cat".split()
     assert parses(words) == {(2, 2, 3, -1, 5, 3)}
-    assert parses("the dog see a cat".split()) == set()  # agreement is enforced
+    assert parses("the dog chase a cat".split()) == set()  # agreement is enforced
+    assert parses("the dog chases a tree".split()) == set()  # so is selection
     # PP attachment is ambiguous: to the object noun or to the verb
-    assert parses("the dog sees a cat near the tree".split()) == {
+    assert parses("the dog chases a cat under the tree".split()) == {
         (1, 2, -1, 4, 2, 4, 7, 5),
         (1, 2, -1, 4, 2, 2, 7, 5),
     }

@@ -10,10 +10,10 @@ Metric names: ``{probe}/{site}``; per head ``attention_entropy/{site}/h{i}``; ``
 discrete logarithm for ``op: mul``/``div``: option ``basis``, ``auto`` by default);
 ``hessian_top_eigenvalue/loss``; ``sas/max`` and ``sas/{site}/h{i}`` (syntactic attention
 structure: the best head's and each head's UAS against the task's dependency parents);
-``angular_distance/{site}`` and ``layer_distances/{site}/n{n}`` are the distance from ``site`` to the ``n``-th next matched
-site; ``fourier_power/{param}/k{k}`` is the mean over neurons (and operand blocks) of the
-power at frequency ``k``, in the same basis as ``ipr``; ``weight_norms/{param}`` is
-``||W||_F`` of every weight matrix.
+``angular_distance/{site}`` and ``layer_distances/{site}/n{n}`` are the distance from
+``site`` to the ``n``-th next matched site; ``fourier_power/{param}/k{k}`` is the mean over
+neurons (and operand blocks) of the power at frequency ``k``, in the same basis as ``ipr``;
+``weight_norms/{param}`` is ``||W||_F`` of every weight matrix.
 The trainer's own metrics (:data:`TRAINER_METRICS` prefixes, and ``{split}/...``) are not
 probes.
 

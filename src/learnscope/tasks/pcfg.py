@@ -2,18 +2,21 @@
 masked-language modelling (Chen et al. 2024, "Sudden drops in the loss: syntax acquisition,
 phase transitions, and simplicity bias in MLMs"; toy stand-in for BERT's corpus).
 
-The grammar (:data:`GRAMMAR`) has subject-verb number agreement, transitive and intransitive
-verbs, adjectives and prepositional phrases attached to nouns or verbs (recursive, so lengths
-vary)::
+The grammar (:data:`GRAMMAR`) has number agreement (determiner-noun, subject-verb) and
+selection: nouns come in three classes ``k`` (animal, person, thing); an intransitive verb
+selects its subject's class, a transitive verb its object's, an adjective and a preposition
+the class of their noun. Prepositional phrases attach to nouns or verbs (recursive, so lengths
+vary). Each word is then predictable mostly from its syntactic neighbours, which is what
+makes attention along dependency edges pay::
 
-    S      -> NP_n VP_n                       (n = sg or pl, drawn 1/2 each; head: the VP)
-    NP_n   -> Det_n N_n | Det_n Adj N_n | NP_n PP  (head: the noun)
-    VP_n   -> Vi_n | Vt_n NP | VP_n PP         (head: the verb; the object NP of either number)
-    PP     -> P NP                             (head: the preposition)
+    S        -> NP_n_k VP_n_k                  (n = sg/pl, k = class, 1/6 each; head: the VP)
+    NP_n_k   -> Det_n N_n_k | Det_n Adj_k N_n_k | NP_n_k PP           (head: the noun)
+    VP_n_k   -> Vi_n_k | Vt_n_m NP_o_m | VP_n_k PP  (head: the verb; m, o drawn uniformly)
+    PP       -> P_m NP_o_m                                            (head: the preposition)
 
 Every rule names its head child; a word's parent (its syntactic head) is the head word of the
-constituent it attaches to, the sentence's main verb is the root (parent -1). So ``the big
-dog sees a cat`` has parents ``[2, 2, 3, -1, 5, 3]``: determiner and adjective -> noun,
+constituent it attaches to, the sentence's main verb is the root (parent -1). So ``the wild
+dog chases a cat`` has parents ``[2, 2, 3, -1, 5, 3]``: determiner and adjective -> noun,
 subject noun -> verb, object noun -> verb (a Stanford-style tree, prepositions heading PPs).
 
 Rows (``kind: "mlm"``): ``tokens: (n, T)`` the sentence's word ids then ``<pad>`` (0), ``T =
@@ -40,41 +43,59 @@ from learnscope.tasks.base import Split, Task, TaskParams, make_task
 
 __all__ = ["GRAMMAR", "LEXICON", "PCFGParams", "PCFGTask", "make_task"]
 
+NUMBERS = ("sg", "pl")
+KINDS = ("animal", "person", "thing")  # noun classes that heads select
+
+
+def _np(n: str, k: str) -> list[tuple[float, tuple[str, ...], int]]:
+    return [
+        (0.55, (f"Det_{n}", f"N_{n}_{k}"), 1),
+        (0.3, (f"Det_{n}", f"Adj_{k}", f"N_{n}_{k}"), 2),
+        (0.15, (f"NP_{n}_{k}", "PP"), 0),
+    ]
+
+
+def _vp(n: str, k: str) -> list[tuple[float, tuple[str, ...], int]]:
+    objects = [(0.5 / 3 / 2, (f"Vt_{n}_{m}", f"NP_{o}_{m}"), 0) for m in KINDS for o in NUMBERS]
+    return [(0.35, (f"Vi_{n}_{k}",), 0), *objects, (0.15, (f"VP_{n}_{k}", "PP"), 0)]
+
+
 #: nonterminal -> [(probability, children, index of the head child)]
 GRAMMAR: dict[str, list[tuple[float, tuple[str, ...], int]]] = {
-    "S": [(0.5, ("NP_sg", "VP_sg"), 1), (0.5, ("NP_pl", "VP_pl"), 1)],
-    **{
-        f"NP_{n}": [
-            (0.55, (f"Det_{n}", f"N_{n}"), 1),
-            (0.3, (f"Det_{n}", "Adj", f"N_{n}"), 2),
-            (0.15, (f"NP_{n}", "PP"), 0),
-        ]
-        for n in ("sg", "pl")
-    },
-    **{
-        f"VP_{n}": [
-            (0.35, (f"Vi_{n}",), 0),
-            (0.5, (f"Vt_{n}", "NP"), 0),
-            (0.15, (f"VP_{n}", "PP"), 0),
-        ]
-        for n in ("sg", "pl")
-    },
-    "NP": [(0.5, ("NP_sg",), 0), (0.5, ("NP_pl",), 0)],
-    "PP": [(1.0, ("P", "NP"), 0)],
+    "S": [(1 / 6, (f"NP_{n}_{k}", f"VP_{n}_{k}"), 1) for n in NUMBERS for k in KINDS],
+    **{f"NP_{n}_{k}": _np(n, k) for n in NUMBERS for k in KINDS},
+    **{f"VP_{n}_{k}": _vp(n, k) for n in NUMBERS for k in KINDS},
+    "PP": [(1 / 6, (f"P_{k}", f"NP_{n}_{k}"), 0) for n in NUMBERS for k in KINDS],
 }
 
-#: preterminal -> its words (drawn uniformly)
+#: preterminal -> its words (drawn uniformly); a word belongs to one preterminal (but "the")
 LEXICON: dict[str, tuple[str, ...]] = {
-    "Det_sg": ("the", "a", "every", "this"),
-    "Det_pl": ("the", "some", "many", "these"),
-    "Adj": ("big", "small", "red", "old", "happy", "quiet"),
-    "N_sg": ("dog", "cat", "bird", "child", "teacher", "farmer", "house", "tree"),
-    "N_pl": ("dogs", "cats", "birds", "children", "teachers", "farmers", "houses", "trees"),
-    "Vi_sg": ("sleeps", "runs", "laughs", "waits"),
-    "Vi_pl": ("sleep", "run", "laugh", "wait"),
-    "Vt_sg": ("sees", "likes", "follows", "finds", "helps"),
-    "Vt_pl": ("see", "like", "follow", "find", "help"),
-    "P": ("near", "with", "under", "behind"),
+    "Det_sg": ("the", "a", "this"),
+    "Det_pl": ("the", "some", "these"),
+    "N_sg_animal": ("dog", "cat"),
+    "N_pl_animal": ("dogs", "cats"),
+    "N_sg_person": ("child", "teacher"),
+    "N_pl_person": ("children", "teachers"),
+    "N_sg_thing": ("house", "tree"),
+    "N_pl_thing": ("houses", "trees"),
+    "Adj_animal": ("hungry", "wild"),
+    "Adj_person": ("happy", "tall"),
+    "Adj_thing": ("red", "old"),
+    "Vi_sg_animal": ("barks", "sleeps"),
+    "Vi_pl_animal": ("bark", "sleep"),
+    "Vi_sg_person": ("laughs", "waits"),
+    "Vi_pl_person": ("laugh", "wait"),
+    "Vi_sg_thing": ("falls", "breaks"),
+    "Vi_pl_thing": ("fall", "break"),
+    "Vt_sg_animal": ("feeds", "chases"),  # the object's class
+    "Vt_pl_animal": ("feed", "chase"),
+    "Vt_sg_person": ("helps", "meets"),
+    "Vt_pl_person": ("help", "meet"),
+    "Vt_sg_thing": ("buys", "paints"),
+    "Vt_pl_thing": ("buy", "paint"),
+    "P_animal": ("beside",),
+    "P_person": ("behind",),
+    "P_thing": ("under", "inside"),
 }
 
 SPECIALS = ("<pad>", "<mask>")

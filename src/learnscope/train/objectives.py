@@ -40,10 +40,15 @@ class ClassificationObjective:
 
     def loss(self, logits: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         y = batch["y"]
-        if self.loss_name == "ce":
-            w = None if self.class_weights is None else self.class_weights.to(logits.device)
-            return F.cross_entropy(logits, y, weight=w, label_smoothing=self.label_smoothing)
-        return self.plain_loss(logits, y)
+        if self.loss_name != "ce":
+            return self.plain_loss(logits, y)
+        if self.class_weights is None:
+            return F.cross_entropy(logits, y, label_smoothing=self.label_smoothing)
+        # row i weighted by w[y_i] (F.cross_entropy's weight= would also weight the smoothing
+        # term's classes, pulling every row towards the heavily weighted classes)
+        w = self.class_weights.to(logits.device)[y]
+        rows = F.cross_entropy(logits, y, label_smoothing=self.label_smoothing, reduction="none")
+        return (w * rows).sum() / w.sum()
 
     def plain_loss(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         if self.loss_name == "ce":
