@@ -223,7 +223,7 @@ def test_structure_onset_finds_an_abrupt_rise_and_the_aligned_loss_drop():
     loss = [4.0, 3.0, 2.6, 2.5, 2.5, 2.5, 1.5, 1.4, 1.4, 1.4, 1.4, 1.4]
     e = structure_onset(sas_table(plateau + jump, loss))
     assert e is not None and e.kind == "structure_onset"
-    assert e.data["sas_step"] == 500 and e.data["loss_step"] == 500 and e.data["lag"] == 0
+    assert e.data["sas_step"] == 600 and e.data["loss_step"] == 600 and e.data["lag"] == 0
     assert e.data["sas_before"] == pytest.approx(0.1) and e.data["sas_after"] == pytest.approx(0.7)
 
 
@@ -231,7 +231,7 @@ def test_a_late_loss_drop_is_reported_with_its_lag():
     sas = [0.1] * 4 + [0.7] * 8
     loss = [4.0, 3.0, 2.7, 2.6, 2.5, 2.5, 2.5, 2.5, 1.5, 1.5, 1.5, 1.5]
     e = structure_onset(sas_table(sas, loss))
-    assert e.data["sas_step"] == 300 and e.data["loss_step"] == 700 and e.data["lag"] == 400
+    assert e.data["sas_step"] == 400 and e.data["loss_step"] == 800 and e.data["lag"] == 400
 
 
 def test_no_onset_for_a_small_drift_or_a_falling_sas():
@@ -246,6 +246,6 @@ def test_structure_onset_runs_in_detect_and_is_described():
     sas = [0.1] * 6 + [0.7] * 6
     loss = [4.0, 3.0, 2.6, 2.5, 2.5, 2.5, 1.5, 1.4, 1.4, 1.4, 1.4, 1.4]
     found = [e for e in detect(sas_table(sas, loss)) if e.kind == "structure_onset"]
-    assert len(found) == 1 and "syntactic attention structure rose at step 500" in describe(
+    assert len(found) == 1 and "syntactic attention structure rose at step 600" in describe(
         found[0]
     )

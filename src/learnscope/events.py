@@ -321,17 +321,39 @@ def divergence(table: pd.DataFrame) -> Event | None:
 # -- syntactic attention structure ----------------------------------------------------------
 
 
-def onset(series: pd.Series, smooth: int = 3) -> int | None:
-    """The step where ``series`` accelerates most: the argmax of its second difference per
-    eval after a centred rolling mean over ``smooth`` evals, or None if it never accelerates
-    (a curve that only decelerates, such as a loss falling ever more slowly, has no onset).
+def steepest_rise(series: pd.Series, window: int = 3) -> tuple[int, float] | None:
+    """``(step, gain)``: the eval ``k`` where ``series`` gains most over the next ``window``
+    evals, ``gain = s[k + window] - s[k]``; None for a series shorter than ``window + 1``.
+
+    >>> steepest_rise(pd.Series([0.2, 0.0, 0.1, 0.6, 0.7, 0.7], index=range(0, 600, 100)), 2)
+    (100, 0.6)
+    """
+    s = series.dropna()
+    if len(s) <= window:
+        return None
+    gain = (s.shift(-window) - s).dropna()
+    return int(gain.idxmax()), round(float(gain.max()), 12)
+
+
+def sharpest_step(series: pd.Series, start: int, window: int) -> int:
+    """The eval in ``(start, start + window evals]`` after the largest one-eval change of
+    ``series`` (its jump), e.g. where a steepest rise or an accelerating drop happens."""
+    s = series.dropna()
+    k = s.index.get_loc(start)
+    return int(s.diff().iloc[k + 1 : k + window + 1].idxmax())
+
+
+def onset(series: pd.Series, window: int = 3) -> int | None:
+    """The eval ``k`` where ``series`` accelerates most over windows of ``window`` evals: the
+    argmax of ``(s[k + w] - s[k]) - (s[k] - s[k - w])``, or None if it never accelerates (a
+    loss that only falls ever more slowly has no onset; for a loss pass ``-loss``).
 
     >>> onset(pd.Series([0.0, 0.0, 0.0, 0.0, 1.0, 1.0, 1.0, 1.0], index=range(0, 800, 100)), 1)
-    400
+    300
     """
-    s = series.dropna().rolling(smooth, center=True).mean()  # NaN at the ends: no edge effects
-    accel = s.diff().diff()
-    if accel.dropna().empty or accel.max() <= 0:
+    s = series.dropna()
+    accel = ((s.shift(-window) - s) - (s - s.shift(window))).dropna()
+    if accel.empty or accel.max() <= 0:
         return None
     return int(accel.idxmax())
 
@@ -347,54 +369,50 @@ def structure_onset(
     transitions, and simplicity bias in MLMs"): SAS (``sas/max``, the best head's UAS) rises
     abruptly, with a drop in the loss.
 
-    ``sas_step``: :func:`onset` of the SAS series (where its rise accelerates most); the event
-    holds when SAS gains at least ``rise`` between ``window`` evals before and ``window``
-    evals after that step (an abrupt rise, not a drift). ``loss_step``: :func:`onset` of
-    ``-loss`` (where the loss's fall accelerates most: the start of a drop, found on the loss
-    alone), ``lag = loss_step - sas_step`` (Chen et al. find them together: lag ~ 0). Also
-    ``sas_before`` and ``sas_after`` (the SAS at the window's ends) and the loss there.
+    SAS's steepest rise over ``window`` evals (:func:`steepest_rise`) must gain at least
+    ``rise`` (an abrupt rise, not a drift); ``sas_step`` is the eval inside it after SAS's
+    largest one-eval jump (:func:`sharpest_step`). ``loss_step``: where the loss's fall
+    accelerates most over ``window`` evals (:func:`onset` of ``-loss``, found on the loss
+    alone), at the largest one-eval drop that follows; ``lag = loss_step - sas_step``
+    (Chen et al. find them together: lag ~ 0). Also ``sas_before``, ``sas_after`` and the
+    loss at the ends of the rise.
 
     >>> steps = range(0, 1100, 100)
     >>> t = pd.DataFrame({"sas/max": [.1, .1, .1, .1, .1, .5, .6, .6, .6, .6, .6],
     ...                   "test/loss": [3, 2.6, 2.4, 2.3, 2.3, 1.6, 1.5, 1.5, 1.5, 1.5, 1.5]},
     ...                  index=steps)
     >>> e = structure_onset(t, window=2)
-    >>> e.step, e.data["loss_step"], e.data["lag"]
-    (400, 400, 0)
+    >>> e.step, e.data["loss_step"], e.data["lag"], e.data["sas_after"]
+    (500, 500, 0, 0.6)
     """
     if sas not in table:
         return None
     series = table[sas].dropna()
-    step = onset(series)
-    if step is None:
+    found = steepest_rise(series, window)
+    if found is None or found[1] < rise:
         return None
-    k = series.index.get_loc(step)
-    lo, hi = series.index[max(0, k - window)], series.index[min(len(series) - 1, k + window)]
-    gain = float(series[hi] - series[lo])
-    if gain < rise:
-        return None
+    start = found[0]
+    end = series.index[series.index.get_loc(start) + window]
+    step = sharpest_step(series, start, window)
     data: dict[str, Any] = {
         "sas_step": step,
-        "sas_before": float(series[lo]),
-        "sas_after": float(series[hi]),
+        "sas_before": float(series[start]),
+        "sas_after": float(series[end]),
         "rise": rise,
         "loss": loss,
         "loss_step": None,
         "lag": None,
     }
     if loss in table:
-        drop = onset(-table[loss].dropna())
-        if drop is not None:
-            data.update(loss_step=drop, lag=drop - step)
         losses = table[loss].dropna()
-        data.update(
-            loss_before=float(losses[losses.index <= lo].iloc[-1])
-            if (losses.index <= lo).any()
-            else None,
-            loss_after=float(losses[losses.index <= hi].iloc[-1])
-            if (losses.index <= hi).any()
-            else None,
-        )
+        drop = onset(-losses, window)
+        if drop is not None:
+            drop = sharpest_step(-losses, drop, window)
+            data.update(loss_step=drop, lag=drop - step)
+        at = {
+            k: losses[losses.index <= v] for k, v in (("loss_before", start), ("loss_after", end))
+        }
+        data.update({k: float(v.iloc[-1]) if len(v) else None for k, v in at.items()})
     return Event("structure_onset", step, data)
 
 

@@ -137,8 +137,9 @@ def class_groups(runs: list[RunData], series: list) -> list[tuple[str, Any, list
         flat = flatten(r.config)
         label = ", ".join(f"{k}={flat.get(k)}" for k in keys) or r.name
         groups.setdefault(label, []).append(s)
-    colours = plt.get_cmap("tab10")
-    return [(label, colours(i % 10), g) for i, (label, g) in enumerate(groups.items())]
+    n = 10 if len(groups) <= 10 else 20
+    colours = plt.get_cmap(f"tab{n}")
+    return [(label, colours(i % n), g) for i, (label, g) in enumerate(groups.items())]
 
 
 SEED_KEYS = ("seed", "name", "task.seed")

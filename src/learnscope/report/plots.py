@@ -409,8 +409,8 @@ _CLASS = re.compile(r"^(?P<split>[^/]+)/class_acc/(?P<c>\d+)$")
 
 def class_accuracies(run: Series, split: str = "test") -> pd.Series | None:
     """The last recorded accuracy of each class on ``split`` (index: class), or None."""
-    cols = {int(m["c"]): c for c in run.table.columns if (m := _CLASS.match(str(c)))}
-    cols = {c: col for c, col in cols.items() if _CLASS.match(col)["split"] == split}
+    matches = [(m, c) for c in run.table.columns if (m := _CLASS.match(str(c)))]
+    cols = {int(m["c"]): c for m, c in matches if m["split"] == split}
     if not cols:
         return None
     last = {c: run.table[col].dropna() for c, col in sorted(cols.items())}
