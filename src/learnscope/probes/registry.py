@@ -313,7 +313,6 @@ DEFAULTS: dict[str, list[dict[str, Any]]] = {
     ],
     "gpt": [
         {"probe": "attention_entropy", "sites": ["blocks.*.attn.hook_pattern"]},
-        {"probe": "sas", "sites": ["blocks.*.attn.hook_pattern"]},  # tasks with parents
         {"probe": "effective_rank", "sites": ["blocks.*.hook_resid_post"]},
     ],
 }
