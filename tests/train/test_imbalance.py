@@ -79,6 +79,18 @@ def run_config(**train) -> dict:
     }
 
 
+def test_imbalance_options_need_a_classification_task() -> None:
+    cfg = {
+        "task": {"name": "pcfg", "n_train": 8, "n_test": 4},
+        "model": {"kind": "gpt", "causal": False, "n_layer": 1, "d_model": 8},
+        "train": {"steps": 1, "batch_size": 4},
+    }
+    for train in ({"label_smoothing": 0.1}, {"sampler": "class_balanced"}):
+        bad = {**cfg, "train": {**cfg["train"], **train}}
+        with pytest.raises(UserError, match="classification"):
+            build(validate_config(bad))
+
+
 def test_trainer_records_per_class_metrics_and_samples_balanced() -> None:
     trainer = build(validate_config(run_config(sampler="class_balanced", label_smoothing=0.1)))
     metrics = trainer.fit()

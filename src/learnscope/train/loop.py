@@ -80,6 +80,8 @@ class Trainer:
         self.fresh = bool(getattr(task.params, "fresh", False))  # a new batch every step
         if self.fresh and cfg.batch_size is None:
             raise UserError("train.batch_size: a task with fresh=True needs a batch size")
+        if task.kind != "classification" and (cfg.label_smoothing or cfg.reweight != "none"):
+            raise UserError("train.label_smoothing, train.reweight: classification tasks only")
         self.sampler = None
         if cfg.sampler == "class_balanced":
             if task.kind != "classification" or self.fresh:
