@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from learnscope.events import detect, grokking
 
@@ -46,6 +47,7 @@ from learnscope.events import (  # noqa: E402
     divergence,
     rank_collapse,
     slingshot,
+    structure_onset,
 )
 
 
@@ -207,3 +209,43 @@ def test_grokking_with_corrupted_labels_reads_the_clean_training_rows():
     )
     (event,) = [e for e in detect(t) if e.kind == "grokking"]
     assert event.data["train_step"] == 10 and event.data["test_step"] == 30
+
+
+# -- structure onset (Chen et al. 2024) --------------------------------------------------------
+
+
+def sas_table(sas: list[float], loss: list[float]) -> pd.DataFrame:
+    return pd.DataFrame({"sas/max": sas, "test/loss": loss}, index=range(0, 100 * len(sas), 100))
+
+
+def test_structure_onset_finds_an_abrupt_rise_and_the_aligned_loss_drop():
+    plateau, jump = [0.1] * 6, [0.7] * 6
+    loss = [4.0, 3.0, 2.6, 2.5, 2.5, 2.5, 1.5, 1.4, 1.4, 1.4, 1.4, 1.4]
+    e = structure_onset(sas_table(plateau + jump, loss))
+    assert e is not None and e.kind == "structure_onset"
+    assert e.data["sas_step"] == 600 and e.data["loss_step"] == 600 and e.data["lag"] == 0
+    assert e.data["sas_before"] == pytest.approx(0.1) and e.data["sas_after"] == pytest.approx(0.7)
+
+
+def test_a_late_loss_drop_is_reported_with_its_lag():
+    sas = [0.1] * 4 + [0.7] * 8
+    loss = [4.0, 3.0, 2.7, 2.6, 2.5, 2.5, 2.5, 2.5, 1.5, 1.5, 1.5, 1.5]
+    e = structure_onset(sas_table(sas, loss))
+    assert e.data["sas_step"] == 400 and e.data["loss_step"] == 800 and e.data["lag"] == 400
+
+
+def test_no_onset_for_a_small_drift_or_a_falling_sas():
+    drift = [0.1 + 0.005 * i for i in range(12)]
+    loss = [3.0 / (1 + i) for i in range(12)]
+    assert structure_onset(sas_table(drift, loss)) is None
+    assert structure_onset(sas_table(drift[::-1], loss)) is None
+    assert structure_onset(pd.DataFrame({"test/loss": loss})) is None
+
+
+def test_structure_onset_runs_in_detect_and_is_described():
+    sas = [0.1] * 6 + [0.7] * 6
+    loss = [4.0, 3.0, 2.6, 2.5, 2.5, 2.5, 1.5, 1.4, 1.4, 1.4, 1.4, 1.4]
+    found = [e for e in detect(sas_table(sas, loss)) if e.kind == "structure_onset"]
+    assert len(found) == 1 and "syntactic attention structure rose at step 600" in describe(
+        found[0]
+    )

@@ -14,13 +14,15 @@ from learnscope.store import Store
 
 FAST = {"grokking-mlp"}
 #: recipes whose slow test, with more checks, lives beside their paper's other recipes
-ELSEWHERE = {"slingshot", "icl-modular"}  # tests/test_modular_recipes.py
+ELSEWHERE = {
+    "slingshot",  # tests/test_modular_recipes.py
+    "icl-modular",
+    "sas-mlm",  # tests/test_sas_recipes.py (minutes: heavy, a shortened slow check)
+    "sas-suppressed",
+}
 ELSEWHERE |= {"local-rank", "incremental-rank"}  # tests/test_rank_recipes.py
-
 ELSEWHERE |= {"layer-pruning"}  # tests/interventions/test_layer_pruning_recipe.py
-
 ELSEWHERE |= {"autoinit", "autoinit-baseline"}  # tests/interventions/test_autoinit_recipes.py
-
 # a chain in one store (init_from names the recipe before): tests/train/test_rft_recipes.py
 ELSEWHERE |= {"rft-pretrain", "rft-sft", "rft-from-scratch", "rft-after-sft"}
 ELSEWHERE |= {"entropy-enigma-pvr"}  # tests/interventions/test_entropy_recipe.py (heavy)

@@ -23,7 +23,14 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from learnscope.dotted import set_path
 from learnscope.errors import UserError, cut, from_validation, unknown_field
@@ -63,10 +70,11 @@ class ModelSection(BaseModel):
 
 
 class RegularizerConfig(Section):
-    """One ``seq_vcr`` (Arefin et al. 2024) or ``vcr`` (Zhu et al. 2023) term; see
+    """One ``seq_vcr`` (Arefin et al. 2024), ``vcr`` (Zhu et al. 2023) or ``sas`` (Chen et al.
+    2024: attention on syntactic neighbours, for the first ``until_step`` steps) term; see
     ``learnscope.train.regularizers``."""
 
-    kind: Literal["seq_vcr", "vcr"]
+    kind: Literal["seq_vcr", "vcr", "sas"]
     layers: list[str] = Field(
         ["ln_final.hook_normalized"], min_length=1, description="hook-name globs"
     )
@@ -75,6 +83,18 @@ class RegularizerConfig(Section):
     lambda_var: float = Field(1.0, ge=0, le=1e6)
     lambda_cov: float = Field(0.004, ge=0, le=1e6)
     eps: float = Field(1e-3, gt=0, le=1)
+    lambda_sas: float = Field(
+        1.0, ge=-1e6, le=1e6, description="sas: > 0 suppresses syntactic attention, < 0 promotes"
+    )
+    until_step: int | None = Field(
+        None, ge=1, description="sas: applied for steps < until_step (None: always)"
+    )
+
+    @model_validator(mode="after")
+    def _sas_layers(self) -> RegularizerConfig:
+        if self.kind == "sas" and "layers" not in self.model_fields_set:
+            self.layers = ["blocks.*.attn.hook_pattern"]
+        return self
 
 
 class SSLConfig(Section):
@@ -167,12 +187,31 @@ class TrainConfig(Section):
         """``true`` stands for the defaults, ``false`` for none."""
         return {} if v is True else None if v is False else v
 
+    # class imbalance (Shwartz-Ziv et al. 2023); see learnscope.train.objectives
+    label_smoothing: float = Field(
+        0.0, ge=0, lt=1, description="cross-entropy against (1 - e) one-hot + e / C"
+    )
+    sampler: Literal["uniform", "class_balanced"] = Field(
+        "uniform", description="class_balanced: each class drawn with equal probability"
+    )
+    reweight: Literal["none", "inverse_frequency"] = Field(
+        "none", description="class weights of the cross-entropy: N / (C n_c)"
+    )
+
     @field_validator("betas")
     @classmethod
     def _betas(cls, v: tuple[float, float]) -> tuple[float, float]:
         if not all(0 <= b < 1 for b in v):
             raise ValueError("each beta must be in [0, 1)")
         return v
+
+    @model_validator(mode="after")
+    def _imbalance_options(self) -> TrainConfig:
+        if self.loss == "mse" and (self.label_smoothing or self.reweight != "none"):
+            raise ValueError("label_smoothing and reweight apply to loss 'ce' only")
+        if self.sampler == "class_balanced" and self.batch_size is None:
+            raise ValueError("sampler 'class_balanced' draws minibatches: set batch_size")
+        return self
 
     @field_validator("device")
     @classmethod
@@ -193,6 +232,8 @@ class EventsConfig(Section):
     attention_fraction: float = Field(0.1, gt=0, lt=1, description="of log(context)")
     rank_fraction: float = Field(0.05, gt=0, lt=1, description="of the layer's width")
     collapse_patience: int = Field(3, ge=1, description="evals a collapse must last to the end")
+    sas_rise: float = Field(0.1, gt=0, le=1, description="SAS gain that makes an abrupt onset")
+    sas_window: int = Field(3, ge=1, description="evals each side of the onset the gain spans")
 
 
 class ProbeSpec(BaseModel):
@@ -283,6 +324,9 @@ EXPECT_KEYS = (
     "diverged_step",
     "slingshots",
     "slingshot_step",
+    "sas_onset_step",
+    "sas_loss_drop_step",
+    "sas_lag",
 )
 
 

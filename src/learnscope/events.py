@@ -10,7 +10,9 @@ the ``events:`` config section (:class:`learnscope.config.EventsConfig`):
 - ``attention_collapse`` (Zhai et al. 2023, sigmaReparam): a head's attention entropy falls
   below a fraction of log(context) and stays there;
 - ``rank_collapse``: a layer's effective rank falls below a fraction of its width and stays;
-- ``divergence``: the first non-finite loss.
+- ``divergence``: the first non-finite loss;
+- ``structure_onset`` (Chen et al. 2024, "Sudden drops in the loss"): syntactic attention
+  structure (the ``sas`` probe) rises abruptly; where the loss drop steepest, and the lag.
 
 Sizes that the metric names do not carry (a site's width, an attention pattern's context
 length) come in ``sizes``: site name -> size of the activation's last dimension (keys, for an
@@ -316,6 +318,104 @@ def divergence(table: pd.DataFrame) -> Event | None:
     return Event("divergence", first[0], {"step": first[0], "metric": first[1]})
 
 
+# -- syntactic attention structure ----------------------------------------------------------
+
+
+def steepest_rise(series: pd.Series, window: int = 3) -> tuple[int, float] | None:
+    """``(step, gain)``: the eval ``k`` where ``series`` gains most over the next ``window``
+    evals, ``gain = s[k + window] - s[k]``; None for a series shorter than ``window + 1``.
+
+    >>> steepest_rise(pd.Series([0.2, 0.0, 0.1, 0.6, 0.7, 0.7], index=range(0, 600, 100)), 2)
+    (100, 0.6)
+    """
+    s = series.dropna()
+    if len(s) <= window:
+        return None
+    gain = (s.shift(-window) - s).dropna()
+    return int(gain.idxmax()), round(float(gain.max()), 12)
+
+
+def sharpest_step(series: pd.Series, start: int, window: int) -> int:
+    """The eval in ``(start, start + window evals]`` after the largest one-eval change of
+    ``series`` (its jump), e.g. where a steepest rise or an accelerating drop happens."""
+    s = series.dropna()
+    k = s.index.get_loc(start)
+    return int(s.diff().iloc[k + 1 : k + window + 1].idxmax())
+
+
+def onset(series: pd.Series, window: int = 3) -> int | None:
+    """The eval ``k`` where ``series`` accelerates most over windows of ``window`` evals: the
+    argmax of ``(s[k + w] - s[k]) - (s[k] - s[k - w])``, or None if it never accelerates (a
+    loss that only falls ever more slowly has no onset; for a loss pass ``-loss``).
+
+    >>> onset(pd.Series([0.0, 0.0, 0.0, 0.0, 1.0, 1.0, 1.0, 1.0], index=range(0, 800, 100)), 1)
+    300
+    """
+    s = series.dropna()
+    accel = ((s.shift(-window) - s) - (s - s.shift(window))).dropna()
+    if accel.empty or accel.max() <= 0:
+        return None
+    return int(accel.idxmax())
+
+
+def structure_onset(
+    table: pd.DataFrame,
+    rise: float = 0.1,
+    window: int = 3,
+    sas: str = "sas/max",
+    loss: str = "test/loss",
+) -> Event | None:
+    """Structure onset (Chen et al. 2024, "Sudden drops in the loss: syntax acquisition, phase
+    transitions, and simplicity bias in MLMs"): SAS (``sas/max``, the best head's UAS) rises
+    abruptly, with a drop in the loss.
+
+    SAS's steepest rise over ``window`` evals (:func:`steepest_rise`) must gain at least
+    ``rise`` (an abrupt rise, not a drift); ``sas_step`` is the eval inside it after SAS's
+    largest one-eval jump (:func:`sharpest_step`). ``loss_step``: where the loss's fall
+    accelerates most over ``window`` evals (:func:`onset` of ``-loss``, found on the loss
+    alone), at the largest one-eval drop that follows; ``lag = loss_step - sas_step``
+    (Chen et al. find them together: lag ~ 0). Also ``sas_before``, ``sas_after`` and the
+    loss at the ends of the rise.
+
+    >>> steps = range(0, 1100, 100)
+    >>> t = pd.DataFrame({"sas/max": [.1, .1, .1, .1, .1, .5, .6, .6, .6, .6, .6],
+    ...                   "test/loss": [3, 2.6, 2.4, 2.3, 2.3, 1.6, 1.5, 1.5, 1.5, 1.5, 1.5]},
+    ...                  index=steps)
+    >>> e = structure_onset(t, window=2)
+    >>> e.step, e.data["loss_step"], e.data["lag"], e.data["sas_after"]
+    (500, 500, 0, 0.6)
+    """
+    if sas not in table:
+        return None
+    series = table[sas].dropna()
+    found = steepest_rise(series, window)
+    if found is None or found[1] < rise:
+        return None
+    start = found[0]
+    end = series.index[series.index.get_loc(start) + window]
+    step = sharpest_step(series, start, window)
+    data: dict[str, Any] = {
+        "sas_step": step,
+        "sas_before": float(series[start]),
+        "sas_after": float(series[end]),
+        "rise": rise,
+        "loss": loss,
+        "loss_step": None,
+        "lag": None,
+    }
+    if loss in table:
+        losses = table[loss].dropna()
+        drop = onset(-losses, window)
+        if drop is not None:
+            drop = sharpest_step(-losses, drop, window)
+            data.update(loss_step=drop, lag=drop - step)
+        at = {
+            k: losses[losses.index <= v] for k, v in (("loss_before", start), ("loss_after", end))
+        }
+        data.update({k: float(v.iloc[-1]) if len(v) else None for k, v in at.items()})
+    return Event("structure_onset", step, data)
+
+
 # -- all of them ----------------------------------------------------------------------------
 
 
@@ -347,6 +447,7 @@ def _detectors(cfg: Any, sizes: dict[str, int]) -> dict[str, Any]:
             t, sizes, cfg.rank_fraction, cfg.collapse_patience
         ),
         "divergence": lambda t: [divergence(t)],
+        "structure_onset": lambda t: [structure_onset(t, cfg.sas_rise, cfg.sas_window)],
     }
 
 
@@ -442,6 +543,14 @@ def describe(event: Event) -> str:
         )
     if event.kind == "divergence":
         return f"diverged at step {step} ({d.get('metric', 'loss')} not finite)"
+    if event.kind == "structure_onset":
+        drop = (
+            "" if d.get("loss_step") is None else f"; steepest loss drop at {_num(d['loss_step'])}"
+        )
+        return (
+            f"syntactic attention structure rose at step {step} "
+            f"(SAS {d['sas_before']:.2f} -> {d['sas_after']:.2f}{drop})"
+        )
     return f"{event.kind} at step {step}"
 
 

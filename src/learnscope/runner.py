@@ -229,6 +229,10 @@ def summary_of(
             )
         if e.kind == "divergence":
             summary.update(diverged_step=e.step, diverged_metric=e.data.get("metric"))
+        if e.kind == "structure_onset":  # Chen et al. 2024: SAS onset and the loss drop
+            summary.update(
+                sas_onset_step=e.step, sas_loss_drop_step=e.data["loss_step"], sas_lag=e.data["lag"]
+            )
     cycles = [e.step for e in found if e.kind == "slingshot"]
     if cycles:  # Thilak et al. 2022: how many cycles, and when the first began
         summary.update(slingshots=len(cycles), slingshot_step=min(cycles))

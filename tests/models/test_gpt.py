@@ -5,7 +5,7 @@ import torch
 
 from learnscope.errors import UserError
 from learnscope.models import build_model, capture, hook_names
-from learnscope.models.gpt import GPT, GPTConfig, SigmaReparamLinear, rope
+from learnscope.models.gpt import GPT, GPTConfig, KVCache, SigmaReparamLinear, rope
 
 DIMS = {"vocab_size": 13, "block_size": 10}
 
@@ -42,7 +42,13 @@ def test_hooks_have_the_documented_shapes():
 
 @pytest.mark.parametrize(
     "kw",
-    [{}, {"pos": "rope"}, {"pos": "sinusoidal", "attn_identity": True}, {"sigma_reparam": True}],
+    [
+        {},
+        {"pos": "rope"},
+        {"pos": "sinusoidal", "attn_identity": True},
+        {"sigma_reparam": True},
+        {"causal": False},
+    ],
 )
 def test_sdpa_path_equals_explicit_softmax_path(kw):
     net = tiny(**kw).eval()
@@ -63,6 +69,20 @@ def test_causal_future_tokens_do_not_change_past_logits():
     y = x.clone()
     y[:, 5:] = (y[:, 5:] + 1) % 13
     torch.testing.assert_close(net(x)[:, :5], net(y)[:, :5])
+
+
+def test_bidirectional_every_position_sees_every_token():
+    net = tiny(causal=False).eval()
+    x = torch.randint(0, 13, (2, 8))
+    y = x.clone()
+    y[:, 7] = (y[:, 7] + 1) % 13
+    assert not torch.allclose(net(x)[:, 0], net(y)[:, 0])  # the last token reaches position 0
+    with capture(net, "blocks.0.attn.hook_pattern") as acts:
+        net(x)
+    above = torch.ones(8, 8, dtype=torch.bool).triu(1)
+    assert bool((acts["blocks.0.attn.hook_pattern"][..., above] > 0).all())  # no causal zeros
+    with pytest.raises(ValueError, match="causal"):
+        net(x, KVCache(8))
 
 
 def test_attn_identity_adds_alpha_to_scores_and_beta_times_x_to_output():

@@ -4,6 +4,9 @@
 Pre-LayerNorm blocks, ``x + attn(ln_1(x))`` then ``x + mlp(ln_2(x))``, a final LayerNorm and an
 unembedding ``unembed`` (its weight norm is the slingshot signal of Thilak et al. 2022).
 
+``causal: false`` drops the causal mask: every position attends to every position (a
+bidirectional encoder, as BERT, for the masked-LM objective); the KV cache is causal-only.
+
 Positions (``pos``): ``learned`` table, ``sinusoidal`` (Vaswani et al. 2017), ``rope`` (rotary,
 Su et al. 2021, applied to queries and keys) or ``none`` (the causal mask alone).
 
@@ -79,6 +82,7 @@ class GPTConfig:
     sigma_reparam: bool = False
     attn_identity: bool = False
     init_std: float = 0.02
+    causal: bool = True  # False: a bidirectional encoder (masked LM; no KV cache)
 
     def __post_init__(self) -> None:
         for field in ("vocab_size", "block_size", "n_layer", "n_head", "d_model"):
@@ -230,6 +234,7 @@ class Attention(nn.Module):
         q, k, v = self.hook_q(q), self.hook_k(k), self.hook_v(v)
         if self.cfg.pos == "rope":
             q, k = rope(q, start=start), rope(k, start=start)
+        causal = self.cfg.causal
         if self.cfg.attn_identity:  # (b, h, t, dh + d): the alpha I and beta I terms
             xh = x[:, None].expand(b, h, t, d)
             q = torch.cat((q, self.alpha.view(1, h, 1, 1).to(x.dtype) * xh), dim=-1)
@@ -239,13 +244,15 @@ class Attention(nn.Module):
         n = k.shape[2]  # query i (position start + i) sees keys 0 .. start + i
         scale, p_drop = 1.0 / math.sqrt(dh), self.cfg.dropout if self.training else 0.0
         if self.explicit or self.hook_pattern._forward_hooks:  # explicit softmax
-            causal = torch.ones(t, n, dtype=torch.bool, device=x.device).tril(start)
-            att = (q @ k.transpose(-2, -1) * scale).masked_fill(~causal, float("-inf"))
+            att = q @ k.transpose(-2, -1) * scale
+            if causal:
+                mask = torch.ones(t, n, dtype=torch.bool, device=x.device).tril(start)
+                att = att.masked_fill(~mask, float("-inf"))
             att = self.hook_pattern(att.softmax(dim=-1))  # (b, h, q, k)
             y = self.drop(att) @ v
         elif start == 0:
             y = F.scaled_dot_product_attention(
-                q, k, v, dropout_p=p_drop, is_causal=True, scale=scale
+                q, k, v, dropout_p=p_drop, is_causal=causal, scale=scale
             )
         else:  # after cached positions (eval mode): one query sees every key, else a mask
             mask = torch.ones(t, n, dtype=torch.bool, device=x.device).tril(start)
@@ -350,6 +357,8 @@ class GPT(nn.Module):
             raise ValueError(f"sequence length {start + t} > block_size {self.cfg.block_size}")
         if cache is not None and self.training:
             raise ValueError("a KV cache needs eval mode (dropout, sigma_reparam power steps)")
+        if cache is not None and not self.cfg.causal:
+            raise ValueError("a KV cache needs a causal model (causal: true)")
         x = self.embed(tokens)
         if self.cfg.pos == "learned":
             x = x + self.pos_embed.weight[start : start + t]

@@ -130,6 +130,7 @@ def resolve(
     has_labels: bool,
     modulus: int | None,
     residues: tuple[list[int], int] | None = None,
+    batch_keys: frozenset[str] | None = None,
 ) -> list[Planned]:
     """Check each entry against the model and turn it into a :class:`Planned` (``residues``:
     the token ids of the residues and the vocabulary size of a sequence task, whose
@@ -183,6 +184,11 @@ def resolve(
                 raise UserError(f"{where}.sites: no {what} matches {misses[0]!r}; allowed: {names}")
             if not sites:
                 continue
+        missing = [k for k in pdef.batch_keys if batch_keys is not None and k not in batch_keys]
+        if missing:
+            if is_default:
+                continue
+            raise UserError(f"{where}.probe: {name} needs a task whose rows hold {missing[0]}")
         if pdef.needs_labels and not has_labels:
             if is_default:
                 continue
@@ -263,7 +269,15 @@ def plan_probes(
     batch = {k: v.to(device) for k, v in batch.items()}
     rows = getattr(task, "residue_tokens", None)
     residues = (rows, len(task.vocab)) if rows is not None else None
-    items = resolve(expand_specs(specs, kind), model, eval_every, "y" in batch, modulus, residues)
+    items = resolve(
+        expand_specs(specs, kind),
+        model,
+        eval_every,
+        "y" in batch,
+        modulus,
+        residues,
+        frozenset(batch),
+    )
     initial = {
         s: model.get_parameter(s).detach().clone()
         for item in items
@@ -277,11 +291,11 @@ def plan_probes(
     if items:  # a dry run: shape errors surface now, not in the middle of training
         acts = plan.activations(model, forward, plan.hook_sites)
         for item in items:
-            if item.probe == "attention_entropy":
+            if item.probe in ("attention_entropy", "sas"):
                 bad = [s for s in item.sites if acts[s].dim() < 3]
                 if bad:
                     raise UserError(
-                        f"probes: attention_entropy site {bad[0]} is not an attention pattern "
+                        f"probes: {item.probe} site {bad[0]} is not an attention pattern "
                         f"(..., h, q, k); its shape is {tuple(acts[bad[0]].shape)}"
                     )
             if item.probe in ("angular_distance", "layer_distances"):

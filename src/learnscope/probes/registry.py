@@ -8,13 +8,14 @@ batch, the activations captured on it) by one of the pure functions of this pack
 Metric names: ``{probe}/{site}``; per head ``attention_entropy/{site}/h{i}``; ``ipr`` records
 ``ipr_mean/{param}`` and ``ipr_frac/{param}`` (in the Fourier basis of ``Z_p``, or over the
 discrete logarithm for ``op: mul``/``div``: option ``basis``, ``auto`` by default);
-``hessian_top_eigenvalue/loss``; ``angular_distance/{site}`` and
-``layer_distances/{site}/n{n}`` are the distance from ``site`` to the ``n``-th next matched
-site; ``fourier_power/{param}/k{k}`` is the mean over neurons (and operand blocks) of the
-power at frequency ``k``, in the same basis as ``ipr``; ``weight_norms/{param}`` is
-``||W||_F`` of every weight matrix; ``incremental_rank/{param}/part{i}`` with ``parts``
-(and ``.../count`` with ``threshold``); ``lidar`` and ``mmcr`` group a task's augmented views
-by sample (its labels otherwise).
+``hessian_top_eigenvalue/loss``; ``sas/max`` and ``sas/{site}/h{i}`` (syntactic attention
+structure: the best head's and each head's UAS against the task's dependency parents);
+``angular_distance/{site}`` and ``layer_distances/{site}/n{n}`` are the distance from
+``site`` to the ``n``-th next matched site; ``fourier_power/{param}/k{k}`` is the mean over
+neurons (and operand blocks) of the power at frequency ``k``, in the same basis as ``ipr``;
+``weight_norms/{param}`` is ``||W||_F`` of every weight matrix;
+``incremental_rank/{param}/part{i}`` with ``parts`` (and ``.../count`` with ``threshold``);
+``lidar`` and ``mmcr`` group a task's augmented views by sample (its labels otherwise).
 The trainer's own metrics (:data:`TRAINER_METRICS` prefixes, and ``{split}/...``) are not
 probes.
 
@@ -36,7 +37,7 @@ import torch
 from torch import nn
 
 from learnscope.models.hooks import capture, double_backward
-from learnscope.probes.attention import attention_entropy
+from learnscope.probes.attention import attention_entropy, sas
 from learnscope.probes.collapse import nc1, ncc_accuracy
 from learnscope.probes.distance import angular_distance, layer_distances
 from learnscope.probes.jacobian import hessian_top_eigenvalue, local_rank, partial_jacobian_norm
@@ -114,6 +115,16 @@ def _attention_entropy(ctx: Context, item: Planned) -> Values:
     for site in item.sites:
         for h, value in enumerate(attention_entropy(ctx.acts[site]).tolist()):
             out[f"attention_entropy/{site}/h{h}"] = value
+    return out
+
+
+def _sas(ctx: Context, item: Planned) -> Values:
+    """``sas/max``: the best head's UAS over every site (:func:`~learnscope.probes.attention.sas`);
+    ``sas/{site}/h{i}``: each head's UAS."""
+    value, per_head = sas([ctx.acts[s] for s in item.sites], ctx.batch["parents"])
+    out: Values = {"sas/max": value}
+    for site, row in zip(item.sites, per_head.tolist()):
+        out.update({f"sas/{site}/h{h}": v for h, v in enumerate(row)})
     return out
 
 
@@ -304,6 +315,7 @@ class ProbeDef:
     options: dict[str, Any] = field(default_factory=dict)
     needs_labels: bool = False
     sources: tuple[str, ...] = ()  # options naming a hook site that must precede the sites
+    batch_keys: tuple[str, ...] = ()  # tensors the probe batch must hold (e.g. ``parents``)
 
 
 PROBES: dict[str, ProbeDef] = {
@@ -313,6 +325,7 @@ PROBES: dict[str, ProbeDef] = {
     "lidar": ProbeDef(_lidar, "hooks", {"views": 8, "delta": 1e-4, "eps": 1e-8}, True),
     "mmcr": ProbeDef(_mmcr, "hooks", {"views": 8}, True),
     "attention_entropy": ProbeDef(_attention_entropy, "hooks"),
+    "sas": ProbeDef(_sas, "hooks", batch_keys=("parents",)),
     "local_rank": ProbeDef(
         _jacobian_probe(local_rank, "input"),
         "hooks",

@@ -127,6 +127,26 @@ def label_runs(runs: list[RunData]) -> None:
         r.label = ", ".join(f"{k}={flat.get(k)}" for k in keys[:4]) or f"{r.name} {r.id[-6:]}"
 
 
+def class_groups(runs: list[RunData], series: list) -> list[tuple[str, Any, list]]:
+    """Runs with per-class accuracies grouped by their config less the seeds: ``(label, colour,
+    series)``, in the order first seen."""
+    import matplotlib.pyplot as plt
+
+    keep = [(r, s) for r, s in zip(runs, series) if plots.class_accuracies(s) is not None]
+    keys = [k for k in differing([r.config for r, _ in keep]) if k not in SEED_KEYS]
+    groups: dict[str, list] = {}
+    for r, s in keep:
+        flat = flatten(r.config)
+        label = ", ".join(f"{k}={flat.get(k)}" for k in keys) or r.name
+        groups.setdefault(label, []).append(s)
+    n = 10 if len(groups) <= 10 else 20
+    colours = plt.get_cmap(f"tab{n}")
+    return [(label, colours(i % n), g) for i, (label, g) in enumerate(groups.items())]
+
+
+SEED_KEYS = ("seed", "name", "task.seed")
+
+
 def splits_of(table: pd.DataFrame) -> list[str]:
     names = [str(c).split("/")[0] for c in table.columns if str(c).endswith(("/acc", "/loss"))]
     return [n for n in dict.fromkeys(names) if n != "train_step"]
@@ -366,6 +386,17 @@ def build_panels(
             plots.phase_diagram(cells, ax, ay, "test_acc", f"final test accuracy ({what})"),
             "no test accuracy recorded, or no config axis varies",
             "mean over seeds",
+        )
+    groups = class_groups(runs, series)
+    if groups:
+        add(
+            "per-class",
+            "Per-class accuracy",
+            plots.per_class_accuracy(groups),
+            "",
+            "final test accuracy of each class of a long-tailed training split (task.imbalance; "
+            "class 0 has the most rows); runs differing only in seed are pooled: mean line, "
+            "min-max shaded",
         )
     if len(series) > MAX_OVERLAID:
         notes.append(

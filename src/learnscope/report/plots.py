@@ -35,6 +35,7 @@ EVENT_COLOURS = {
     "divergence": "tab:red",
     "attention_collapse": "tab:purple",
     "rank_collapse": "tab:brown",
+    "structure_onset": "tab:cyan",
 }
 _HEAD = re.compile(r"^attention_entropy/(?P<site>.+)/h(?P<head>\d+)$")
 
@@ -440,5 +441,48 @@ def criticality(
     ax.set_ylabel("sigma_b")
     ax.set_title(title)
     fig.colorbar(im, ax=ax, label="log10 J^{1,L}  (APJN, first to last layer)")
+
+
+_CLASS = re.compile(r"^(?P<split>[^/]+)/class_acc/(?P<c>\d+)$")
+
+
+def class_accuracies(run: Series, split: str = "test") -> pd.Series | None:
+    """The last recorded accuracy of each class on ``split`` (index: class), or None."""
+    matches = [(m, c) for c in run.table.columns if (m := _CLASS.match(str(c)))]
+    cols = {int(m["c"]): c for m, c in matches if m["split"] == split}
+    if not cols:
+        return None
+    last = {c: run.table[col].dropna() for c, col in sorted(cols.items())}
+    return pd.Series({c: s.iloc[-1] for c, s in last.items() if len(s)})
+
+
+@literal_text
+def per_class_accuracy(groups: list[tuple[str, Any, list[Series]]]) -> Figure | None:
+    """Final test accuracy of each class (class 0 has the most training rows under
+    ``task.imbalance``), one line per group of runs (their mean, seeds pooled) with the
+    spread between them shaded."""
+    fig, axes = figure(runs=len(groups))
+    ax, drawn = axes[0, 0], 0
+    for label, colour, runs in groups:
+        values = [v for r in runs if (v := class_accuracies(r)) is not None]
+        if not values:
+            continue
+        table = pd.concat(values, axis=1)
+        mean = table.mean(axis=1)
+        ax.plot(mean.index, mean.to_numpy(), "o-", ms=3, lw=1.3, color=colour, label=label)
+        if len(values) > 1:
+            ax.fill_between(
+                mean.index, table.min(axis=1), table.max(axis=1), color=colour, alpha=0.15
+            )
+        drawn += 1
+    if not drawn:
+        plt.close(fig)
+        return None
+    ax.set_xlabel("class (0: most training rows)")
+    ax.set_ylabel("test accuracy")
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_title("per-class test accuracy (final)")
+    ax.grid(alpha=0.3)
+    legend(ax, [Series("", label, c, pd.DataFrame()) for label, c, _ in groups])
     fig.tight_layout()
     return fig

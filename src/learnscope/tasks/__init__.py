@@ -9,6 +9,8 @@ from learnscope.tasks import (
     modular_seq,
     multiplication,
     parity,
+    pcfg,
+    prototypes,
     pvr,
     relational,
     views,
@@ -33,4 +35,6 @@ __all__ = [
     "relational",
     "icl_modular",
     "views",
+    "pcfg",
+    "prototypes",
 ]

@@ -41,6 +41,39 @@ class TaskParams(StrictModel):
     )
 
 
+class ClassificationParams(TaskParams):
+    """Parameters every classification task has: ``imbalance`` (see :func:`long_tail`)."""
+
+    imbalance: float = Field(
+        1.0, ge=1, le=1e6, description="rho = n_max / n_min of a long-tailed training split"
+    )
+
+
+def long_tail(y: torch.Tensor, n_classes: int, rho: float, seed: int) -> torch.Tensor:
+    """Rows of a labelled split kept to make its class counts long-tailed (sorted indices).
+
+    The long-tailed CIFAR protocol (Cui et al. 2019; Cao et al. 2019), as used by
+    Shwartz-Ziv et al. 2023, "Simplifying neural network training under class imbalance":
+    class ``c`` keeps ``max(1, round(n_c * rho^(-c / (C - 1))))`` of its ``n_c`` rows (a
+    seeded random choice), so class 0 keeps all of its rows and class ``C - 1`` a fraction
+    ``1 / rho``; with equal ``n_c``, ``rho = n_max / n_min``. Classes absent from ``y`` stay
+    absent.
+
+    >>> y = torch.arange(4).repeat_interleave(100)  # 4 classes of 100 rows
+    >>> torch.bincount(y[long_tail(y, 4, 10.0, seed=0)]).tolist()
+    [100, 46, 22, 10]
+    """
+    generator = torch.Generator().manual_seed(seed)
+    keep = []
+    for c in range(n_classes):
+        rows = (y == c).nonzero()[:, 0]
+        if not len(rows):
+            continue
+        n = max(1, round(len(rows) * rho ** (-c / max(n_classes - 1, 1))))
+        keep.append(rows[torch.randperm(len(rows), generator=generator)[:n]])
+    return torch.cat(keep).sort().values
+
+
 @dataclass
 class Split:
     """Named tensors with the same first dimension (one row per example).
@@ -147,6 +180,16 @@ class Task(abc.ABC):
         self.splits = {"train": replaced} | {k: v for k, v in self.splits.items() if k != "train"}
         self.splits["train_real"] = train
 
+    def imbalance(self, rho: float) -> None:
+        """Make the training split long-tailed (:func:`long_tail`, seeded by the task's seed;
+        the other splits stay as they are: a balanced test set stays balanced). The training
+        class counts are kept in ``split("train").info["class_counts"]`` (a list of ``C``)."""
+        train, n_classes = self.split("train"), self.model_dims()["n_out"]
+        rows = long_tail(train["y"], n_classes, rho, seed=self.params.seed)
+        kept = Split(train.rows(rows), dict(train.info))
+        kept.info["class_counts"] = torch.bincount(kept["y"], minlength=n_classes).tolist()
+        self.splits["train"] = kept
+
     def __iter__(self) -> Iterator[tuple[str, Split]]:
         return iter(self.splits.items())
 
@@ -184,4 +227,7 @@ def make_task(name: str, **params: Any) -> Task:
                 "never reads a fixed train split; allowed: fresh: false"
             )
         task.use_train_data(checked.train_data)
+
+    if isinstance(checked, ClassificationParams) and checked.imbalance > 1:
+        task.imbalance(checked.imbalance)
     return task

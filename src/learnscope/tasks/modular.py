@@ -42,7 +42,7 @@ import torch
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from learnscope.errors import UserError
-from learnscope.tasks.base import Split, Task, TaskParams, make_task
+from learnscope.tasks.base import ClassificationParams, Split, Task, make_task
 
 __all__ = ["ModularParams", "ModularTask", "make_task", "is_prime"]
 
@@ -121,7 +121,7 @@ def discrete_log_table(p: int) -> torch.Tensor:
     return log
 
 
-class ModularParams(TaskParams):
+class ModularParams(ClassificationParams):
     op: Literal["add", "sub", "mul", "div", "x2+y2", "x2+xy+y2", "x3+xy", "poly"] = "add"
     p: int = Field(97, ge=2, le=10**6, description="the modulus")
     n_terms: int = Field(2, ge=2, le=1000, description="operands per example (many-term add)")
@@ -169,6 +169,9 @@ class ModularParams(TaskParams):
             raise ValueError(f"op 'div' needs a prime p (got p={self.p})")
         if self.random_labels and self.noise:
             raise ValueError("random_labels replaces every training label: noise must be 0")
+
+        if self.noise and self.imbalance > 1:  # train_clean/train_corrupted: not subsampled
+            raise ValueError("noise and imbalance cannot both be set")
         if self.n_terms > 2 and self.op != "add":
             raise ValueError(f"n_terms > 2 is only defined for op 'add' (got op={self.op!r})")
         if self.op == "poly":

@@ -114,6 +114,14 @@ def member_shapes(cfg: RunConfig) -> dict[str, list[int]] | None:
     return _model_shapes(cfg.model.kind, json.dumps(model, sort_keys=True), json.dumps(dims))
 
 
+def _loop_only(cfg: RunConfig, task: Task) -> bool:
+    """Class-imbalance options (the sampler, label smoothing, class weights) and the per-class
+    metrics of a long-tailed split are the plain trainer's only."""
+    t = cfg.train
+    options = t.sampler != "uniform" or t.label_smoothing or t.reweight != "none"
+    return bool(options) or "class_counts" in task.split("train").info
+
+
 def ensemble_key(cfg: RunConfig) -> str | None:
     """Members with equal keys can be trained as one ensemble; None: only alone (the loop).
 
@@ -128,6 +136,8 @@ def ensemble_key(cfg: RunConfig) -> str | None:
     if cfg.train.autoinit is not None:  # the runner tunes each model before training
         return None
     if cfg.train.init_from is not None:  # loaded by the runner, one run at a time
+        return None
+    if _loop_only(cfg, task):
         return None
     shapes = member_shapes(cfg)
     if shapes is None:

@@ -26,6 +26,7 @@ from learnscope.train.objectives import make_objective
 from learnscope.train.optim import make_optimizer, make_scheduler
 from learnscope.train.regularizers import Regularizers
 from learnscope.train.rft import RFTObjective
+from learnscope.train.sampling import ClassBalancedSampler
 
 EVAL_CHUNK = 16384  # rows per forward pass when evaluating a split
 
@@ -74,12 +75,23 @@ class Trainer:
         self.device = resolve_device(cfg.device)
         self.model = model.to(self.device)
         self.objective = (
-            RFTObjective(cfg, task) if cfg.objective == "rft" else make_objective(task.kind, cfg)
+            RFTObjective(cfg, task)
+            if cfg.objective == "rft"
+            else make_objective(task.kind, cfg, task)
         )
+        if task.kind == "mlm" and getattr(getattr(model, "cfg", None), "causal", True):
+            raise UserError("model.causal: a masked-LM task needs causal: false (bidirectional)")
         self.splits = {name: task.split(name).to(self.device) for name in task.eval_splits}
         self.fresh = bool(getattr(task.params, "fresh", False))  # a new batch every step
         if self.fresh and cfg.batch_size is None:
             raise UserError("train.batch_size: a task with fresh=True needs a batch size")
+        if task.kind != "classification" and (cfg.label_smoothing or cfg.reweight != "none"):
+            raise UserError("train.label_smoothing, train.reweight: classification tasks only")
+        self.sampler = None
+        if cfg.sampler == "class_balanced":
+            if task.kind != "classification" or self.fresh:
+                raise UserError("train.sampler: class_balanced needs a classification task")
+            self.sampler = ClassBalancedSampler(self.splits["train"]["y"])
         self.regularizers = self._regularizers()
         self.optimizer = make_optimizer(self.model, cfg)
         if len(list(self.regularizers.parameters())):  # the regularisers' projectors
@@ -151,6 +163,9 @@ class Trainer:
                 if self.fresh:
                     batch = self.task.sample(cfg.batch_size, self.generator)
                     batch = {k: v.to(self.device) for k, v in batch.items()}
+                elif self.sampler is not None:  # class-balanced, with replacement
+                    index = self.sampler.draw(cfg.batch_size, self.generator)
+                    batch = train.rows(index.to(self.device))
                 elif full_batch:
                     batch = train.tensors
                 else:
@@ -167,7 +182,7 @@ class Trainer:
                     loss = self.objective.train_loss(self.model, batch)
                 self.last_terms = {"train_step/loss": loss.detach()}
                 if self.regularizers.sites:
-                    reg_loss, terms = self.regularizers(acts)
+                    reg_loss, terms = self.regularizers(acts, batch, self.step)
                     loss = loss + reg_loss
                     self.last_terms.update({f"reg/{k}": v for k, v in terms.items()})
 

@@ -4,9 +4,9 @@ The trainer does not know about labels, masks or decoding: it asks the objective
 task's ``kind``. ``classification``: the model maps ``x`` to logits ``(b, C)``; the loss is
 cross-entropy, or MSE on one-hot targets (the squared error summed over the C classes and
 averaged over the batch, as in Gromov 2023); accuracy is argmax == label. ``sequence``: see
-:class:`SequenceObjective`. ``views`` (``learnscope.tasks.views``): supervised as
-classification, or self-supervised on the views with ``train.objective: vicreg`` or ``mmcr``
-(:class:`~learnscope.train.ssl.ViewsSSLObjective`).
+:class:`SequenceObjective`; ``mlm`` (masked tokens): see :class:`MLMObjective`. ``views``
+(``learnscope.tasks.views``): supervised as classification, or self-supervised on the views
+with ``train.objective: vicreg`` or ``mmcr`` (:class:`~learnscope.train.ssl.ViewsSSLObjective`).
 """
 
 from __future__ import annotations
@@ -21,11 +21,39 @@ from learnscope.train.ssl import ViewsSSLObjective
 
 
 class ClassificationObjective:
-    def __init__(self, loss: str = "ce") -> None:
+    """Cross-entropy (or MSE on one-hot targets) of ``logits: (b, C)`` against ``y: (b,)``.
+
+    Training options for class imbalance (Shwartz-Ziv et al. 2023, "Simplifying neural network
+    training under class imbalance"): ``label_smoothing = e`` trains against
+    ``(1 - e) onehot(y) + e / C``; ``class_weights: (C,)`` weight row ``i``'s loss by
+    ``w[y_i]`` and divide by ``sum_i w[y_i]`` (``F.cross_entropy``'s weighted mean). The
+    evaluated ``loss`` is always the plain one (no smoothing, no weights), so runs with
+    different options compare; ``train_step/loss`` is the objective actually trained.
+    """
+
+    def __init__(
+        self,
+        loss: str = "ce",
+        label_smoothing: float = 0.0,
+        class_weights: torch.Tensor | None = None,
+    ) -> None:
         self.loss_name = loss
+        self.label_smoothing = label_smoothing
+        self.class_weights = class_weights
 
     def loss(self, logits: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         y = batch["y"]
+        if self.loss_name != "ce":
+            return self.plain_loss(logits, y)
+        if self.class_weights is None:
+            return F.cross_entropy(logits, y, label_smoothing=self.label_smoothing)
+        # row i weighted by w[y_i] (F.cross_entropy's weight= would also weight the smoothing
+        # term's classes, pulling every row towards the heavily weighted classes)
+        w = self.class_weights.to(logits.device)[y]
+        rows = F.cross_entropy(logits, y, label_smoothing=self.label_smoothing, reduction="none")
+        return (w * rows).sum() / w.sum()
+
+    def plain_loss(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         if self.loss_name == "ce":
             return F.cross_entropy(logits, y)
         target = F.one_hot(y, logits.shape[-1]).to(logits.dtype)
@@ -43,11 +71,70 @@ class ClassificationObjective:
         """Loss and exact-match accuracy on one batch (the trainer chunks large splits)."""
         logits = self.forward(model, batch)
         out = {
-            "loss": self.loss(logits, batch).item(),
+            "loss": self.plain_loss(logits, batch["y"]).item(),
             "acc": (logits.argmax(-1) == batch["y"]).float().mean().item(),
         }
         if "y_true" in batch:  # rows with corrupted labels: scored against the truth too
             out["true_acc"] = (logits.argmax(-1) == batch["y_true"]).float().mean().item()
+        return out
+
+
+def inverse_frequency(counts: list[int]) -> torch.Tensor:
+    """Class weights ``w_c = N / (C n_c)`` (0 for a class without rows): a balanced split
+    gets ``w = 1``; the weighted loss counts every class as if it had ``N / C`` rows.
+
+    >>> inverse_frequency([30, 10, 0]).tolist()
+    [0.6666666865348816, 2.0, 0.0]
+    """
+    n = torch.tensor(counts, dtype=torch.float32)
+    present = n > 0
+    w = torch.zeros_like(n)
+    w[present] = n.sum() / (present.sum() * n[present])
+    return w
+
+
+def class_accuracy(pred: torch.Tensor, y: torch.Tensor, n_classes: int) -> torch.Tensor:
+    """Accuracy per class ``(C,)`` (NaN for a class without rows).
+
+    >>> class_accuracy(torch.tensor([0, 1, 1, 2]), torch.tensor([0, 0, 1, 1]), 3).tolist()
+    [0.5, 0.5, nan]
+    """
+    hits = torch.bincount(y, weights=(pred == y).double(), minlength=n_classes)
+    rows = torch.bincount(y, minlength=n_classes).double()
+    return hits / rows
+
+
+class LongTailObjective(ClassificationObjective):
+    """A classification objective for a long-tailed training split (``train.info
+    ["class_counts"]``, see :func:`learnscope.tasks.base.long_tail`): it also reports, per
+    eval split, ``class_acc/{c}`` for every class, ``balanced_acc`` (their mean over the
+    classes present) and ``minority_acc`` (their mean over the ``floor(C / 2)`` classes with
+    the fewest training rows, ties to the higher class index: the tail).
+    """
+
+    def __init__(self, loss: str, label_smoothing: float, class_weights, counts: list[int]):
+        super().__init__(loss, label_smoothing, class_weights)
+        self.n_classes = len(counts)
+        order = sorted(range(self.n_classes), key=lambda c: (counts[c], -c))
+        self.minority = torch.tensor(sorted(order[: self.n_classes // 2]), dtype=torch.long)
+
+    @torch.no_grad()
+    def evaluate_split(self, model: nn.Module, task, name: str, split) -> dict[str, float]:
+        logits = torch.cat(
+            [
+                self.forward(model, split.rows(torch.arange(i, min(i + EVAL_ROWS, len(split)))))
+                for i in range(0, len(split), EVAL_ROWS)
+            ]
+        )
+        y = split["y"]
+        per_class = class_accuracy(logits.argmax(-1).cpu(), y.cpu(), self.n_classes)
+        out = {
+            "loss": self.plain_loss(logits, y).item(),
+            "acc": (logits.argmax(-1) == y).float().mean().item(),
+            "balanced_acc": per_class.nanmean().item(),
+            "minority_acc": per_class[self.minority].nanmean().item(),
+        }
+        out.update({f"class_acc/{c}": v for c, v in enumerate(per_class.tolist()) if v == v})
         return out
 
 
@@ -114,7 +201,8 @@ def _decode(model, tokens, prompt_len, eos_id, cache, pick) -> torch.Tensor:
     """The decoding loop of :func:`greedy_decode`; ``pick: (n, V) logits -> (n,) tokens``."""
     out = tokens.clone()
     done = torch.zeros(len(out), dtype=torch.bool, device=out.device)
-    kv = KVCache(out.shape[1]) if cache and isinstance(model, GPT) and not model.training else None
+    causal = isinstance(model, GPT) and model.cfg.causal
+    kv = KVCache(out.shape[1]) if cache and causal and not model.training else None
     for t in range(int(prompt_len.min()), out.shape[1]):
         logits = model(out[:, :t]) if kv is None else model(out[:, kv.len : t], kv)
         nxt = pick(logits[:, -1])
@@ -216,14 +304,59 @@ class SequenceObjective:
         return score if m == n else (round(score * n) - (n - m)) / m
 
 
+class MLMObjective:
+    """Masked-token prediction with a bidirectional encoder (BERT; Chen et al. 2024, "Sudden
+    drops in the loss"), on rows of a task of kind ``mlm`` (``learnscope.tasks.pcfg``).
+
+    ``logits = model(inputs)``, ``(b, T, V)``, the inputs having ``<mask>`` at the masked
+    positions; ``loss = mean over (i, t) with loss_mask[i, t] of -log softmax(logits[i, t])
+    [tokens[i, t]]`` (the mean is over masked tokens). Eval, per split: that ``loss`` and
+    ``acc``, the argmax accuracy on the masked tokens, over the whole split.
+    """
+
+    def __init__(self, loss: str = "ce") -> None:
+        if loss != "ce":
+            raise UserError(f"train.loss: masked-LM tasks train with 'ce' (got {loss!r})")
+
+    def forward(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        return model(batch["inputs"])
+
+    def loss(self, logits: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        mask = batch["loss_mask"]
+        return F.cross_entropy(logits[mask].float(), batch["tokens"][mask])
+
+    @torch.no_grad()
+    def evaluate(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> dict[str, float]:
+        logits = self.forward(model, batch)
+        mask = batch["loss_mask"]
+        hits = logits[mask].argmax(-1) == batch["tokens"][mask]
+        return {"loss": self.loss(logits, batch).item(), "acc": hits.float().mean().item()}
+
+    @torch.no_grad()
+    def evaluate_split(self, model: nn.Module, task, name: str, split) -> dict[str, float]:
+        """``loss`` and ``acc`` over every masked token of the split."""
+        loss_sum = hits = count = 0.0
+        for start in range(0, len(split), EVAL_ROWS):
+            rows = torch.arange(start, min(start + EVAL_ROWS, len(split)), device=_dev(split))
+            batch = split.rows(rows)
+            logits = self.forward(model, batch)
+            mask = batch["loss_mask"]
+            picked, target = logits[mask].float(), batch["tokens"][mask]
+            loss_sum += F.cross_entropy(picked, target, reduction="sum").item()
+            hits += (picked.argmax(-1) == target).sum().item()
+            count += mask.sum().item()
+        return {"loss": loss_sum / max(count, 1), "acc": hits / max(count, 1)}
+
+
 def _dev(split) -> torch.device:
     return next(iter(split.tensors.values())).device
 
 
-def make_objective(kind: str, cfg):
-    """The objective for tasks of ``kind``, configured from a ``TrainConfig``
-    (``train.objective``: ``task`` for the task kind's own, or a self-supervised one; the
-    trainer builds :class:`~learnscope.train.rft.RFTObjective` for ``rft``)."""
+def make_objective(kind: str, cfg, task=None):
+    """The objective for tasks of ``kind``, configured from a ``TrainConfig`` (and, for the
+    class weights and per-class metrics of a long-tailed split, the ``task``).
+    ``train.objective``: ``task`` for the task kind's own, or a self-supervised one; the
+    trainer builds :class:`~learnscope.train.rft.RFTObjective` for ``rft``."""
     name = getattr(cfg, "objective", "task")
     if name in ("vicreg", "mmcr"):
         if kind != "views":
@@ -234,11 +367,25 @@ def make_objective(kind: str, cfg):
         return ViewsSSLObjective(name, cfg.ssl)
     if kind == "sequence":
         return SequenceObjective(cfg.loss, getattr(cfg, "eval_examples", None))
-    return OBJECTIVES[kind](cfg.loss)
+    if kind != "classification":
+        return OBJECTIVES[kind](cfg.loss)
+    smoothing = getattr(cfg, "label_smoothing", 0.0)
+    counts = None if task is None else task.split("train").info.get("class_counts")
+    if getattr(cfg, "reweight", "none") == "inverse_frequency":
+        if counts is None:
+            counts = torch.bincount(task.split("train")["y"], minlength=task.model_dims()["n_out"])
+            counts = counts.tolist()
+        weights = inverse_frequency(counts)
+    else:
+        weights = None
+    if task is not None and "class_counts" in task.split("train").info:
+        return LongTailObjective(cfg.loss, smoothing, weights, counts)
+    return ClassificationObjective(cfg.loss, smoothing, weights)
 
 
 OBJECTIVES = {
     "classification": ClassificationObjective,
     "views": ClassificationObjective,  # supervised on the clean inputs x and labels y
     "sequence": SequenceObjective,
+    "mlm": MLMObjective,
 }

@@ -14,7 +14,18 @@ VCR (Zhu et al. 2023, "Variance-Covariance Regularization Improves Representatio
 the same two terms on representations ``z: (b, d)`` without a position axis; a site with a
 position axis ``(b, t, d)`` has its chosen positions folded into the batch, ``(b * t, d)``.
 
-Both are computed on activations captured with forward hooks during the training forward pass
+SAS suppression (Chen et al. 2024, "Sudden drops in the loss: syntax acquisition, phase
+transitions, and simplicity bias in MLMs"): on attention patterns ``A_l: (b, h, T, T)`` and the
+batch's dependency ``parents: (b, T)``, for every edge ``(i, p(i))`` (both directions, the
+paper's syntactically linked pairs) the strongest head's weight ``max_h A_l,h[i, p(i)]``,
+
+    L_sas = mean over layers l and edges (i -> j, either direction) of max_h A_l,h[i, j]
+    loss  = MLM + lambda_sas L_sas     for steps < until_step, then the MLM loss alone
+
+``lambda_sas > 0`` suppresses syntactic attention structure (the paper's SAS-), ``< 0``
+promotes it (SAS+). The raw term is reported as ``reg/sas`` at every step, also after release.
+
+All are computed on activations captured with forward hooks during the training forward pass
 (``learnscope.models.hooks.capture``), so the model's code is untouched. The raw (unweighted)
 terms are reported as ``reg/seq_vcr_var``, ``reg/seq_vcr_cov``, ``reg/vcr_var``,
 ``reg/vcr_cov`` (summed over the chosen layers).
@@ -96,6 +107,41 @@ class VarianceCovarianceRegularizer(nn.Module):
         return loss, {f"{kind}_var": l_var.detach(), f"{kind}_cov": l_cov.detach()}
 
 
+def syntactic_attention(pattern: torch.Tensor, parents: torch.Tensor) -> torch.Tensor:
+    """Mean over dependency edges, both directions, of the strongest head's attention weight
+    along the edge: ``pattern: (b, h, T, T)``, ``parents: (b, T)`` (-1: no edge) -> scalar.
+
+    >>> parents = torch.tensor([[1, -1]])
+    >>> pattern = torch.tensor([[[[0.0, 1.0], [0.5, 0.5]], [[1.0, 0.0], [1.0, 0.0]]]])
+    >>> syntactic_attention(pattern, parents).item()  # (0 -> 1: 1.0, 1 -> 0: 1.0) / 2
+    1.0
+    """
+    b, i = (parents >= 0).nonzero(as_tuple=True)
+    j = parents[b, i]
+    strongest = pattern.amax(1)  # (b, T, T)
+    if not len(b):
+        return pattern.sum() * 0.0
+    return torch.cat([strongest[b, i, j], strongest[b, j, i]]).mean()
+
+
+class SASRegularizer(nn.Module):
+    """One ``sas`` entry of ``train.regularizers`` (see the module docstring)."""
+
+    def __init__(self, cfg, sites: list[str]) -> None:
+        super().__init__()
+        self.cfg, self.sites = cfg, sites
+
+    def forward(self, acts, batch, step: int) -> tuple[torch.Tensor, dict]:
+        if batch is None or "parents" not in batch:
+            raise UserError("train.regularizers: sas needs a task with dependency parents (pcfg)")
+        term = torch.stack(
+            [syntactic_attention(acts[s].float(), batch["parents"]) for s in self.sites]
+        ).mean()
+        on = self.cfg.until_step is None or step < self.cfg.until_step
+        weight = self.cfg.lambda_sas if on else 0.0
+        return weight * term, {"sas": term.detach()}
+
+
 class Regularizers(nn.Module):
     """All configured regularisers; ``sites`` are the hook names to capture in training."""
 
@@ -110,14 +156,28 @@ class Regularizers(nn.Module):
                 run_forward()
             dims = {s: a.shape[-1] for s, a in acts.items()}
         for c, sites in zip(cfgs, site_lists):
-            self.terms.append(VarianceCovarianceRegularizer(c, sites, dims))
+            if c.kind == "sas":
+                bad = [s for s in sites if not s.endswith("hook_pattern")]
+                if bad:
+                    raise UserError(
+                        f"train.regularizers.layers: sas reads attention patterns "
+                        f"(*.attn.hook_pattern), not {bad[0]}"
+                    )
+                self.terms.append(SASRegularizer(c, sites))
+            else:
+                self.terms.append(VarianceCovarianceRegularizer(c, sites, dims))
 
-    def forward(self, acts: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict]:
-        """Total weighted loss and the raw terms, detached (summed over entries of a kind)."""
+    def forward(
+        self, acts: dict[str, torch.Tensor], batch: dict | None = None, step: int = 0
+    ) -> tuple[torch.Tensor, dict]:
+        """Total weighted loss and the raw terms, detached (summed over entries of a kind);
+        ``batch`` and ``step`` are the training batch and the number of updates so far."""
         total = torch.zeros(())
         logged: dict[str, torch.Tensor] = {}
         for term in self.terms:
-            loss, parts = term(acts)
+            loss, parts = (
+                term(acts, batch, step) if isinstance(term, SASRegularizer) else term(acts)
+            )
             total = total.to(loss.device) + loss
             for k, v in parts.items():
                 logged[k] = logged[k] + v if k in logged else v
