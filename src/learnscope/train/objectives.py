@@ -20,7 +20,23 @@ from learnscope.models.gpt import GPT, KVCache
 from learnscope.train.ssl import ViewsSSLObjective
 
 
-class ClassificationObjective:
+class Objective:
+    """What every objective offers the trainer: ``forward``, ``loss`` and ``train_loss`` (the
+    loss minimised on a training batch: by default ``loss(forward(batch))``; reinforcement
+    fine-tuning samples instead), and ``evaluate``."""
+
+    def forward(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        raise NotImplementedError
+
+    def loss(self, output: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        raise NotImplementedError
+
+    def train_loss(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The loss the trainer minimises on a training batch."""
+        return self.loss(self.forward(model, batch), batch)
+
+
+class ClassificationObjective(Objective):
     """Cross-entropy (or MSE on one-hot targets) of ``logits: (b, C)`` against ``y: (b,)``.
 
     Training options for class imbalance (Shwartz-Ziv et al. 2023, "Simplifying neural network
@@ -61,10 +77,6 @@ class ClassificationObjective:
 
     def forward(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         return model(batch["x"])
-
-    def train_loss(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        """The loss the trainer minimises on a training batch."""
-        return self.loss(self.forward(model, batch), batch)
 
     @torch.no_grad()
     def evaluate(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> dict[str, float]:
@@ -216,7 +228,7 @@ def _decode(model, tokens, prompt_len, eos_id, cache, pick) -> torch.Tensor:
     return out
 
 
-class SequenceObjective:
+class SequenceObjective(Objective):
     """Next-token cross-entropy on the target tokens of a sequence task (rows as in
     ``learnscope.tasks.sequence``).
 
@@ -242,10 +254,6 @@ class SequenceObjective:
     def forward(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """logits ``(b, L - 1, V)`` for the inputs ``tokens[:, :L-1]``."""
         return model(batch["tokens"][:, : self._length(batch) - 1])
-
-    def train_loss(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        """The loss the trainer minimises on a training batch."""
-        return self.loss(self.forward(model, batch), batch)
 
     def _targets(self, logits: torch.Tensor, batch: dict[str, torch.Tensor]):
         cols = logits.shape[1] + 1
@@ -304,7 +312,7 @@ class SequenceObjective:
         return score if m == n else (round(score * n) - (n - m)) / m
 
 
-class MLMObjective:
+class MLMObjective(Objective):
     """Masked-token prediction with a bidirectional encoder (BERT; Chen et al. 2024, "Sudden
     drops in the loss"), on rows of a task of kind ``mlm`` (``learnscope.tasks.pcfg``).
 

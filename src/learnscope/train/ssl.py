@@ -111,6 +111,10 @@ class ViewsSSLObjective:
             return vicreg_loss(z, self.ssl.inv, self.ssl.var, self.ssl.cov)
         return mmcr_loss(z, self.ssl.mmcr_local)
 
+    def train_loss(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The loss the trainer minimises on a training batch (of views)."""
+        return self.loss(self.forward(model, batch), batch)
+
     @torch.no_grad()
     def evaluate(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> dict[str, float]:
         return {"loss": self.loss(self.forward(model, batch), batch).item()}
