@@ -16,7 +16,7 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from learnscope.cli import analysis
+from learnscope.cli import analysis, width
 from learnscope.cli.common import (
     RunsDir,
     cell,
@@ -396,6 +396,7 @@ def probe(
 
 app.command("analytic")(analysis.analytic)
 app.command("prune-memorizing")(analysis.prune_memorizing)
+app.command("coord-check")(width.coord_check)
 
 
 def main() -> None:  # pragma: no cover - the console script

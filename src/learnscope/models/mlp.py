@@ -17,17 +17,26 @@ Activation sites (for probes, see ``learnscope.models.hooks``)::
 
 Initialisation: PyTorch's default (uniform with std 1/sqrt(3 fan_in)) times ``init_scale``;
 or, with ``init_std``, every weight drawn from N(0, init_std^2) and biases zero.
+
+Width (``learnscope.models.param``): ``param: ntk | mup`` rescales the initialisation and the
+learning rate of each layer relative to the model at ``base_width`` (where all three equal the
+standard parametrisation). ``output_scale: alpha`` makes the output ``alpha (f(x; theta) -
+f(x; theta_0))`` (Chizat, Oyallon & Bach 2019, lazy training; ``f(x; theta_0)`` from a frozen
+copy of the initial network) and divides the learning rate by ``alpha^2`` (SGD) or ``alpha``
+(Adam) unless ``output_scale_lr: false``.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import copy
+from dataclasses import dataclass, replace
 from typing import Literal
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+import learnscope.models.param as width
 from learnscope.models.hooks import HookPoint
 
 
@@ -47,6 +56,10 @@ class MLPConfig:
     dropout: float = 0.0
     init_scale: float = 1.0
     init_std: float | None = None
+    param: Literal["standard", "ntk", "mup"] = "standard"
+    base_width: int | None = None  # where ntk / mup equal standard; required with them
+    output_scale: float | None = None  # alpha: output alpha (f - f0); None: plain f
+    output_scale_lr: bool = True  # with output_scale: lr / alpha^2 (SGD) or / alpha (Adam)
 
     def __post_init__(self) -> None:
         for field in ("n_inputs", "vocab", "n_out", "width", "depth", "d_embed", "power"):
@@ -60,6 +73,14 @@ class MLPConfig:
             raise ValueError(f"init_scale must be in [0, 1e6] (got {self.init_scale})")
         if self.init_std is not None and not 0 < self.init_std <= 1e6:
             raise ValueError(f"init_std must be in (0, 1e6] or null (got {self.init_std})")
+        if self.param != "standard" and self.base_width is None:
+            raise ValueError(f"base_width must be set with param {self.param!r}")
+        if self.base_width is not None and self.base_width < 1:
+            raise ValueError(f"base_width must be >= 1 (got {self.base_width})")
+        if self.output_scale is not None and not 1e-6 <= self.output_scale <= 1e6:
+            raise ValueError(
+                f"output_scale must be in [1e-6, 1e6] or null (got {self.output_scale})"
+            )
 
     def n_params(self) -> int:
         """Weights (biases aside), from the sizes alone: exact Python ints, never built."""
@@ -129,6 +150,18 @@ class MLP(nn.Module):
         self.out = nn.Linear(d, cfg.n_out, bias=cfg.bias)
         self.hook_logits = HookPoint()
         self._init_weights()
+        self.scales: dict[str, width.Scale] = {}
+        if cfg.param != "standard":
+            with torch.device("meta"):  # shapes only: no memory, no random draws
+                base = MLP(replace(cfg, width=cfg.base_width, param="standard", output_scale=None))
+            self.scales = width.scales(self, base)
+            fan_in_law = cfg.init_std is None  # PyTorch's init: std ∝ 1/sqrt(fan_in)
+            width.rescale_init(self, self.scales, cfg.param, fan_in_law)
+        self._initial: list[MLP] = []  # f(x; theta_0), not a submodule: no hooks, no state
+        if cfg.output_scale is not None:
+            frozen = copy.deepcopy(self)
+            frozen.cfg = replace(cfg, output_scale=None)
+            self._initial.append(frozen.requires_grad_(False).eval())
 
     def _init_weights(self) -> None:
         with torch.no_grad():
@@ -143,8 +176,30 @@ class MLP(nn.Module):
                     for param in m.parameters():
                         param.mul_(self.cfg.init_scale)
 
+    def lr_multipliers(self, optimizer: str) -> dict[str, float]:
+        """Per-parameter learning-rate factors (``learnscope.models.param``); empty for the
+        standard parametrisation without an output scale (one group, lr as given)."""
+        cfg = self.cfg
+        if cfg.param == "standard" and cfg.output_scale is None:
+            return {}
+        table = self.scales or {n: width.Scale("finite") for n, _ in self.named_parameters()}
+        return width.lr_multipliers(
+            table, cfg.param, optimizer, cfg.output_scale, cfg.output_scale_lr
+        )
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """x: (b, n_inputs) token ids -> logits (b, n_out)."""
+        """x: (b, n_inputs) token ids -> logits (b, n_out); with ``output_scale`` alpha,
+        ``alpha (f(x) - f_0(x))``."""
+        if self._initial:
+            frozen = self._initial[0]
+            if frozen.out.weight.device != x.device:
+                frozen.to(x.device)
+            with torch.no_grad():
+                f0 = frozen(x)
+            return self.hook_logits(self.cfg.output_scale * (self._logits(x) - f0))
+        return self.hook_logits(self._logits(x))
+
+    def _logits(self, x: torch.Tensor) -> torch.Tensor:
         if self.cfg.embed == "onehot":
             h = F.one_hot(x, self.cfg.vocab).flatten(1).to(self.out.weight.dtype)
         else:
@@ -152,4 +207,4 @@ class MLP(nn.Module):
         h = self.hook_embed(h)
         for layer in self.layers:
             h = layer(h)
-        return self.hook_logits(self.out(h))
+        return self.out(h)

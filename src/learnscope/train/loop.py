@@ -84,6 +84,7 @@ class Trainer:
         self.scheduler = make_scheduler(self.optimizer, cfg)
         self.autocast, self.scaler = self._precision()
         self.last_terms: dict[str, torch.Tensor] = {}  # of the latest training batch
+        self.last_batch: dict[str, torch.Tensor] | None = None  # the latest training batch
         self.generator = torch.Generator().manual_seed(seed)  # data order
         self.order, self.cursor = torch.empty(0, dtype=torch.long), 0  # the current epoch
         self.callbacks: list[Callback] = []
@@ -157,6 +158,8 @@ class Trainer:
                     batch = train.rows(index.to(self.device))
                     self.cursor += cfg.batch_size
 
+                self.last_batch = batch  # read by callbacks (the linearised twin)
+
                 # forward and loss (+ regularisers on the activations captured by hooks)
                 self.model.train()
                 with self.autocast(), capture(self.model, self.regularizers.sites, False) as acts:
@@ -207,7 +210,8 @@ class Trainer:
                     totals[key] = totals.get(key, 0.0) + value * len(rows)
             out.update({f"{name}/{key}": value / len(split) for key, value in totals.items()})
         out.update({k: v.item() for k, v in self.last_terms.items()})
-        out["lr"] = self.optimizer.param_groups[0]["lr"]
+        group = self.optimizer.param_groups[0]  # the base lr, without a layer's factor
+        out["lr"] = group["lr"] / group.get("lr_mult", 1.0)
         out.update({f"weight_norm/{k}": v for k, v in weight_norms(self.model).items()})
         return out
 
