@@ -38,7 +38,7 @@ def width_configs(cfg: RunConfig, widths: Sequence[int], steps: int) -> list[Run
         raise UserError(
             f"model.kind: the coordinate check needs a width; allowed: {', '.join(WIDTH_FIELDS)}"
         )
-    if not widths or len(widths) > MAX_WIDTHS or len(set(widths)) != len(widths):
+    if not 2 <= len(widths) <= MAX_WIDTHS or len(set(widths)) != len(widths):
         raise UserError(f"--widths: give 2 to {MAX_WIDTHS} distinct widths (got {list(widths)})")
     if any(w < 1 for w in widths):
         raise UserError(f"--widths: every width must be >= 1 (got {list(widths)})")

@@ -13,7 +13,7 @@ from learnscope.errors import UserError
 from learnscope.store import Store
 
 #: a site whose |slope| of log2 mean|x| against log2 width is above this is "not flat"
-FLAT = 0.15
+FLAT = 0.2
 
 
 def _widths(text: str) -> list[int]:
@@ -38,7 +38,7 @@ def coord_check(
 ) -> None:
     """Train RECIPE for a few steps at each width and print mean |x| of every activation
     site against width (one line per site), with its slope per doubling of width; flat
-    (|slope| <= 0.15) under μP, growing under the standard parametrisation with Adam."""
+    (|slope| <= 0.2) under μP, growing under the standard parametrisation with Adam."""
     from learnscope.config import load_config
     from learnscope.coord import coord_check as run_check
     from learnscope.coord import slopes
