@@ -102,7 +102,12 @@ def coord_check(
 
     cfgs = width_configs(cfg, widths, steps)
     field = WIDTH_FIELDS[cfg.model.kind]
-    spec = {"name": f"coord-check:{cfg.name}", "widths": list(widths), "steps": steps}
+    spec = {  # a sweep spec (``learnscope sweep show`` reads it back)
+        "name": f"coord-check:{cfg.name}",
+        "config": cfg.to_dict(),
+        "set": {"train.steps": steps},
+        "grid": {f"model.{field}": sorted(widths)},
+    }
     sweep_id = store.create_sweep(spec["name"], spec, len(cfgs))
     runs = []
     for c in cfgs:
