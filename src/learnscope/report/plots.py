@@ -403,6 +403,18 @@ def _tick(v: Any) -> str:
     return f"{v:.3g}" if isinstance(v, (float, np.floating)) else str(v)
 
 
+def plain_log(ax, x: bool = True, y: bool = True) -> None:
+    """Log axes whose tick labels are plain numbers (``0.01``, ``1e-05``): the default ones
+    are mathtext, which :func:`literal_text` turns off."""
+    from matplotlib.ticker import FuncFormatter, NullFormatter
+
+    for on, axis, scale in ((x, ax.xaxis, ax.set_xscale), (y, ax.yaxis, ax.set_yscale)):
+        if on:
+            scale("log")
+            axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+            axis.set_minor_formatter(NullFormatter())
+
+
 @literal_text
 def coord_check(table: pd.DataFrame, title: str = "coordinate check") -> Figure | None:
     """The coordinate check (Yang et al. 2022, TP5): ``mean |x|`` of every activation site
@@ -422,8 +434,8 @@ def coord_check(table: pd.DataFrame, title: str = "coordinate check") -> Figure 
         for site, colour in zip(sites, colours):
             rows = at[at["site"] == site].sort_values("width")
             ax.plot(rows["width"], rows["value"], "o-", ms=3, color=colour, label=site)
-        ax.set_xscale("log", base=2)
-        ax.set_yscale("log")
+        plain_log(ax)
+        ax.set_xticks(sorted(at["width"].unique()))
         ax.set_title(f"t = {step}", fontsize=9)
         ax.set_xlabel("width")
     axes[0].set_ylabel("mean |x|")
@@ -457,8 +469,7 @@ def loss_vs_lr(cells: pd.DataFrame, value: str, title: str) -> Figure | None:
             finite = mean[np.isfinite(mean)]
             if len(finite):
                 ax.plot(finite.idxmin(), finite.min(), "*", ms=11, color=colour)
-        ax.set_xscale("log")
-        ax.set_yscale("log")
+        plain_log(ax)
         ax.set_title(f"param {param}", fontsize=9)
         ax.set_xlabel("learning rate")
     axes[0].set_ylabel(value)
