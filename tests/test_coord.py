@@ -52,3 +52,33 @@ def test_refuses_a_model_without_width(tmp_path):
         coord_check(cfg, [64], 5, Store(tmp_path / "runs"))
     with pytest.raises(UserError, match="--steps"):
         coord_check(cfg, [8, 16], 0, Store(tmp_path / "runs"))
+
+
+@pytest.mark.slow
+def test_gpt_flat_under_mup_not_under_standard(tmp_path):
+    """A 2-layer GPT (4 heads, d_model 32 -> 256, base 32) on (a + b) mod 23 as sequences,
+    Adam lr 0.01, 5 steps: every site flat under μP (measured |slope| <= 0.19); under
+    standard the residual stream grows like width^1.5-2.3."""
+
+    def gpt(param: str):
+        cfg = validate_config(
+            {
+                "name": f"coord-gpt-{param}",
+                "task": {"name": "modular_seq", "op": "add", "p": 23, "train_fraction": 0.5},
+                "model": {
+                    "kind": "gpt",
+                    "n_layer": 2,
+                    "n_head": 4,
+                    "d_model": 32,
+                    "param": param,
+                    "base_width": 32,
+                },
+                "train": {"optimizer": "adam", "lr": 0.01, "batch_size": 64},
+                "probe_batch": {"size": 32},
+            }
+        )
+        table, _ = coord_check(cfg, [32, 64, 128, 256], 5, Store(tmp_path / param))
+        return slopes(table)
+
+    assert gpt("mup").abs().max() <= FLAT
+    assert gpt("standard")["blocks.1.hook_resid_post"] > 1.0
