@@ -57,7 +57,6 @@ Without a cache the forward pass is the training one.
 
 from __future__ import annotations
 
-import copy
 import math
 from dataclasses import dataclass, replace
 from typing import Literal
@@ -361,28 +360,11 @@ class GPT(nn.Module):
         self._init_weights()
         if cfg.tied_embeddings:
             self.unembed.weight = self.embed.weight
-        self.scales: dict[str, width.Scale] = {}
-        if cfg.param != "standard":
-            with torch.device("meta"):  # shapes only: no memory, no random draws
-                base = GPT(cfg.base())
-            self.scales = width.scales(self, base)
-            width.rescale_init(self, self.scales, cfg.param, std_scales_with_fan_in=False)
-        self._initial: list[GPT] = []  # f(x; theta_0), not a submodule: no hooks, no state
-        if cfg.output_scale is not None:
-            frozen = copy.deepcopy(self)
-            frozen.cfg = replace(cfg, output_scale=None)
-            self._initial.append(frozen.requires_grad_(False).eval())
+        width.setup(self, lambda: GPT(cfg.base()), std_scales_with_fan_in=False)
 
     def lr_multipliers(self, optimizer: str) -> dict[str, float]:
-        """Per-parameter learning-rate factors (``learnscope.models.param``); empty for the
-        standard parametrisation without an output scale."""
-        cfg = self.cfg
-        if cfg.param == "standard" and cfg.output_scale is None:
-            return {}
-        table = self.scales or {n: width.Scale("finite") for n, _ in self.named_parameters()}
-        return width.lr_multipliers(
-            table, cfg.param, optimizer, cfg.output_scale, cfg.output_scale_lr
-        )
+        """Per-parameter learning-rate factors (``learnscope.models.param``)."""
+        return width.model_lr_multipliers(self, optimizer)
 
     def _init_weights(self) -> None:
         std = self.cfg.init_std
@@ -420,10 +402,6 @@ class GPT(nn.Module):
             cache.len += t
         logits = self.unembed(self.ln_final(x))
         if self._initial:  # alpha (f - f_0), f_0 from the frozen initial copy
-            frozen = self._initial[0]
-            if frozen.embed.weight.device != tokens.device:
-                frozen.to(tokens.device)
-            with torch.no_grad():
-                f0 = frozen(tokens, None if cache is None else cache.twin())
+            f0 = width.initial_output(self, tokens, None if cache is None else cache.twin())
             logits = self.cfg.output_scale * (logits - f0)
         return self.hook_logits(logits)

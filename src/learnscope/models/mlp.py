@@ -28,7 +28,6 @@ copy of the initial network) and divides the learning rate by ``alpha^2`` (SGD) 
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass, replace
 from typing import Literal
 
@@ -150,18 +149,11 @@ class MLP(nn.Module):
         self.out = nn.Linear(d, cfg.n_out, bias=cfg.bias)
         self.hook_logits = HookPoint()
         self._init_weights()
-        self.scales: dict[str, width.Scale] = {}
-        if cfg.param != "standard":
-            with torch.device("meta"):  # shapes only: no memory, no random draws
-                base = MLP(replace(cfg, width=cfg.base_width, param="standard", output_scale=None))
-            self.scales = width.scales(self, base)
-            fan_in_law = cfg.init_std is None  # PyTorch's init: std ∝ 1/sqrt(fan_in)
-            width.rescale_init(self, self.scales, cfg.param, fan_in_law)
-        self._initial: list[MLP] = []  # f(x; theta_0), not a submodule: no hooks, no state
-        if cfg.output_scale is not None:
-            frozen = copy.deepcopy(self)
-            frozen.cfg = replace(cfg, output_scale=None)
-            self._initial.append(frozen.requires_grad_(False).eval())
+
+        def base() -> MLP:  # at the base width, standard (shapes only)
+            return MLP(replace(cfg, width=cfg.base_width, param="standard", output_scale=None))
+
+        width.setup(self, base, std_scales_with_fan_in=cfg.init_std is None)
 
     def _init_weights(self) -> None:
         with torch.no_grad():
@@ -177,25 +169,14 @@ class MLP(nn.Module):
                         param.mul_(self.cfg.init_scale)
 
     def lr_multipliers(self, optimizer: str) -> dict[str, float]:
-        """Per-parameter learning-rate factors (``learnscope.models.param``); empty for the
-        standard parametrisation without an output scale (one group, lr as given)."""
-        cfg = self.cfg
-        if cfg.param == "standard" and cfg.output_scale is None:
-            return {}
-        table = self.scales or {n: width.Scale("finite") for n, _ in self.named_parameters()}
-        return width.lr_multipliers(
-            table, cfg.param, optimizer, cfg.output_scale, cfg.output_scale_lr
-        )
+        """Per-parameter learning-rate factors (``learnscope.models.param``)."""
+        return width.model_lr_multipliers(self, optimizer)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x: (b, n_inputs) token ids -> logits (b, n_out); with ``output_scale`` alpha,
         ``alpha (f(x) - f_0(x))``."""
-        if self._initial:
-            frozen = self._initial[0]
-            if frozen.out.weight.device != x.device:
-                frozen.to(x.device)
-            with torch.no_grad():
-                f0 = frozen(x)
+        if self._initial:  # alpha (f - f_0), f_0 from the frozen initial copy
+            f0 = width.initial_output(self, x)
             return self.hook_logits(self.cfg.output_scale * (self._logits(x) - f0))
         return self.hook_logits(self._logits(x))
 

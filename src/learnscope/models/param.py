@@ -54,7 +54,10 @@ the MLP's ``init_std`` are constant.
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -216,3 +219,45 @@ def attention_scale(param: str, d_head: int, base_d_head: int) -> float:
     if param == "mup":
         return math.sqrt(base_d_head) / d_head
     return 1.0 / math.sqrt(d_head)
+
+
+def setup(model: nn.Module, base: Callable[[], nn.Module], std_scales_with_fan_in: bool) -> None:
+    """Give a freshly initialised ``model`` (config ``model.cfg`` with ``param``,
+    ``output_scale``) its width scales and init (``base()`` builds it at the base width,
+    called on the meta device: shapes only) and, with an output scale, the frozen copy of
+    itself that computes ``f(x; theta_0)`` (a plain attribute: no hooks, no state dict)."""
+    cfg = model.cfg
+    model.scales = {}
+    if cfg.param != "standard":
+        import torch
+
+        with torch.device("meta"):  # no memory, no random draws
+            model.scales = scales(model, base())
+        rescale_init(model, model.scales, cfg.param, std_scales_with_fan_in)
+    model._initial = []
+    if cfg.output_scale is not None:
+        frozen = copy.deepcopy(model)
+        frozen.cfg = dataclasses.replace(cfg, output_scale=None)
+        model._initial.append(frozen.requires_grad_(False).eval())
+
+
+def model_lr_multipliers(model: nn.Module, optimizer: str) -> dict[str, float]:
+    """:func:`lr_multipliers` of a model set up by :func:`setup`; empty for the standard
+    parametrisation without an output scale (one parameter group, the lr as given)."""
+    cfg = model.cfg
+    if cfg.param == "standard" and cfg.output_scale is None:
+        return {}
+    table = model.scales or {n: Scale("finite") for n, _ in model.named_parameters()}
+    return lr_multipliers(table, cfg.param, optimizer, cfg.output_scale, cfg.output_scale_lr)
+
+
+def initial_output(model: nn.Module, *args) -> "torch.Tensor":  # noqa: F821, UP037
+    """``f(x; theta_0)`` from the frozen copy (moved to the input's device on first use)."""
+    import torch
+
+    frozen = model._initial[0]
+    device = args[0].device
+    if next(frozen.parameters()).device != device:
+        frozen.to(device)
+    with torch.no_grad():
+        return frozen(*args)
