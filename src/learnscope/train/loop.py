@@ -36,7 +36,9 @@ class Callback:
     (``learnscope.train.ensemble.Member``), which offer callbacks the same attributes:
     ``cfg``, ``task``, ``model``, ``objective``, ``splits``, ``device``, ``step``, ``metrics``,
     ``status``, ``should_stop``, ``state_dict()`` and ``publish(step, values)``.
-    ``on_step_end`` gets the step's training loss (regularisers included) as a float.
+    ``on_step_end`` gets the step's training loss (regularisers included) as a float; a plain
+    trainer also offers ``last_batch``, the batch that step trained on (the linearised twin of
+    ``ntk_distance`` trains on it; such runs never join an ensemble).
     """
 
     def on_train_start(self, trainer: Trainer) -> None: ...
