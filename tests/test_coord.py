@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from learnscope.config import validate_config
+from learnscope.config import load_config, validate_config
 from learnscope.coord import coord_check, slopes
 from learnscope.errors import UserError
 from learnscope.store import Store
@@ -18,16 +18,9 @@ WIDTHS = [64, 128, 256, 512, 1024]
 
 
 def check(param: str, optimizer: str, lr: float, tmp_path):
-    cfg = validate_config(
-        {
-            "name": f"coord-{param}-{optimizer}",
-            "task": {"name": "modular", "p": 23, "train_fraction": 0.5},
-            "model": {"kind": "mlp", "width": 64, "depth": 3, "param": param, "base_width": 64},
-            "train": {"optimizer": optimizer, "lr": lr, "loss": "ce"},
-            "probe_batch": {"size": 64},
-        }
-    )
-    table, _ = coord_check(cfg, WIDTHS, 5, Store(tmp_path / "runs"))
+    """The shipped recipe ``coord-mlp`` with these settings."""
+    sets = [f"model.param={param}", f"train.optimizer={optimizer}", f"train.lr={lr}"]
+    table, _ = coord_check(load_config("coord-mlp", sets), WIDTHS, 5, Store(tmp_path / "runs"))
     assert sorted(table["width"].unique()) == WIDTHS
     assert sorted(table["step"].unique()) == [0, 1, 2, 3, 4, 5]
     return slopes(table).drop("hook_embed")  # the one-hot input: the same at every width
@@ -61,22 +54,7 @@ def test_gpt_flat_under_mup_not_under_standard(tmp_path):
     standard the residual stream grows like width^1.5-2.3."""
 
     def gpt(param: str):
-        cfg = validate_config(
-            {
-                "name": f"coord-gpt-{param}",
-                "task": {"name": "modular_seq", "op": "add", "p": 23, "train_fraction": 0.5},
-                "model": {
-                    "kind": "gpt",
-                    "n_layer": 2,
-                    "n_head": 4,
-                    "d_model": 32,
-                    "param": param,
-                    "base_width": 32,
-                },
-                "train": {"optimizer": "adam", "lr": 0.01, "batch_size": 64},
-                "probe_batch": {"size": 32},
-            }
-        )
+        cfg = load_config("coord-gpt", [f"model.param={param}"])
         table, _ = coord_check(cfg, [32, 64, 128, 256], 5, Store(tmp_path / param))
         return slopes(table)
 
