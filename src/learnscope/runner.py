@@ -35,6 +35,7 @@ from learnscope.tasks import make_task
 from learnscope.train.callbacks import (
     Checkpointer,
     DivergenceGuard,
+    LinearisedTwin,
     ProbeRecorder,
     StopWhen,
     StoreLogger,
@@ -162,6 +163,8 @@ def _attach(
     if cfg.train.stop_when:  # the question is answered: stop (train.stop_when)
         stop = StopWhen(cfg.train.stop_when, cfg.train.stop_patience, cfg.events)
         trainer.add_callback(stop)
+    if any(item.probe == "ntk_distance" for item in plan.items):
+        trainer.add_callback(LinearisedTwin(plan))  # steps before the probes read it
     if plan.items:
         trainer.add_callback(ProbeRecorder(plan))
     trainer.add_callback(StoreLogger(store, run_id))

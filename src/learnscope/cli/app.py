@@ -16,7 +16,7 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from learnscope.cli import analysis, criticality, estimate, evaluate, hf, layers
+from learnscope.cli import analysis, criticality, estimate, evaluate, hf, layers, width
 from learnscope.cli.capacity import capacity as _capacity
 from learnscope.cli.common import (
     RunsDir,
@@ -402,14 +402,12 @@ app.command("prune-memorizing")(analysis.prune_memorizing)
 app.command("capacity")(_capacity)
 app.command("transfer")(_transfer)
 app.command("generations")(_generations)
-
 app.command("prune-layers")(layers.prune_layers)
 app.command("probe-hf")(hf.probe_hf)
 app.command("eval")(evaluate.evaluate)
-
 app.command("criticality")(criticality.criticality)
-
 app.command("estimate-accuracy")(estimate.estimate_accuracy)
+app.command("coord-check")(width.coord_check)
 
 
 def main() -> None:  # pragma: no cover - the console script

@@ -194,6 +194,7 @@ MEMBER_COLUMNS = {
     "train_acc": "train acc",
     "grok_train_step": "grok train",
     "test_loss": "test loss",
+    "train_loss": "train loss",
     "mode": "mode",
 }
 
@@ -214,32 +215,44 @@ def _print_sweep(store, sweep_id, pivot, value, members: bool = False) -> None:
     axes = pivot or tuple(show_cfg.get("pivot", ()))
     if len(axes) == 2 and len(frame):
         values = [value] if value else list(show_cfg.get("values", ["grok_test_step", "test_acc"]))
-        for v in values:
-            grid = sw.pivot(frame, axes[0], axes[1], v)
-            have, total = sw.pivot_counts(frame, axes[0], axes[1], v)
-            word = "grokked" if v.startswith("grok") else "reached"
-            corner = f"{grid.index.name.split('.')[-1]} \\ {grid.columns.name.split('.')[-1]}"
-            g = table(corner, *map(_fmt, grid.columns))
-            for column in g.columns:
-                column.overflow = "fold"
-            for idx, row in grid.iterrows():
-                cells = []
-                for col, x in row.items():
-                    count = sw.cell_count(int(have.loc[idx, col]), int(total.loc[idx, col]), word)
-                    cells.append(Text(_fmt(x) + (f" ({count})" if count else "")))
-                g.add_row(cell(idx), *cells)
-            partial = bool((have < total).to_numpy().any())
-            console.print(
-                Text(v, style="bold")
-                + Text(
-                    " (mean over the seeds that have a value; -: never reached, or no member yet"
-                    + (f"; n/m {word}: n of the cell's m members {word}" if partial else "")
-                    + ")"
-                )
-            )
-            console.print(g)
+        by = show_cfg.get("by") if not pivot else None
+        groups = [(None, frame)]
+        if by in frame.columns:  # one grid per value of show.by (e.g. model.param)
+            groups = [(g, frame[frame[by] == g]) for g in dict.fromkeys(frame[by])]
+        for label, part in groups:
+            for v in values:
+                _print_grid(part, axes, v, None if label is None else f"{by} = {label}")
     if show_cfg.get("correlate") and len(frame):
         _print_correlations(store, frame, show_cfg["correlate"])
+
+
+def _print_grid(frame, axes, v: str, label: str | None) -> None:
+    from learnscope import sweep as sw
+
+    """One pivot grid of ``v`` over ``axes`` (its title says which ``show.by`` group)."""
+    grid = sw.pivot(frame, axes[0], axes[1], v)
+    have, total = sw.pivot_counts(frame, axes[0], axes[1], v)
+    word = "grokked" if v.startswith("grok") else "reached"
+    corner = f"{grid.index.name.split('.')[-1]} \\ {grid.columns.name.split('.')[-1]}"
+    g = table(corner, *map(_fmt, grid.columns))
+    for column in g.columns:
+        column.overflow = "fold"
+    for idx, row in grid.iterrows():
+        cells = []
+        for col, x in row.items():
+            count = sw.cell_count(int(have.loc[idx, col]), int(total.loc[idx, col]), word)
+            cells.append(Text(_fmt(x) + (f" ({count})" if count else "")))
+        g.add_row(cell(idx), *cells)
+    partial = bool((have < total).to_numpy().any())
+    console.print(
+        Text(v + (f" ({label})" if label else ""), style="bold")
+        + Text(
+            " (mean over the seeds that have a value; -: never reached, or no member yet"
+            + (f"; n/m {word}: n of the cell's m members {word}" if partial else "")
+            + ")"
+        )
+    )
+    console.print(g)
 
 
 def _print_correlations(store, frame, corr: dict) -> None:

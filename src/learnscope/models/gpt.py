@@ -48,6 +48,12 @@ only when a forward hook is registered on ``hook_pattern``, or when the attentio
 second derivative, Hessian-vector products need one). Initialisation as nanoGPT: N(0,
 ``init_std``^2) weights, zero biases, residual output projections scaled by 1/sqrt(2 n_layer).
 
+Width (``learnscope.models.param``): ``param: ntk | mup`` rescales the initialisation and
+learning rate of each layer relative to the model at ``d_model = base_width`` (``d_mlp`` and the
+head size scale with it, ``n_head`` fixed); under μP the attention logits are ``q.k
+sqrt(base_d_head) / d_head`` (1/d attention). ``output_scale: alpha``: the logits are ``alpha
+(f - f_0)`` (lazy training, as in the MLP).
+
 Incremental decoding (eval mode): ``forward(tokens, cache)`` with a :class:`KVCache` reads
 ``tokens`` as the positions after those already cached, attends to the cached keys and values
 and stores its own; greedy decoding then costs one position per step instead of a whole prefix.
@@ -57,13 +63,14 @@ Without a cache the forward pass is the training one.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+import learnscope.models.param as width
 from learnscope.models.hooks import HookPoint
 
 
@@ -83,6 +90,10 @@ class GPTConfig:
     attn_identity: bool = False
     init_std: float = 0.02
     causal: bool = True  # False: a bidirectional encoder (masked LM; no KV cache)
+    param: Literal["standard", "ntk", "mup"] = "standard"
+    base_width: int | None = None  # the d_model where ntk / mup equal standard
+    output_scale: float | None = None  # alpha: logits alpha (f - f0); None: plain f
+    output_scale_lr: bool = True  # with output_scale: lr / alpha^2 (SGD) or / alpha (Adam)
 
     def __post_init__(self) -> None:
         for field in ("vocab_size", "block_size", "n_layer", "n_head", "d_model"):
@@ -102,6 +113,24 @@ class GPTConfig:
             raise ValueError("tied_embeddings and sigma_reparam cannot both be set")
         if not 0 < self.init_std <= 1e6:
             raise ValueError(f"init_std must be in (0, 1e6] (got {self.init_std})")
+        if self.param != "standard":
+            if self.base_width is None or self.base_width < self.n_head:
+                raise ValueError(f"base_width (>= n_head) must be set with param {self.param!r}")
+            if self.base_width % self.n_head:
+                raise ValueError(f"base_width ({self.base_width}) must be divisible by n_head")
+            if self.tied_embeddings or self.sigma_reparam:
+                raise ValueError(f"param {self.param!r} needs untied embeddings, no sigma_reparam")
+        if self.output_scale is not None and not 1e-6 <= self.output_scale <= 1e6:
+            raise ValueError(
+                f"output_scale must be in [1e-6, 1e6] or null (got {self.output_scale})"
+            )
+
+    def base(self) -> GPTConfig:
+        """This config at ``d_model = base_width`` (``d_mlp`` in proportion), standard."""
+        d_mlp = max(1, round(self.d_mlp * self.base_width / self.d_model))
+        return replace(
+            self, d_model=self.base_width, d_mlp=d_mlp, param="standard", output_scale=None
+        )
 
     def n_params(self) -> int:
         """Weights (biases and norms aside), from the sizes alone: exact Python ints."""
@@ -196,6 +225,13 @@ class KVCache:
         self.size, self.len = size, 0
         self.kv: list[tuple[torch.Tensor, torch.Tensor]] = []
 
+    def twin(self) -> KVCache:
+        """A second cache of the same size, for the frozen initial copy of an output-scaled
+        model (``output_scale``)."""
+        if not hasattr(self, "_twin"):
+            self._twin = KVCache(self.size)
+        return self._twin
+
     def update(self, layer: int, k: torch.Tensor, v: torch.Tensor):
         """Store ``k, v: (b, h, t, d_k)`` at positions ``len ..``; the layer's keys and values
         of positions ``0 .. len + t - 1``."""
@@ -242,7 +278,9 @@ class Attention(nn.Module):
         if cache is not None:  # keys and values of positions 0 .. start + t - 1
             k, v = cache.update(layer, k, v)
         n = k.shape[2]  # query i (position start + i) sees keys 0 .. start + i
-        scale, p_drop = 1.0 / math.sqrt(dh), self.cfg.dropout if self.training else 0.0
+        base_dh = (self.cfg.base_width or d) // h
+        scale = width.attention_scale(self.cfg.param, dh, base_dh)
+        p_drop = self.cfg.dropout if self.training else 0.0
         if self.explicit or self.hook_pattern._forward_hooks:  # explicit softmax
             att = q @ k.transpose(-2, -1) * scale
             if causal:
@@ -332,6 +370,11 @@ class GPT(nn.Module):
         self._init_weights()
         if cfg.tied_embeddings:
             self.unembed.weight = self.embed.weight
+        width.setup(self, lambda: GPT(cfg.base()), std_scales_with_fan_in=False)
+
+    def lr_multipliers(self, optimizer: str) -> dict[str, float]:
+        """Per-parameter learning-rate factors (``learnscope.models.param``)."""
+        return width.model_lr_multipliers(self, optimizer)
 
     def _init_weights(self) -> None:
         std = self.cfg.init_std
@@ -369,4 +412,8 @@ class GPT(nn.Module):
             x = block(x, cache, i)
         if cache is not None:
             cache.len += t
-        return self.hook_logits(self.unembed(self.ln_final(x)))
+        logits = self.unembed(self.ln_final(x))
+        if self._initial:  # alpha (f - f_0), f_0 from the frozen initial copy
+            f0 = width.initial_output(self, tokens, None if cache is None else cache.twin())
+            logits = self.cfg.output_scale * (logits - f0)
+        return self.hook_logits(logits)

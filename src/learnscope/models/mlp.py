@@ -20,17 +20,25 @@ Initialisation: PyTorch's default (uniform with std 1/sqrt(3 fan_in)) times ``in
 or, with ``init_std``, every weight drawn from N(0, init_std^2) and biases zero; or, with
 ``sigma_w``, the criticality papers' parametrisation (Doshi, He & Gromov 2023): weights
 N(0, sigma_w^2 / fan_in), biases N(0, sigma_b^2) (ReLU is critical at sigma_w^2 = 2, sigma_b = 0).
+
+Width (``learnscope.models.param``): ``param: ntk | mup`` rescales the initialisation and the
+learning rate of each layer relative to the model at ``base_width`` (where all three equal the
+standard parametrisation). ``output_scale: alpha`` makes the output ``alpha (f(x; theta) -
+f(x; theta_0))`` (Chizat, Oyallon & Bach 2019, lazy training; ``f(x; theta_0)`` from a frozen
+copy of the initial network) and divides the learning rate by ``alpha^2`` (SGD) or ``alpha``
+(Adam) unless ``output_scale_lr: false``.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+import learnscope.models.param as width
 from learnscope.models.hooks import HookPoint
 
 
@@ -52,6 +60,10 @@ class MLPConfig:
     init_std: float | None = None
     sigma_w: float | None = None  # weights N(0, sigma_w^2 / fan_in), biases N(0, sigma_b^2)
     sigma_b: float = 0.0  # with sigma_w
+    param: Literal["standard", "ntk", "mup"] = "standard"
+    base_width: int | None = None  # where ntk / mup equal standard; required with them
+    output_scale: float | None = None  # alpha: output alpha (f - f0); None: plain f
+    output_scale_lr: bool = True  # with output_scale: lr / alpha^2 (SGD) or / alpha (Adam)
 
     def __post_init__(self) -> None:
         for field in ("n_inputs", "vocab", "n_out", "width", "depth", "d_embed", "power"):
@@ -73,6 +85,14 @@ class MLPConfig:
             raise ValueError("sigma_w and init_std cannot both be set (two initialisations)")
         if self.sigma_b and self.sigma_w is None:
             raise ValueError("sigma_b needs sigma_w (the sigma_w, sigma_b initialisation)")
+        if self.param != "standard" and self.base_width is None:
+            raise ValueError(f"base_width must be set with param {self.param!r}")
+        if self.base_width is not None and self.base_width < 1:
+            raise ValueError(f"base_width must be >= 1 (got {self.base_width})")
+        if self.output_scale is not None and not 1e-6 <= self.output_scale <= 1e6:
+            raise ValueError(
+                f"output_scale must be in [1e-6, 1e6] or null (got {self.output_scale})"
+            )
 
     @property
     def d_in(self) -> int:
@@ -148,6 +168,11 @@ class MLP(nn.Module):
         self.hook_logits = HookPoint()
         self._init_weights()
 
+        def base() -> MLP:  # at the base width, standard (shapes only)
+            return MLP(replace(cfg, width=cfg.base_width, param="standard", output_scale=None))
+
+        width.setup(self, base, std_scales_with_fan_in=cfg.init_std is None)
+
     def _init_weights(self) -> None:
         with torch.no_grad():
             for m in self.modules():
@@ -166,8 +191,19 @@ class MLP(nn.Module):
                     for param in m.parameters():
                         param.mul_(self.cfg.init_scale)
 
+    def lr_multipliers(self, optimizer: str) -> dict[str, float]:
+        """Per-parameter learning-rate factors (``learnscope.models.param``)."""
+        return width.model_lr_multipliers(self, optimizer)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """x: (b, n_inputs) token ids (or real values, ``embed="none"``) -> logits (b, n_out)."""
+        """x: (b, n_inputs) token ids (or real values, ``embed="none"``) -> logits (b, n_out);
+        with ``output_scale`` alpha, ``alpha (f(x) - f_0(x))``."""
+        if self._initial:  # alpha (f - f_0), f_0 from the frozen initial copy
+            f0 = width.initial_output(self, x)
+            return self.hook_logits(self.cfg.output_scale * (self._logits(x) - f0))
+        return self.hook_logits(self._logits(x))
+
+    def _logits(self, x: torch.Tensor) -> torch.Tensor:
         if self.cfg.embed == "none":
             h = x.to(self.out.weight.dtype)
         elif x.is_floating_point():
@@ -179,4 +215,4 @@ class MLP(nn.Module):
         h = self.hook_embed(h)
         for layer in self.layers:
             h = layer(h)
-        return self.hook_logits(self.out(h))
+        return self.out(h)

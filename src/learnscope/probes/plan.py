@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import fnmatch
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -50,6 +50,8 @@ class ProbePlan:
     op: str | None = None  # the task's operation (modular tasks): the IPR's basis
     residue_rows: list[int] | None = None  # token ids of the residues (sequence tasks)
     n_tokens: int | None = None  # the sequence task's vocabulary size
+    twin: dict[str, torch.Tensor] | None = None  # the linearised twin's weights (a callback's)
+    memo: dict[str, Any] = field(default_factory=dict)  # probe values kept across steps
 
     @property
     def hook_sites(self) -> list[str]:
@@ -82,6 +84,8 @@ class ProbePlan:
             self.op,
             self.residue_rows,
             self.n_tokens,
+            self.twin,
+            self.memo,
         )
         values: Values = {}
         with eval_mode(model):
@@ -284,6 +288,10 @@ def plan_probes(
         if item.probe == "incremental_rank"
         for s in item.sites
     }
+    if any(item.probe == "ntk_distance" for item in items):  # theta_0, every parameter
+        initial.update(
+            {k: p.detach().clone() for k, p in model.named_parameters() if p.requires_grad}
+        )
     op = getattr(task.params, "op", None)
     plan = ProbePlan(
         items, batch, initial, modulus, hook_names(model), op if modulus else None, *residues or ()

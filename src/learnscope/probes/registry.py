@@ -15,14 +15,19 @@ structure: the best head's and each head's UAS against the task's dependency par
 neurons (and operand blocks) of the power at frequency ``k``, in the same basis as ``ipr``;
 ``weight_norms/{param}`` is ``||W||_F`` of every weight matrix;
 ``incremental_rank/{param}/part{i}`` with ``parts`` (and ``.../count`` with ``threshold``);
-``lidar`` and ``mmcr`` group a task's augmented views by sample (its labels otherwise).
+``lidar`` and ``mmcr`` group a task's augmented views by sample (its labels otherwise);
+``mean_abs/{site}`` the mean absolute coordinate (the coordinate check);
+``ntk_distance/kernel``, ``/weights`` and ``/gap`` how far the network is from its
+linearisation around step 0 (:mod:`learnscope.probes.ntk`; ``gap`` needs the linearised twin
+the runner trains beside a run that records this probe).
 The trainer's own metrics (:data:`TRAINER_METRICS` prefixes, and ``{split}/...``) are not
 probes.
 
 Cost: the rank probes take one eigen/singular value decomposition per site (float64, about
 ``min(b, d)^2 max(b, d)``); ``local_rank`` and ``partial_jacobian_norm`` take one backward pass
 per output unit on ``rows`` samples (default 64), ``hessian_top_eigenvalue`` ``iters``
-Hessian-vector products on the probe batch: they are opt-in, never defaults.
+Hessian-vector products on the probe batch, ``ntk_distance`` one Jacobian ``(rows x outputs,
+parameters)``: they are opt-in, never defaults.
 
 This package imports nothing from ``train``, ``store``, ``runner``, ``sweep`` or ``config``.
 """
@@ -41,6 +46,13 @@ from learnscope.probes.attention import attention_entropy, sas
 from learnscope.probes.collapse import nc1, ncc_accuracy
 from learnscope.probes.distance import angular_distance, layer_distances
 from learnscope.probes.jacobian import hessian_top_eigenvalue, local_rank, partial_jacobian_norm
+from learnscope.probes.ntk import (
+    empirical_ntk,
+    linearisation_gap,
+    linearised,
+    model_function,
+    ntk_change,
+)
 from learnscope.probes.rank import (
     effective_rank,
     incremental_rank,
@@ -50,7 +62,7 @@ from learnscope.probes.rank import (
     rankme,
 )
 from learnscope.probes.spectral import basis_for, block_power, neuron_ipr, residue_weight
-from learnscope.probes.weights import weight_norms
+from learnscope.probes.weights import mean_abs, weight_norms
 
 Values = dict[str, float]
 
@@ -79,6 +91,8 @@ class Context:
     op: str | None = None  # the task's operation (modular tasks): the IPR's Fourier basis
     residue_rows: list[int] | None = None  # token ids of the residues (sequence tasks)
     n_tokens: int | None = None  # the sequence task's vocabulary size
+    twin: dict[str, torch.Tensor] | None = None  # the linearised twin's parameters, if trained
+    memo: dict[str, Any] = field(default_factory=dict)  # values kept across steps (K_0)
 
     def residues(self, site: str) -> torch.Tensor:
         """A weight read by residues (:func:`~learnscope.probes.spectral.residue_weight`)."""
@@ -302,6 +316,31 @@ def _layer_distances(ctx: Context, item: Planned) -> Values:
     return {f"layer_distances/{s[i]}/n{n}": v for i, v in enumerate(values)}
 
 
+def _ntk_distance(ctx: Context, item: Planned) -> Values:
+    """On the first ``rows`` probe rows: the relative change of the empirical NTK since step
+    0 (``kernel``), the relative distance of the weights from ``theta_0`` (``weights``) and,
+    when the linearised twin is trained beside the run, the RMS gap between the network's and
+    the twin's outputs (``gap``). See :mod:`learnscope.probes.ntk`."""
+    batch = {k: v[: item.options["rows"]] for k, v in ctx.batch.items()}
+    f = model_function(ctx.model, ctx.forward, batch)
+    theta = {k: p.detach() for k, p in ctx.model.named_parameters() if k in ctx.initial}
+    theta_0 = {k: ctx.initial[k] for k in theta}
+    if "ntk_0" not in ctx.memo:
+        ctx.memo["ntk_0"] = empirical_ntk(f, theta_0)
+    out = {
+        "ntk_distance/kernel": ntk_change(empirical_ntk(f, theta), ctx.memo["ntk_0"]),
+        "ntk_distance/weights": float(
+            torch.sqrt(sum((theta[k] - theta_0[k]).pow(2).sum() for k in theta))
+            / torch.sqrt(sum(v.pow(2).sum() for v in theta_0.values()))
+        ),
+    }
+    if ctx.twin is not None:
+        twin = {k: ctx.twin[k].detach() for k in theta}
+        with torch.no_grad():
+            out["ntk_distance/gap"] = linearisation_gap(f(theta), linearised(f, theta_0, twin))
+    return out
+
+
 def _weight_norms(ctx: Context, item: Planned) -> Values:
     return {f"weight_norms/{name}": v for name, v in weight_norms(ctx.model).items()}
 
@@ -347,6 +386,8 @@ PROBES: dict[str, ProbeDef] = {
     "layer_distances": ProbeDef(_layer_distances, "hooks", {"n": 1}),
     "weight_norms": ProbeDef(_weight_norms, "none"),
     "hessian_top_eigenvalue": ProbeDef(_hessian, "none", {"iters": 20, "rows": 256}),
+    "ntk_distance": ProbeDef(_ntk_distance, "none", {"rows": 16}),
+    "mean_abs": ProbeDef(_matrix_probe(mean_abs), "hooks"),
 }
 
 #: Built-in probes per model kind; an entry with ``when: modular`` applies only to tasks with

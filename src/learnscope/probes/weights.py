@@ -1,7 +1,8 @@
-"""Probes on the weights themselves."""
+"""Probes on the weights themselves, and the size of an activation's coordinates."""
 
 from __future__ import annotations
 
+import torch
 from torch import nn
 
 
@@ -18,3 +19,16 @@ def weight_norms(model: nn.Module) -> dict[str, float]:
     {'weight': 2.4495}
     """
     return {name: p.detach().norm().item() for name, p in model.named_parameters() if p.dim() >= 2}
+
+
+def mean_abs(x: torch.Tensor) -> float:
+    """``mean |x|``: the typical size of one coordinate of an activation ``x: (b, ...)``.
+
+    The coordinate check of Yang et al. (2022, "Tensor Programs V", the ``mup`` package's
+    ``get_coord_data``) plots it against width after a few training steps: flat under μP, it
+    grows or vanishes with width under the standard parametrisation.
+
+    >>> mean_abs(torch.tensor([[1.0, -3.0], [0.0, 2.0]]))
+    1.5
+    """
+    return float(x.abs().mean())

@@ -7,7 +7,11 @@ Panels, each left out with a note when the runs hold no data for it:
 - ``probe-{name}``: each probe over training, a line per layer (and a layer x step heat map);
 - ``attention``: attention entropy per head; ``weight-norms``: with slingshot cycles shaded;
 - ``fourier``, ``ipr``: for modular tasks, the first-layer weights at the latest checkpoint;
-- ``phase-grok-step``, ``phase-test-acc``: for a sweep, heat maps over two config axes.
+- ``phase-grok-step``, ``phase-test-acc``: for a sweep, heat maps over two config axes;
+- ``lr-transfer``: for a sweep over the learning rate and the width, the final training loss
+  against lr, one curve per width (one panel per parametrisation: μP transfer);
+- ``coord-check``: for runs at several widths that recorded ``mean_abs`` (``learnscope
+  coord-check``), mean |x| of every site against width, one panel per step;
 - ``eval-difficulty``: for ``learnscope eval`` runs, accuracy per difficulty level with its
   Wilson 95 % interval, a line per model (such runs get no curves over steps).
 
@@ -267,6 +271,46 @@ def sweep_cells(runs: list[RunData], x: str | None, y: str | None) -> tuple[pd.D
     return cells, x, y or "all"
 
 
+#: config paths that are a model's width
+WIDTH_PATHS = ("model.width", "model.d_model")
+
+
+def _width_of(flat: dict[str, Any]) -> Any:
+    return next((flat[p] for p in WIDTH_PATHS if p in flat), None)
+
+
+def transfer_cells(runs: list[RunData]) -> pd.DataFrame | None:
+    """``lr, width, param, value`` (the final training loss) per run, when the runs differ in
+    both the learning rate and the width; else None."""
+    flats = [flatten(r.config) for r in runs]
+    varying = set(differing([r.config for r in runs]))
+    if "train.lr" not in varying or not varying & set(WIDTH_PATHS):
+        return None
+    cells = pd.DataFrame(
+        {
+            "lr": [f.get("train.lr") for f in flats],
+            "width": [_width_of(f) for f in flats],
+            "param": [f.get("model.param", "standard") for f in flats],
+            "value": pd.to_numeric([r.summary.get("train_loss") for r in runs], errors="coerce"),
+        }
+    )
+    return cells
+
+
+def coord_cells(runs: list[RunData]) -> pd.DataFrame | None:
+    """The coordinate-check table (``learnscope.coord``) of runs at several widths that
+    recorded ``mean_abs``; else None."""
+    from learnscope.coord import coord_table
+
+    pairs = [(_width_of(flatten(r.config)), r.table) for r in runs]
+    pairs = [
+        (w, t) for w, t in pairs if w is not None and any(c.startswith("mean_abs/") for c in t)
+    ]
+    if len({w for w, _ in pairs}) < 2:
+        return None
+    return coord_table(pairs)
+
+
 # -- the page -------------------------------------------------------------------------------
 
 
@@ -397,6 +441,29 @@ def build_panels(
             "final test accuracy of each class of a long-tailed training split (task.imbalance; "
             "class 0 has the most rows); runs differing only in seed are pooled: mean line, "
             "min-max shaded",
+        )
+    if sweep is not None:
+        cells = transfer_cells(runs)
+        if cells is not None:
+            add(
+                "lr-transfer",
+                "Learning rate against width",
+                plots.loss_vs_lr(cells, "final train loss", f"sweep {sweep}: {len(runs)} runs"),
+                "no training loss recorded",
+                "final training loss against the learning rate, one curve per width (mean over "
+                "seeds); a star marks each width's best lr. Yang et al. 2022 (TP5): under μP the "
+                "best lr stays put as the network widens",
+            )
+    coord = coord_cells(runs)
+    if coord is not None:
+        add(
+            "coord-check",
+            "Coordinate check",
+            plots.coord_check(coord),
+            "",
+            "mean |x| of every activation site on the probe batch against width, one panel per "
+            "step (Yang et al. 2022, TP5): flat under μP",
+            wide=True,
         )
     if len(series) > MAX_OVERLAID:
         notes.append(

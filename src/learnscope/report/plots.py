@@ -441,6 +441,7 @@ def criticality(
     ax.set_ylabel("sigma_b")
     ax.set_title(title)
     fig.colorbar(im, ax=ax, label="log10 J^{1,L}  (APJN, first to last layer)")
+    return fig
 
 
 _CLASS = re.compile(r"^(?P<split>[^/]+)/class_acc/(?P<c>\d+)$")
@@ -484,5 +485,80 @@ def per_class_accuracy(groups: list[tuple[str, Any, list[Series]]]) -> Figure | 
     ax.set_title("per-class test accuracy (final)")
     ax.grid(alpha=0.3)
     legend(ax, [Series("", label, c, pd.DataFrame()) for label, c, _ in groups])
+    return fig
+
+
+def plain_log(ax, x: bool = True, y: bool = True) -> None:
+    """Log axes whose tick labels are plain numbers (``0.01``, ``1e-05``): the default ones
+    are mathtext, which :func:`literal_text` turns off."""
+    from matplotlib.ticker import FuncFormatter, NullFormatter
+
+    for on, axis, scale in ((x, ax.xaxis, ax.set_xscale), (y, ax.yaxis, ax.set_yscale)):
+        if on:
+            scale("log")
+            axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+            axis.set_minor_formatter(NullFormatter())
+
+
+@literal_text
+def coord_check(table: pd.DataFrame, title: str = "coordinate check") -> Figure | None:
+    """The coordinate check (Yang et al. 2022, TP5): ``mean |x|`` of every activation site
+    against width, one panel per training step, one line per site (``table``: the long
+    ``width, step, site, value`` table of ``learnscope.coord``). Flat lines: μP-like."""
+    if table.empty or table["width"].nunique() < 2:
+        return None
+    steps = sorted(table["step"].unique())
+    if len(steps) > 6:  # the first, the last and four between
+        steps = [steps[i] for i in np.linspace(0, len(steps) - 1, 6).round().astype(int)]
+    fig, axes = plt.subplots(1, len(steps), figsize=(2.6 * len(steps) + 2.5, 3.2), sharey=True)
+    axes = np.atleast_1d(axes)
+    sites = list(dict.fromkeys(table["site"]))
+    colours = plt.get_cmap("viridis")(np.linspace(0, 0.95, len(sites)))
+    for ax, step in zip(axes, steps):
+        at = table[table["step"] == step]
+        for site, colour in zip(sites, colours):
+            rows = at[at["site"] == site].sort_values("width")
+            ax.plot(rows["width"], rows["value"], "o-", ms=3, color=colour, label=site)
+        plain_log(ax)
+        ax.set_xticks(sorted(at["width"].unique()))
+        ax.set_title(f"t = {step}", fontsize=9)
+        ax.set_xlabel("width")
+    axes[0].set_ylabel("mean |x|")
+    axes[-1].legend(fontsize=7, loc="center left", bbox_to_anchor=(1.02, 0.5))
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+@literal_text
+def loss_vs_lr(cells: pd.DataFrame, value: str, title: str) -> Figure | None:
+    """``value`` (a final loss) against the learning rate, one curve per width and one panel
+    per parametrisation (``cells``: columns ``lr``, ``width``, ``param``, ``value``, one row
+    per run; seeds averaged); each curve's minimum is marked. The μP transfer figure of Yang
+    et al. 2022 (TP5, Figure 1)."""
+    cells = cells.dropna(subset=["lr", "width"])
+    if cells.empty or cells["lr"].nunique() < 2:
+        return None
+    params = list(dict.fromkeys(cells["param"]))
+    fig, axes = plt.subplots(1, len(params), figsize=(4.2 * len(params) + 1.5, 3.4), sharey=True)
+    axes = np.atleast_1d(axes)
+    widths = sorted(cells["width"].unique())
+    colours = plt.get_cmap("plasma")(np.linspace(0, 0.85, len(widths)))
+    for ax, param in zip(axes, params):
+        for w, colour in zip(widths, colours):
+            rows = cells[(cells["param"] == param) & (cells["width"] == w)]
+            mean = rows.groupby("lr")["value"].mean().sort_index()
+            if mean.empty:
+                continue
+            ax.plot(mean.index, mean.to_numpy(), "o-", ms=3, color=colour, label=f"width {w}")
+            finite = mean[np.isfinite(mean)]
+            if len(finite):
+                ax.plot(finite.idxmin(), finite.min(), "*", ms=11, color=colour)
+        plain_log(ax)
+        ax.set_title(f"param {param}", fontsize=9)
+        ax.set_xlabel("learning rate")
+    axes[0].set_ylabel(value)
+    axes[-1].legend(fontsize=7, loc="center left", bbox_to_anchor=(1.02, 0.5))
+    fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     return fig

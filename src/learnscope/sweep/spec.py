@@ -18,6 +18,7 @@ A sweep spec (YAML; built-in ones live in ``recipes/sweeps/``)::
     seeds: 3                           # `seed` = base seed + 0, 1, 2 (init and data order)
     resources: {num_cpus: 1, num_gpus: 0}   # per group, for Ray
     show: {pivot: [train.weight_decay, task.train_fraction], value: grok_test_step}
+    # show.by: an axis; one grid per value of it (e.g. model.param) instead of their mean
 
 Every member is validated (as a run config) before anything trains: a bad spec is a
 :class:`UserError` naming the axis.
@@ -61,7 +62,7 @@ class Resources(StrictModel):
 
 
 #: keys of a spec's ``show`` (read by ``learnscope sweep show``)
-SHOW_KEYS = ("pivot", "value", "values", "correlate")
+SHOW_KEYS = ("pivot", "value", "values", "correlate", "by")
 
 
 class SweepSpec(StrictModel):

@@ -52,8 +52,13 @@ def member_table(store: Store, sweep_id: str) -> pd.DataFrame:
             row[axis] = get_path(r.config, axis)
         if "seed" in spec.axes:
             row["seed"] = r.config["seed"] - first_seed  # 0 .. seeds - 1
-        for key in ("train_acc", "test_acc", "test_loss", "grok_train_step", "grok_test_step"):
+        keys = ("train_acc", "test_acc", "test_loss", "grok_train_step")
+        for key in (*keys, "grok_test_step", *spec.show.get("values", ())):
             row[key] = r.summary.get(key)
+        for key in spec.show.get("values", ()):  # a metric series (a probe): its last value
+            if row[key] is None and "/" in key:
+                series = store.metrics(r.id, [key])["value"].dropna()
+                row[key] = float(series.iloc[-1]) if len(series) else None
         row["mode"] = r.summary.get("mode")
         rows.append(row)
     return pd.DataFrame(rows)

@@ -227,7 +227,6 @@ def make_task(name: str, **params: Any) -> Task:
                 "never reads a fixed train split; allowed: fresh: false"
             )
         task.use_train_data(checked.train_data)
-
     if isinstance(checked, ClassificationParams) and checked.imbalance > 1:
         task.imbalance(checked.imbalance)
     return task

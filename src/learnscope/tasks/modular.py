@@ -169,7 +169,6 @@ class ModularParams(ClassificationParams):
             raise ValueError(f"op 'div' needs a prime p (got p={self.p})")
         if self.random_labels and self.noise:
             raise ValueError("random_labels replaces every training label: noise must be 0")
-
         if self.noise and self.imbalance > 1:  # train_clean/train_corrupted: not subsampled
             raise ValueError("noise and imbalance cannot both be set")
         if self.n_terms > 2 and self.op != "add":

@@ -7,6 +7,7 @@ a :class:`~learnscope.train.loop.Trainer` and on a member of a stacked ensemble 
 
 from __future__ import annotations
 
+import copy
 import math
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from learnscope import checkpoint, events
 from learnscope.errors import UserError
 from learnscope.events import Event
 from learnscope.models.hooks import site_sizes
+from learnscope.probes.ntk import linearised_grad, model_function
 from learnscope.probes.plan import ProbePlan
 from learnscope.store import Store
 from learnscope.train.loop import Callback, Trainer
@@ -93,6 +95,50 @@ class ProbeRecorder(Callback):
     def on_train_end(self, trainer: Trainer, status: str) -> None:
         if status == "stopped" and self.plan.items and trainer.step not in self.recorded:
             self.record(trainer, trainer.step, self.plan.items)
+
+
+class LinearisedTwin(Callback):
+    """Trains the run's linearised network beside it, for the ``ntk_distance`` probe.
+
+    ``f_lin(x; theta) = f(x; theta_0) + J(theta_0) (theta - theta_0)`` (Lee et al. 2019),
+    ``theta_0`` the plan's snapshot of the initial weights, starts at ``theta_0`` and takes one
+    step of the run's own optimiser, per-layer learning rates and schedule on each training
+    batch the trainer used (``trainer.last_batch``), its gradient ``J(theta_0)^T dL/df_lin``
+    (:func:`~learnscope.probes.ntk.linearised_grad`). Its weights are the plan's ``twin``,
+    which the probe reads: the probe stays a pure function of what it is given, the state
+    lives here. A resumed run's twin starts again from ``theta_0`` at the resumed step (it is
+    not checkpointed), so its ``gap`` is only meaningful for runs trained in one go.
+    """
+
+    def __init__(self, plan: ProbePlan) -> None:
+        self.plan = plan
+
+    def on_train_start(self, trainer: Trainer) -> None:
+        from learnscope.train.optim import make_optimizer, make_scheduler
+
+        self.theta_0 = {k: v for k, v in self.plan.initial.items()}
+        self.twin = copy.deepcopy(trainer.model)
+        with torch.no_grad():
+            for name, p in self.twin.named_parameters():
+                if name in self.theta_0:
+                    p.copy_(self.theta_0[name])
+        self.optimizer = make_optimizer(self.twin, trainer.cfg)
+        self.scheduler = make_scheduler(self.optimizer, trainer.cfg)
+        self.plan.twin = dict(self.twin.named_parameters())
+
+    def on_step_end(self, trainer: Trainer, step: int, loss: float) -> None:
+        batch = trainer.last_batch
+        obj = trainer.objective
+
+        f = model_function(trainer.model, obj.forward, batch)
+        theta = {k: p.detach() for k, p in self.twin.named_parameters() if k in self.theta_0}
+        grads = linearised_grad(f, self.theta_0, theta, lambda out: obj.loss(out, batch))
+        for name, p in self.twin.named_parameters():
+            p.grad = grads.get(name)
+        if trainer.cfg.grad_clip is not None:
+            torch.nn.utils.clip_grad_norm_(self.twin.parameters(), trainer.cfg.grad_clip)
+        self.optimizer.step()
+        self.scheduler.step()
 
 
 class StopWhen(Callback):

@@ -142,6 +142,11 @@ def ensemble_key(cfg: RunConfig) -> str | None:
     shapes = member_shapes(cfg)
     if shapes is None:
         return None
+    model = cfg.model.params  # per-layer learning rates and a linearised twin: the loop only
+    if model.get("param", "standard") != "standard" or model.get("output_scale") is not None:
+        return None
+    if any(p.probe == "ntk_distance" for p in cfg.probes or []):
+        return None
     n_train = len(task.split("train"))
     bs = cfg.train.batch_size
     full = bs is None or bs >= n_train

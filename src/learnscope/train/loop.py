@@ -38,7 +38,9 @@ class Callback:
     (``learnscope.train.ensemble.Member``), which offer callbacks the same attributes:
     ``cfg``, ``task``, ``model``, ``objective``, ``splits``, ``device``, ``step``, ``metrics``,
     ``status``, ``should_stop``, ``state_dict()`` and ``publish(step, values)``.
-    ``on_step_end`` gets the step's training loss (regularisers included) as a float.
+    ``on_step_end`` gets the step's training loss (regularisers included) as a float; a plain
+    trainer also offers ``last_batch``, the batch that step trained on (the linearised twin of
+    ``ntk_distance`` trains on it; such runs never join an ensemble).
     """
 
     def on_train_start(self, trainer: Trainer) -> None: ...
@@ -99,6 +101,7 @@ class Trainer:
         self.scheduler = make_scheduler(self.optimizer, cfg)
         self.autocast, self.scaler = self._precision()
         self.last_terms: dict[str, torch.Tensor] = {}  # of the latest training batch
+        self.last_batch: dict[str, torch.Tensor] | None = None  # the latest training batch
         self.generator = torch.Generator().manual_seed(seed)  # data order
         self.order, self.cursor = torch.empty(0, dtype=torch.long), 0  # the current epoch
         self.callbacks: list[Callback] = []
@@ -176,6 +179,8 @@ class Trainer:
                     batch = train.rows(index.to(self.device))
                     self.cursor += cfg.batch_size
 
+                self.last_batch = batch  # read by callbacks (the linearised twin)
+
                 # forward and loss (+ regularisers on the activations captured by hooks)
                 self.model.train()
                 with self.autocast(), capture(self.model, self.regularizers.sites, False) as acts:
@@ -225,7 +230,8 @@ class Trainer:
                     totals[key] = totals.get(key, 0.0) + value * len(rows)
             out.update({f"{name}/{key}": value / len(split) for key, value in totals.items()})
         out.update({k: v.item() for k, v in self.last_terms.items()})
-        out["lr"] = self.optimizer.param_groups[0]["lr"]
+        group = self.optimizer.param_groups[0]  # the base lr, without a layer's factor
+        out["lr"] = group["lr"] / group.get("lr_mult", 1.0)
         out.update({f"weight_norm/{k}": v for k, v in weight_norms(self.model).items()})
         return out
 

@@ -10,9 +10,26 @@ from torch import nn
 from learnscope.config import TrainConfig
 
 
+def param_groups(model: nn.Module, cfg: TrainConfig) -> list[dict] | list[torch.Tensor]:
+    """The trainable parameters; grouped by learning-rate factor when the model has per-layer
+    factors (``model.lr_multipliers(optimizer)``: the μP / NTK tables of
+    ``learnscope.models.param``, the lazy-training output scale), each group's ``lr`` =
+    ``cfg.lr x factor`` and its ``lr_mult`` the factor. A model without factors: one plain list.
+    """
+    params = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    mults = getattr(model, "lr_multipliers", lambda _: {})(cfg.optimizer)
+    if not mults:
+        return [p for _, p in params]
+    groups: dict[float, list[torch.Tensor]] = {}
+    for name, p in params:
+        groups.setdefault(mults.get(name, 1.0), []).append(p)
+    return [{"params": ps, "lr": cfg.lr * m, "lr_mult": m} for m, ps in groups.items()]
+
+
 def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
-    """AdamW (decoupled weight decay), Adam (L2 added to the gradient) or SGD with momentum."""
-    params = [p for p in model.parameters() if p.requires_grad]
+    """AdamW (decoupled weight decay), Adam (L2 added to the gradient) or SGD with momentum,
+    with the model's per-layer learning-rate groups (:func:`param_groups`)."""
+    params = param_groups(model, cfg)
     if cfg.optimizer == "adamw":
         return torch.optim.AdamW(
             params, lr=cfg.lr, betas=cfg.betas, eps=cfg.eps, weight_decay=cfg.weight_decay
