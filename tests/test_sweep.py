@@ -20,6 +20,7 @@ from learnscope.sweep import (
     run_group,
     run_sweep,
 )
+from learnscope.sweep.spec import sweep_names
 
 runner = CliRunner()
 
@@ -330,3 +331,10 @@ def test_resume_last_after_a_failed_start_continues_the_interrupted_sweep(tmp_pa
     assert run_sweep(s, store, workers=1, resume="last") == interrupted
     runs = store.runs()
     assert len(runs) == 8 and set(runs["status"]) == {"finished"}
+
+
+@pytest.mark.parametrize("name", sweep_names())
+def test_every_built_in_sweep_expands(name):
+    """Each shipped sweep spec loads and every member is a valid run config (no training)."""
+    members = expand(load_spec(name))
+    assert members and all(m.config.train.steps >= 1 for m in members)
