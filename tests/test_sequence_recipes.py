@@ -10,6 +10,7 @@ import torch
 
 from learnscope.config import load_config
 from learnscope.models.hooks import capture
+from learnscope.probes.rank import effective_rank
 from learnscope.runner import build
 
 
@@ -35,3 +36,26 @@ def test_sigma_reparam_prevents_attention_entropy_collapse():
     assert min(base_ent.values()) < 0.1  # at least one layer's attention is one-hot
     assert min(sr_ent.values()) > 1.0
     assert sr["train/loss"] < base["train/loss"] - 0.2
+
+
+def resid_ranks(name: str, steps: int) -> tuple[dict[str, float], float]:
+    """Effective rank of every block's output on the test rows (all positions), and the
+    test exact match, after ``steps`` steps of recipe ``name``."""
+    trainer = build(load_config(name, [f"train.steps={steps}", f"train.eval_every={steps}"]))
+    metrics = trainer.fit()
+    trainer.model.eval()
+    tokens = trainer.splits["test"]["tokens"][:256, :-1]
+    with torch.no_grad(), capture(trainer.model, "blocks.*.hook_resid_post") as acts:
+        trainer.model(tokens)
+    ranks = {k: effective_rank(a.reshape(-1, a.shape[-1])) for k, a in acts.items()}
+    return ranks, metrics["test/acc"]
+
+
+@pytest.mark.slow
+def test_seq_vcr_keeps_intermediate_representations_from_collapsing():
+    """Arefin et al. 2024's mechanism at 2x2 digits: without Seq-VCR the blocks' outputs lose
+    effective rank early in training, with it (on the final layer) they keep it."""
+    vanilla, _ = resid_ranks("multiplication-2x2-vanilla", 500)
+    seq_vcr, _ = resid_ranks("multiplication-2x2-pause-seqvcr", 500)
+    for site in vanilla:
+        assert seq_vcr[site] > 1.5 * vanilla[site], (site, vanilla, seq_vcr)

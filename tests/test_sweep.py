@@ -20,6 +20,7 @@ from learnscope.sweep import (
     run_group,
     run_sweep,
 )
+from learnscope.sweep.spec import sweep_names
 
 runner = CliRunner()
 
@@ -75,7 +76,28 @@ def test_expand_grid_random_and_seeds():
     assert {m.config.model.params["activation"] for m in a} <= {"relu", "quadratic"}
 
 
+def test_cases_are_one_axis_of_settings_that_change_together():
+    cases = {
+        "plain": {"train.weight_decay": 0.0},
+        "decayed": {"train.weight_decay": 1.0, "train.lr": 0.02},
+    }
+    s = load_spec(spec(grid={"task.train_fraction": [0.3, 0.6]}, seeds=1, cases=cases))
+    assert s.axes == ["case", "task.train_fraction"]
+    members = expand(s)
+    assert [m.axes["case"] for m in members] == ["plain", "plain", "decayed", "decayed"]
+    last = members[-1].config
+    assert (last.train.weight_decay, last.train.lr) == (1.0, 0.02)
+    assert last.task.params["train_fraction"] == 0.6
+    assert members[0].config.train.lr == 0.01  # the base's, untouched by the other case
+    data = {"train": {"weight_decay": 1.0, "lr": 0.02}}
+    assert s.case_of(data) == "decayed" and s.case_of({"train": {"lr": 0.5}}) is None
+    s.cases["decayed"]["train.weight_decay"] = 0.0  # "plain" holds too: the more specific wins
+    assert s.case_of({"train": {"weight_decay": 0.0, "lr": 0.02}}) == "decayed"
+
+
 BAD = [
+    (spec(cases={"a": {}}), "sweep.cases.a"),
+    (spec(cases={"a": {"train.weight_decay": 1.0}}), "also a grid axis"),
     (spec(grid={"train.wat": [1]}), "train.wat"),
     (spec(grid={"model.widht": [1]}), "model.widht"),
     (spec(grid={"task.train_fraction": []}), "empty"),
@@ -145,6 +167,18 @@ def test_cli_run_ls_show_pivot(tmp_path):
     assert grid.loc[1.0, 0.3] == pytest.approx(point["train_acc"].mean())
     res = runner.invoke(app, ["sweep", "show", "nope", "--runs-dir", str(runs)])
     assert res.exit_code == 2
+
+
+def test_member_table_names_each_members_case_and_the_shown_values(tmp_path):
+    cases = {"slow": {"train.lr": 0.001}, "fast": {"train.lr": 0.01}}
+    s = spec(grid={"train.weight_decay": [0.0]}, seeds=1, cases=cases)
+    s["show"] = {"values": ["test_loss", "train_loss", "lr"]}
+    store = Store(tmp_path / "runs")
+    sweep_id = run_sweep(load_spec(s), store, workers=1)
+    table = member_table(store, sweep_id)
+    assert sorted(table["case"]) == ["fast", "slow"]
+    assert table["train_loss"].notna().all()  # a summary value only the spec's show asks for
+    assert table["lr"].notna().all()  # a metric's last value (not in the summary)
 
 
 def test_resume_trains_only_unfinished_members(tmp_path):
@@ -320,3 +354,10 @@ def test_show_correlate_prints_final_probes_and_spearman(tmp_path):
     res = runner.invoke(app, ["sweep", str(path), "--runs-dir", str(runs), "-q", "--workers", "1"])
     assert res.exit_code == 0, res.output
     assert "Spearman with test_acc" in res.output and "rankme/hook_logits" in res.output
+
+
+@pytest.mark.parametrize("name", sweep_names())
+def test_every_built_in_sweep_expands(name):
+    """Each shipped sweep spec loads and every member is a valid run config (no training)."""
+    members = expand(load_spec(name))
+    assert members and all(m.config.train.steps >= 1 for m in members)

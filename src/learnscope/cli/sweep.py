@@ -276,12 +276,18 @@ def _print_correlations(store, frame, corr: dict) -> None:
     console.print(c)
 
 
+def _header(column: str) -> str:
+    """An axis by its last dotted part (``weight_decay``); a metric (``effective_rank/blocks.0.
+    hook_resid_post``) whole, since its last part may repeat (one per layer)."""
+    return column if "/" in column else column.split(".")[-1].replace("_", " ")
+
+
 def _print_members(frame) -> None:
     """One row per member; the run id, status and axes always, the other columns as the
     terminal's width allows."""
     axes = [c for c in frame.columns if c not in ("run", "status", *MEMBER_COLUMNS)]
     order = ["run", "status", *axes, *(c for c in MEMBER_COLUMNS if c in frame.columns)]
-    headers = [MEMBER_COLUMNS.get(c) or c.split(".")[-1].replace("_", " ") for c in order]
+    headers = [MEMBER_COLUMNS.get(c) or _header(c) for c in order]
     rows = [[_fmt(v) for v in row] for row in frame[order].itertuples(index=False)]
     out, left = fitted_table(headers, rows, 2 + len(axes), console.width)
     console.print(out)

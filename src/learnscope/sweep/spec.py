@@ -5,6 +5,9 @@ A sweep spec (YAML; built-in ones live in ``recipes/sweeps/``)::
     name: grokking-phase-diagram
     base: grokking-mlp                 # a recipe name or YAML path; or `config: {...}` inline
     set: {train.steps: 2000}           # dotted overrides applied to every member
+    cases:                             # named groups of overrides, each crossed with the grid
+      vanilla: {task.format: plain}
+      pause: {task.format: pause, task.n_pause: 2}
     grid:                              # every combination of these values
       train.weight_decay: [0.1, 1, 5]
       task.train_fraction: [0.2, 0.4]
@@ -20,8 +23,10 @@ A sweep spec (YAML; built-in ones live in ``recipes/sweeps/``)::
     show: {pivot: [train.weight_decay, task.train_fraction], value: grok_test_step}
     # show.by: an axis; one grid per value of it (e.g. model.param) instead of their mean
 
-Every member is validated (as a run config) before anything trains: a bad spec is a
-:class:`UserError` naming the axis.
+``cases`` make one axis, ``case``, out of settings that must change together (a format and
+its number of pause tokens, a list of regularisers): a member gets its case's overrides, then
+its grid point's; a path may not be both a case's and a grid axis. Every member is validated
+(as a run config) before anything trains: a bad spec is a :class:`UserError` naming the axis.
 """
 
 from __future__ import annotations
@@ -38,7 +43,7 @@ import numpy as np
 from pydantic import Field, ValidationError
 
 from learnscope.config import RunConfig, load_recipe_dict, load_yaml, read_text, validate_config
-from learnscope.dotted import set_path
+from learnscope.dotted import get_path, set_path
 from learnscope.errors import UserError, cut, from_validation, shown, unknown_field
 from learnscope.strict import MAX_SEED, StrictModel
 
@@ -71,6 +76,7 @@ class SweepSpec(StrictModel):
     base: str | None = None
     config: dict[str, Any] | None = None
     set: dict[str, Any] = Field(default_factory=dict)
+    cases: dict[str, dict[str, Any]] = Field(default_factory=dict)
     grid: dict[str, list[Any]] = Field(default_factory=dict)
     random: RandomAxes | None = None
     seeds: int = Field(1, ge=1, le=10**6)
@@ -80,8 +86,19 @@ class SweepSpec(StrictModel):
     @property
     def axes(self) -> list[str]:
         """Axis names as they appear in member tables: dotted paths, then ``seed``."""
-        names = list(self.grid) + (list(self.random.params) if self.random else [])
+        names = (["case"] if self.cases else []) + list(self.grid)
+        names += list(self.random.params) if self.random else []
         return names + (["seed"] if self.seeds > 1 else [])
+
+    def case_of(self, config: dict[str, Any]) -> str | None:
+        """The case whose every override ``config`` holds (the one with the most overrides if
+        several do: ``{format: plain}`` and ``{format: plain, regularizers: [...]}``), else None."""
+        held = [
+            (len(overrides), name)
+            for name, overrides in self.cases.items()
+            if all(get_path(config, p) == v for p, v in overrides.items())
+        ]
+        return max(held, key=lambda h: h[0])[1] if held else None
 
 
 def sweep_names() -> list[str]:
@@ -113,6 +130,12 @@ def load_spec(ref: str | dict[str, Any]) -> SweepSpec:
         raise from_validation(err, "sweep", model=SweepSpec) from None
     if (spec.base is None) == (spec.config is None):
         raise UserError("sweep: give exactly one of base (a recipe or YAML path) or config")
+    for name, overrides in spec.cases.items():
+        if not overrides:
+            raise UserError(f"sweep.cases.{name}: no overrides; give at least one path: value")
+        both = sorted(set(overrides) & set(spec.grid))
+        if both:
+            raise UserError(f"sweep.cases.{name}: {', '.join(both)} is also a grid axis")
     for path, values in spec.grid.items():
         if not values:
             raise UserError(f"sweep.grid.{path}: empty list of values; give at least one")
@@ -120,7 +143,7 @@ def load_spec(ref: str | dict[str, Any]) -> SweepSpec:
         for path, dist in spec.random.params.items():
             _check_distribution(path, dist)
     _check_show(spec)
-    total = math.prod(len(v) for v in spec.grid.values()) * spec.seeds
+    total = math.prod(len(v) for v in spec.grid.values()) * spec.seeds * max(1, len(spec.cases))
     total *= spec.random.count if spec.random else 1
     if total > MAX_MEMBERS:
         raise UserError(
@@ -220,11 +243,15 @@ def expand(spec: SweepSpec) -> list[Member]:
         params = spec.random.params
         draws = [{p: _draw(rng, d) for p, d in params.items()} for _ in range(spec.random.count)]
     grid = [dict(zip(spec.grid, combo)) for combo in itertools.product(*spec.grid.values())]
+    cases = list(spec.cases.items()) or [(None, {})]
     members = []
-    for point, draw, s in itertools.product(grid, draws, range(spec.seeds)):
-        axes = {**point, **draw} | ({"seed": s} if spec.seeds > 1 else {})
+    for (case, overrides), point, draw, s in itertools.product(
+        cases, grid, draws, range(spec.seeds)
+    ):
+        axes = ({"case": case} if spec.cases else {}) | point | draw
+        axes |= {"seed": s} if spec.seeds > 1 else {}
         data = copy.deepcopy(base)
-        for path, value in {**point, **draw}.items():
+        for path, value in {**overrides, **point, **draw}.items():
             set_path(data, path, value, where=f"sweep axis {path}")
         data["seed"] = base_seed + s
         data["name"] = f"{spec.name}-{len(members):04d}"

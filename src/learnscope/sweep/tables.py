@@ -36,8 +36,10 @@ def resolve_sweep(store: Store, ref: str) -> str:
 
 
 def member_table(store: Store, sweep_id: str) -> pd.DataFrame:
-    """One row per member: its run's axis values, status and final metrics and events (a
-    member has one run; should the store hold several for one member config, the newest)."""
+    """One row per member: its run's axis values, status and final metrics and events, and the
+    values its spec's ``show`` names (a summary key, or a metric such as a probe series, its
+    last value); a member has one run (should the store hold several for one member config,
+    the newest)."""
     rec = store.sweeps().set_index("id").loc[sweep_id]
     spec = SweepSpec.model_validate(rec["spec"])
     runs = store.runs()
@@ -49,16 +51,16 @@ def member_table(store: Store, sweep_id: str) -> pd.DataFrame:
     for r in runs.itertuples():
         row: dict[str, Any] = {"run": r.id, "status": r.status}
         for axis in spec.axes:
-            row[axis] = get_path(r.config, axis)
+            row[axis] = spec.case_of(r.config) if axis == "case" else get_path(r.config, axis)
         if "seed" in spec.axes:
             row["seed"] = r.config["seed"] - first_seed  # 0 .. seeds - 1
         keys = ("train_acc", "test_acc", "test_loss", "grok_train_step")
-        for key in (*keys, "grok_test_step", *spec.show.get("values", ())):
+        for key in (*keys, "grok_test_step"):
             row[key] = r.summary.get(key)
-        for key in spec.show.get("values", ()):  # a metric series (a probe): its last value
-            if row[key] is None and "/" in key:
-                series = store.metrics(r.id, [key])["value"].dropna()
-                row[key] = float(series.iloc[-1]) if len(series) else None
+        for key in _shown_values(spec):  # other values the spec's show asks for: a summary
+            if key not in row:  # value (test_len_8_acc), or a metric's last value (a probe)
+                value = r.summary.get(key)
+                row[key] = _last(store, r.id, key) if value is None else value
         row["mode"] = r.summary.get("mode")
         rows.append(row)
     return pd.DataFrame(rows)
@@ -100,6 +102,17 @@ def rank_correlations(values: pd.DataFrame, target: str, metrics: list[str]) -> 
         rho = ranks[m].corr(ranks[target]) if len(both) > 1 else float("nan")
         out.append({"metric": m, "spearman": rho, "n": len(both)})
     return pd.DataFrame(out).set_index("metric")
+
+
+def _last(store: Store, run_id: str, name: str) -> float | None:
+    """The last recorded value of the metric ``name`` of a run, or None."""
+    series = store.metrics(run_id, [name])
+    return float(series["value"].iloc[-1]) if len(series) else None
+
+
+def _shown_values(spec: SweepSpec) -> list[str]:
+    values = spec.show.get("values", spec.show.get("value", []))
+    return [values] if isinstance(values, str) else list(values)
 
 
 def _axis(table: pd.DataFrame, name: str) -> str:
