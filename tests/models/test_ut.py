@@ -118,3 +118,39 @@ def test_sites():
 def test_bad_config_names_the_field(params, field):
     with pytest.raises(UserError, match=field):
         build_model("ut", params, DIMS)
+
+
+def test_a_ut_run_records_steps_per_split_and_the_ponder_cost(tmp_path):
+    from learnscope.config import load_config
+    from learnscope.runner import execute
+    from learnscope.store import Store
+
+    cfg = load_config(
+        "pvr-hops",
+        [
+            "train.steps=4",
+            "train.eval_every=4",
+            "train.eval_examples=8",
+            "task.n_test=8",
+            "model.d_model=16",
+            "model.max_steps=3",
+        ],
+    )
+    store = Store(tmp_path / "runs")
+    result = execute(cfg, store)
+    metrics = store.metrics(result.run_id)
+    names = set(metrics["name"])
+    assert {"test_hops_4/steps", "test_hops_6/steps", "train_step/aux_loss"} <= names
+    steps = metrics[metrics["name"] == "test_hops_4/steps"]["value"]
+    assert ((steps >= 1) & (steps <= 3)).all()
+
+
+def test_the_adaptive_depth_sweep_compares_four_models():
+    from learnscope.sweep import expand, load_spec
+
+    members = expand(load_spec("pvr-adaptive-depth"))
+    models = [m.config.model for m in members]
+    kinds = [(m.kind, m.params.get("act"), m.params.get("hyper")) for m in models]
+    assert sorted(set(kinds), key=str) == sorted(
+        {("gpt", None, None), ("ut", False, None), ("ut", True, None), ("ut", True, True)}, key=str
+    )
