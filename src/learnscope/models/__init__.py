@@ -24,12 +24,14 @@ from learnscope.models.hooks import (
     site_sizes,
 )
 from learnscope.models.mlp import MLP, MLPConfig
+from learnscope.models.ut import UT, UTConfig
 from learnscope.strict import check_value
 
 #: kind -> (config dataclass, module class)
 MODELS: dict[str, tuple[type, type[nn.Module]]] = {
     "mlp": (MLPConfig, MLP),
     "gpt": (GPTConfig, GPT),
+    "ut": (UTConfig, UT),
 }
 
 #: bytes a parameter costs to train: fp32 weight, gradient and two Adam moments
@@ -125,6 +127,8 @@ __all__ = [
     "GPTConfig",
     "MLP",
     "MLPConfig",
+    "UT",
+    "UTConfig",
     "HookPoint",
     "build_model",
     "capture",

@@ -402,6 +402,7 @@ DEFAULTS: dict[str, list[dict[str, Any]]] = {
         {"probe": "attention_entropy", "sites": ["blocks.*.attn.hook_pattern"]},
         {"probe": "effective_rank", "sites": ["blocks.*.hook_resid_post"]},
     ],
+    "ut": [{"probe": "effective_rank", "sites": ["ln_final.hook_normalized"]}],
 }
 
 

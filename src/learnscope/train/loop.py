@@ -190,6 +190,10 @@ class Trainer:
                     reg_loss, terms = self.regularizers(acts, batch, self.step)
                     loss = loss + reg_loss
                     self.last_terms.update({f"reg/{k}": v for k, v in terms.items()})
+                aux = getattr(self.model, "aux_loss", None)  # e.g. the UT's ponder cost
+                if aux is not None:
+                    loss = loss + aux
+                    self.last_terms["train_step/aux_loss"] = aux.detach()
 
                 # backward, clip, step (the scaler is a no-op unless training in fp16)
                 self.optimizer.zero_grad(set_to_none=True)

@@ -235,9 +235,10 @@ class SequenceObjective(Objective):
     ``loss = mean over (i, t) with loss_mask[i, t+1] of -log softmax(logits[i, t])[tokens[i, t+1]]``
     (the mean is over target tokens, not rows). Columns after the batch's last target token
     are cut before the forward pass. Eval, per split: ``loss`` (the same, over the split),
-    ``token_acc`` (teacher-forced argmax == target on the loss mask) and ``acc``
+    ``token_acc`` (teacher-forced argmax == target on the loss mask), ``acc``
     (``task.score`` of batched greedy decoding, :func:`greedy_decode`) on the first
-    ``eval_examples`` rows of the split (all rows when None).
+    ``eval_examples`` rows of the split (all rows when None), and for a model with adaptive
+    depth (``ponder_steps``, the UT) ``steps``: the mean steps taken at the target positions.
     """
 
     def __init__(self, loss: str = "ce", eval_examples: int | None = None) -> None:
@@ -277,7 +278,7 @@ class SequenceObjective(Objective):
     def evaluate_split(self, model: nn.Module, task, name: str, split) -> dict[str, float]:
         """``loss`` and ``token_acc`` over the whole split, ``acc`` by greedy decoding."""
         n = len(split)
-        loss_sum = hits = count = 0.0
+        loss_sum = hits = count = steps = 0.0
         for start in range(0, n, EVAL_ROWS):
             batch = split.rows(torch.arange(start, min(start + EVAL_ROWS, n), device=_dev(split)))
             logits = self.forward(model, batch)
@@ -286,11 +287,16 @@ class SequenceObjective(Objective):
             loss_sum += F.cross_entropy(picked, target[mask], reduction="sum").item()
             hits += (picked.argmax(-1) == target[mask]).sum().item()
             count += mask.sum().item()
-        return {
+            if getattr(model, "ponder_steps", None) is not None:  # adaptive depth (the UT)
+                steps += model.ponder_steps[mask].sum().item()
+        out = {
             "loss": loss_sum / max(count, 1),
             "token_acc": hits / max(count, 1),
             "acc": self.decode_accuracy(model, task, name, split),
         }
+        if getattr(model, "ponder_steps", None) is not None:  # steps taken at the targets
+            out["steps"] = steps / max(count, 1)
+        return out
 
     def decode_accuracy(self, model: nn.Module, task, name: str, split) -> float:
         """``task.score`` on the first ``eval_examples`` rows decoded greedily.
