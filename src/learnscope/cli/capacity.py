@@ -4,13 +4,12 @@ found by doubling then bisection over the sample count (``learnscope.sweep.capac
 
 from __future__ import annotations
 
-import sqlite3
 from typing import Annotated
 
 import typer
 from rich.text import Text
 
-from learnscope.cli.common import RunsDir, cell, console, fail, plain, storage_error, table
+from learnscope.cli.common import RunsDir, cell, console, plain, table, user_errors
 from learnscope.errors import UserError
 from learnscope.store import Store
 
@@ -60,7 +59,7 @@ def capacity(
             soft_wrap=True,
         )
 
-    try:
+    with user_errors():
         store = Store(runs_dir)
         base = apply_overrides(load_recipe_dict(recipe), list(set_ or []))
         key, values = _values(over) if over else (None, [None])
@@ -82,12 +81,6 @@ def capacity(
                 Text(f"EMC = {found.emc} samples ({bound}; {params} parameters)", style="bold"),
                 soft_wrap=True,
             )
-    except UserError as err:
-        fail(str(err))
-    except (OSError, sqlite3.OperationalError) as err:
-        if (line := storage_error(err)) is None:
-            raise
-        fail(line)
     if key:
         out = table(key, "parameters", "EMC", "not fitted", "trials", title=f"EMC, {labels} labels")
         for value, params, found in rows:

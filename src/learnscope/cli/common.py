@@ -158,6 +158,22 @@ def sigterm_as_ctrl_c() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
+@contextmanager
+def user_errors() -> Iterator[None]:
+    """A :class:`UserError`, a full disk or an unwritable runs directory inside the block ends
+    the command with its one-line message (exit code 2); any other error propagates."""
+    import sqlite3
+
+    try:
+        yield
+    except UserError as err:
+        fail(str(err))
+    except (OSError, sqlite3.OperationalError) as err:
+        if (line := storage_error(err)) is None:
+            raise
+        fail(line)
+
+
 def storage_error(err: BaseException) -> str | None:
     """One line for a full disk or an unwritable runs directory, else None."""
     import errno

@@ -4,14 +4,12 @@ the data replaced or accumulated (``learnscope.sweep.generations``)."""
 
 from __future__ import annotations
 
-import sqlite3
 from typing import Annotated
 
 import typer
 from rich.text import Text
 
-from learnscope.cli.common import RunsDir, cell, console, fail, storage_error, table
-from learnscope.errors import UserError
+from learnscope.cli.common import RunsDir, cell, console, fail, table, user_errors
 from learnscope.store import Store
 
 COLUMNS = ("train_acc", "train_real_acc", "train_real_loss", "test_acc", "test_loss")
@@ -52,15 +50,9 @@ def generations(
 
         return row
 
-    try:
+    with user_errors():
         store = Store(runs_dir)
         cfg = load_config(recipe, list(set_ or []))
         for m in modes:
             run_chain(cfg, store, n, m, sample_seed, on_run=show(m))
-    except UserError as err:
-        fail(str(err))
-    except (OSError, sqlite3.OperationalError) as err:
-        if (line := storage_error(err)) is None:
-            raise
-        fail(line)
     console.print(out)
