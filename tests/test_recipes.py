@@ -26,6 +26,9 @@ ELSEWHERE |= {"autoinit", "autoinit-baseline"}  # tests/interventions/test_autoi
 # a chain in one store (init_from names the recipe before): tests/train/test_rft_recipes.py
 ELSEWHERE |= {"rft-pretrain", "rft-sft", "rft-from-scratch", "rft-after-sft"}
 ELSEWHERE |= {"entropy-enigma-pvr"}  # tests/interventions/test_entropy_recipe.py (heavy)
+# measured as the sweep pvr-adaptive-depth (docs/results.md): no effect at this budget to
+# check, minutes per member; the model and its step counts are tested in tests/models/test_ut.py
+ELSEWHERE |= {"pvr-hops"}
 
 
 def check(name, tmp_path):
