@@ -26,9 +26,9 @@ ELSEWHERE |= {"autoinit", "autoinit-baseline"}  # tests/interventions/test_autoi
 # a chain in one store (init_from names the recipe before): tests/train/test_rft_recipes.py
 ELSEWHERE |= {"rft-pretrain", "rft-sft", "rft-from-scratch", "rft-after-sft"}
 ELSEWHERE |= {"entropy-enigma-pvr"}  # tests/interventions/test_entropy_recipe.py (heavy)
-# measured as the sweep pvr-adaptive-depth (docs/results.md): no effect at this budget to
-# check, minutes per member; the model and its step counts are tested in tests/models/test_ut.py
-ELSEWHERE |= {"pvr-hops"}
+#: minutes each on a CPU: run by hand (pytest -m heavy)
+HEAVY = {"pvr-hops"}  # measured as a member of the sweep pvr-adaptive-depth (docs/results.md)
+ELSEWHERE |= HEAVY
 
 
 def check(name, tmp_path):
@@ -53,6 +53,12 @@ def test_grokking_mlp_groks_with_a_visible_delay(tmp_path):
 @pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(set(recipe_names()) - FAST - ELSEWHERE))
 def test_recipe_outcome(name, tmp_path):
+    check(name, tmp_path)
+
+
+@pytest.mark.heavy
+@pytest.mark.parametrize("name", sorted(HEAVY))
+def test_heavy_recipe_outcome(name, tmp_path):
     check(name, tmp_path)
 
 
