@@ -21,19 +21,13 @@ from learnscope.train.ssl import ViewsSSLObjective
 
 
 class Objective:
-    """What every objective offers the trainer: ``forward``, ``loss`` and ``train_loss`` (the
-    loss minimised on a training batch: by default ``loss(forward(batch))``; reinforcement
-    fine-tuning samples instead), and ``evaluate``."""
-
-    def forward(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        raise NotImplementedError
-
-    def loss(self, output: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        raise NotImplementedError
+    """The default ``train_loss`` of an objective: ``loss(forward(model, batch), batch)``, the
+    loss the trainer minimises on a training batch. Each objective defines ``forward``,
+    ``loss`` and ``evaluate``; reinforcement fine-tuning overrides ``train_loss`` (it samples
+    answers instead)."""
 
     def train_loss(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        """The loss the trainer minimises on a training batch."""
-        return self.loss(self.forward(model, batch), batch)
+        return self.loss(self.forward(model, batch), batch)  # type: ignore[attr-defined]
 
 
 class ClassificationObjective(Objective):
