@@ -323,13 +323,16 @@ def init_from(store: Store, cfg: RunConfig, trainer: Trainer) -> str:
     for name in sorted(set(own) | set(weights)):
         a, b = own.get(name), weights.get(name)
         if a is None or b is None or a.shape != b.shape:
-            shape = lambda t: "missing" if t is None else tuple(t.shape)  # noqa: E731
             raise UserError(
-                f"{where}: weight {name} is {shape(b)} in run {run_id} but {shape(a)} here "
+                f"{where}: weight {name} is {_shape(b)} in run {run_id} but {_shape(a)} here "
                 "(the task's sizes, e.g. vocabulary or block size, must match)"
             )
     trainer.model.load_state_dict(weights)
     return f"{run_id}@{step}"
+
+
+def _shape(t: torch.Tensor | None) -> str:
+    return "missing" if t is None else str(tuple(t.shape))
 
 
 def _run_by_name(store: Store, name: str) -> str | None:
