@@ -95,6 +95,14 @@ def test_cases_are_one_axis_of_settings_that_change_together():
     assert s.case_of({"train": {"weight_decay": 0.0, "lr": 0.02}}) == "decayed"
 
 
+def test_a_seed_axis_sets_the_members_seed_and_replicates_count_from_it():
+    """``seed`` on a grid (or a case) is the member's seed, not overwritten by the base's."""
+    members = expand(load_spec(spec(grid={"seed": [5, 7]}, seeds=2)))
+    assert [m.config.seed for m in members] == [5, 6, 7, 8]
+    cased = expand(load_spec(spec(grid={}, seeds=1, cases={"s3": {"seed": 3}, "s4": {"seed": 4}})))
+    assert [m.config.seed for m in cased] == [3, 4]
+
+
 BAD = [
     (spec(cases={"a": {}}), "sweep.cases.a"),
     (spec(cases={"a": {"train.weight_decay": 1.0}}), "also a grid axis"),

@@ -236,7 +236,6 @@ def expand(spec: SweepSpec) -> list[Member]:
     for path, value in spec.set.items():
         set_path(base, path, value, where=f"sweep axis {path}")
     base["expect"] = {}  # a recipe's expectation is about the recipe, not about every member
-    base_seed = int(base.get("seed", 0))
     draws: list[dict[str, Any]] = [{}]
     if spec.random:
         rng = np.random.default_rng(spec.random.seed)
@@ -253,7 +252,8 @@ def expand(spec: SweepSpec) -> list[Member]:
         data = copy.deepcopy(base)
         for path, value in {**overrides, **point, **draw}.items():
             set_path(data, path, value, where=f"sweep axis {path}")
-        data["seed"] = base_seed + s
+        # the member's own seed (the base's, or a grid, case or draw's ``seed``) + replicate
+        data["seed"] = int(data.get("seed", 0)) + s
         data["name"] = f"{spec.name}-{len(members):04d}"
         try:
             cfg = validate_config(data)
