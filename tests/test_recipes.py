@@ -28,6 +28,7 @@ ELSEWHERE |= {"rft-pretrain", "rft-sft", "rft-from-scratch", "rft-after-sft"}
 ELSEWHERE |= {"entropy-enigma-pvr"}  # tests/interventions/test_entropy_recipe.py (heavy)
 #: minutes each on a CPU: run by hand (pytest -m heavy)
 HEAVY = {"pvr-hops"}  # measured as a member of the sweep pvr-adaptive-depth (docs/results.md)
+HEAVY |= {"grokking-transformer-delay"}  # ~20 min: groks at step ~25 000 (docs/results.md)
 ELSEWHERE |= HEAVY
 
 
