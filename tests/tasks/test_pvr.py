@@ -50,6 +50,15 @@ def test_pointer_chains_and_hops(fmt, seed):
             assert hop_counts == set(range(1, K + 1))
 
 
+def test_a_hop_count_within_training_has_its_own_split():
+    """``test_hops`` at or below ``max_hops``: exactly that many hops (per-hop accuracy)."""
+    task = make_task("pvr", n=8, max_hops=3, test_hops=[1, 3, 5], n_train=10, n_test=30)
+    assert task.eval_splits == ["train", "test", "test_hops_1", "test_hops_3", "test_hops_5"]
+    for k in (1, 3, 5):
+        hops = {r["prompt"].index(":") for r in rows_text(task, f"test_hops_{k}")}
+        assert hops == {k}
+
+
 def test_score_fresh_determinism():
     task = make_task("pvr", n=8, max_hops=3, test_hops=[5], format="cot", n_train=100)
     check_score(task)
@@ -64,8 +73,8 @@ def test_score_fresh_determinism():
         ({"n": 1}, "task.n"),
         ({"max_hops": 0}, "task.max_hops"),
         ({"n": 4, "max_hops": 5, "test_hops": [6]}, "max_hops must be <= n"),
-        ({"n": 6, "max_hops": 2, "test_hops": [7]}, "test_hops must be > max_hops"),
-        ({"max_hops": 3, "test_hops": [3]}, "test_hops must be > max_hops"),
+        ({"n": 6, "max_hops": 2, "test_hops": [7]}, "test_hops must be in 1..n=6"),
+        ({"max_hops": 3, "test_hops": [0]}, "test_hops must be in 1..n=10"),
         ({"n_pause": -1}, "task.n_pause"),
     ],
 )
