@@ -59,3 +59,18 @@ def test_seq_vcr_keeps_intermediate_representations_from_collapsing():
     seq_vcr, _ = resid_ranks("multiplication-2x2-pause-seqvcr", 500)
     for site in vanilla:
         assert seq_vcr[site] > 1.5 * vanilla[site], (site, vanilla, seq_vcr)
+
+
+@pytest.mark.slow
+def test_grokking_transformer_delay_starts_with_a_long_plateau(tmp_path):
+    """The first 4 000 steps of grokking-transformer-delay (its >= 10x grok at step ~25 000 is
+    the heavy test in test_recipes.py): the training set is fitted by step 2 500 while the test
+    set stays unlearned (seed 0: fitted at 1 800, test accuracy 0.042 at step 4 000)."""
+    from learnscope.runner import execute
+    from learnscope.store import Store
+
+    cfg = load_config("grokking-transformer-delay", ["train.steps=4000", "expect={}"])
+    result = execute(cfg, Store(tmp_path))
+    s = result.summary
+    assert s["grok_train_step"] <= 2500 and s.get("grok_test_step") is None, s
+    assert s["test_acc"] < 0.1, s
