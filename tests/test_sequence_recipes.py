@@ -74,3 +74,18 @@ def test_grokking_transformer_delay_starts_with_a_long_plateau(tmp_path):
     s = result.summary
     assert s["grok_train_step"] <= 2500 and s.get("grok_test_step") is None, s
     assert s["test_acc"] < 0.1, s
+
+
+@pytest.mark.heavy
+def test_ut_with_act_learns_the_training_hops_and_takes_more_steps_for_more(tmp_path):
+    """pvr-hops-rope (Abnar et al. 2023): with rotary positions the UT + ACT learns 1-3 hops
+    exactly, and halts later on rows with more hops (seed 0: 2.44 / 2.58 / 2.88 steps)."""
+    from learnscope.runner import execute
+    from learnscope.store import Store
+
+    cfg = load_config("pvr-hops-rope")
+    result = execute(cfg, Store(tmp_path))
+    s = result.summary
+    assert all(s["expect_met"].values()), s
+    steps = [s[f"test_hops_{k}_steps"] for k in (1, 2, 3)]
+    assert steps[0] < steps[1] < steps[2], steps
