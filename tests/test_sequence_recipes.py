@@ -76,7 +76,7 @@ def test_grokking_transformer_delay_starts_with_a_long_plateau(tmp_path):
     assert s["test_acc"] < 0.1, s
 
 
-@pytest.mark.heavy
+@pytest.mark.slow
 def test_ut_with_act_learns_the_training_hops_and_takes_more_steps_for_more(tmp_path):
     """pvr-hops-rope (Abnar et al. 2023): with rotary positions the UT + ACT learns 1-3 hops
     exactly, and halts later on rows with more hops (seed 0: 2.44 / 2.58 / 2.88 steps)."""
