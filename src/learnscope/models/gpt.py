@@ -352,15 +352,32 @@ class FinalNorm(nn.LayerNorm):
         return self.hook_normalized(super().forward(x))
 
 
+def add_position_table(module: nn.Module, pos: str, block_size: int, d: int) -> None:
+    """The absolute positions of ``pos`` on ``module`` (shared by the GPT and the UT): a learned
+    ``pos_embed`` table, or the fixed ``pos_table`` buffer; nothing for ``rope`` and ``none``."""
+    if pos == "learned":
+        module.pos_embed = nn.Embedding(block_size, d)
+    elif pos == "sinusoidal":
+        module.register_buffer("pos_table", sinusoidal(block_size, d), False)
+
+
+def with_positions(module: nn.Module, pos: str, x: torch.Tensor, start: int = 0) -> torch.Tensor:
+    """``x: (b, t, d)`` embeddings of positions ``start .. start + t - 1``, plus the absolute
+    positions :func:`add_position_table` put on ``module`` (unchanged for ``rope`` and ``none``)."""
+    t = x.shape[1]
+    if pos == "learned":
+        return x + module.pos_embed.weight[start : start + t]
+    if pos == "sinusoidal":
+        return x + module.pos_table[start : start + t].to(x.dtype)
+    return x
+
+
 class GPT(nn.Module):
     def __init__(self, cfg: GPTConfig) -> None:
         super().__init__()
         self.cfg = cfg
         self.embed = nn.Embedding(cfg.vocab_size, cfg.d_model)
-        if cfg.pos == "learned":
-            self.pos_embed = nn.Embedding(cfg.block_size, cfg.d_model)
-        elif cfg.pos == "sinusoidal":
-            self.register_buffer("pos_table", sinusoidal(cfg.block_size, cfg.d_model), False)
+        add_position_table(self, cfg.pos, cfg.block_size, cfg.d_model)
         self.hook_embed = HookPoint()
         self.drop = nn.Dropout(cfg.dropout)
         self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layer))
@@ -402,11 +419,7 @@ class GPT(nn.Module):
             raise ValueError("a KV cache needs eval mode (dropout, sigma_reparam power steps)")
         if cache is not None and not self.cfg.causal:
             raise ValueError("a KV cache needs a causal model (causal: true)")
-        x = self.embed(tokens)
-        if self.cfg.pos == "learned":
-            x = x + self.pos_embed.weight[start : start + t]
-        elif self.cfg.pos == "sinusoidal":
-            x = x + self.pos_table[start : start + t].to(x.dtype)
+        x = with_positions(self, self.cfg.pos, self.embed(tokens), start)
         x = self.drop(self.hook_embed(x))
         for i, block in enumerate(self.blocks):
             x = block(x, cache, i)

@@ -48,7 +48,13 @@ import torch
 from torch import nn
 from torch.func import functional_call, stack_module_state
 
-from learnscope.models.gpt import Block, FinalNorm, GPTConfig, sinusoidal
+from learnscope.models.gpt import (
+    Block,
+    FinalNorm,
+    GPTConfig,
+    add_position_table,
+    with_positions,
+)
 from learnscope.models.hooks import HookPoint
 
 
@@ -113,10 +119,7 @@ class UT(nn.Module):
         self.cfg = cfg
         d = cfg.d_model
         self.embed = nn.Embedding(cfg.vocab_size, d)
-        if cfg.pos == "learned":
-            self.pos_embed = nn.Embedding(cfg.block_size, d)
-        elif cfg.pos == "sinusoidal":
-            self.register_buffer("pos_table", sinusoidal(cfg.block_size, d), False)
+        add_position_table(self, cfg.pos, cfg.block_size, d)
         self.step_embed = nn.Embedding(cfg.max_steps, d)
         self.hook_embed = HookPoint()
         self.drop = nn.Dropout(cfg.dropout)
@@ -161,11 +164,7 @@ class UT(nn.Module):
         b, t = tokens.shape
         if t > self.cfg.block_size:
             raise ValueError(f"sequence length {t} > block_size {self.cfg.block_size}")
-        x = self.embed(tokens)
-        if self.cfg.pos == "learned":
-            x = x + self.pos_embed.weight[:t]
-        elif self.cfg.pos == "sinusoidal":
-            x = x + self.pos_table[:t].to(x.dtype)
+        x = with_positions(self, self.cfg.pos, self.embed(tokens))
         x = self.drop(self.hook_embed(x))
         if self.cfg.act:
             y, steps, remainder = self._adaptive(x)
