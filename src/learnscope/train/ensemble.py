@@ -8,7 +8,9 @@ is exactly member k's own gradient (the members share no parameter). The forward
 (:func:`stacked_forward`), so a model has one forward; it works for any model without buffers
 that change (BatchNorm) or randomness (dropout), the cases :func:`ensemble_key` sends to the
 plain loop. (A hand-written batched-matmul forward for the MLP was measured at 1.07-1.13x the
-``vmap`` path on medium members, ``benchmarks/ensemble_speedup.py``, and removed.)
+``vmap`` path on medium members, ``benchmarks/ensemble_speedup.py``, and removed.) Sequence
+members train alone: on a CPU the stacked step of K = 4-8 of the recipes' GPTs was measured
+at 0.74-0.98x a loop over them (``benchmarks/ensemble_gpt.py``), so stacking would not pay.
 
 What may differ between members (everything else is the group's :func:`ensemble_key`):
 ``seed`` (initialisation and data order), ``train.lr``, ``train.weight_decay``,
