@@ -29,7 +29,7 @@ ELSEWHERE |= {"entropy-enigma-pvr"}  # tests/interventions/test_entropy_recipe.p
 #: minutes each on a CPU: run by hand (pytest -m heavy)
 HEAVY = {"pvr-hops"}  # measured as a member of the sweep pvr-adaptive-depth (docs/results.md)
 HEAVY |= {"grokking-transformer-delay"}  # ~20 min: groks at step ~25 000 (docs/results.md)
-HEAVY |= {"length-gen-addition-hints-rope"}  # ~30 min: 1-5 digits exact, 0.000 at 6 (docs/results.md)
+HEAVY |= {"length-gen-addition-hints-rope"}  # ~30 min: 1-5 digits exact, 0.000 at 6 digits
 HEAVY |= {"length-gen-addition-hints-nope"}  # ~1 h: 1-5 digits exact, 0.055 at 6 (docs/results.md)
 ELSEWHERE |= {"pvr-hops-rope"}  # tests/test_sequence_recipes.py (slow: ~5 min)
 ELSEWHERE |= HEAVY

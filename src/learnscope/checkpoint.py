@@ -4,8 +4,10 @@ that they cannot run code.
 ``save`` writes ``step_{step:08d}.pt`` (e.g. ``step_00000300.pt``) through a temporary file
 in the same directory, fsyncs it, renames it into place (atomic on POSIX) and fsyncs the
 directory; a crash at any moment
-leaves either the old set of files or the new one, never a torn file. ``latest`` finds the
-newest readable checkpoint, skipping unreadable ones.
+leaves either the old set of files or the new one, never a torn file. Ctrl-C or SIGTERM
+arriving mid-write waits until the file is in place (the interrupt then ends the run as
+``interrupted`` instead of tearing torch's zip writer). ``latest`` finds the newest readable
+checkpoint, skipping unreadable ones.
 
 ``load`` reads with ``torch.load(..., weights_only=True)``: only tensors, numbers, strings and
 plain containers, which is all a learnscope checkpoint holds. A pickle that asks for anything
@@ -18,7 +20,11 @@ from __future__ import annotations
 import os
 import pickle
 import re
+import signal
 import tempfile
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -33,8 +39,40 @@ def path_for(directory: Path, step: int) -> Path:
     return Path(directory) / f"step_{step:08d}.pt"
 
 
+@contextmanager
+def _interrupts_deferred() -> Iterator[None]:
+    """Inside the block, SIGINT and SIGTERM are recorded instead of handled; on leaving it the
+    first one recorded is handed to the handler that was in place (Python runs signal handlers
+    in the main thread only, so outside it nothing is deferred)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    pending: list[tuple[int, Any]] = []
+    numbers = (signal.SIGINT, signal.SIGTERM)
+    previous = {n: signal.getsignal(n) for n in numbers}
+    previous = {n: h for n, h in previous.items() if h is not None}  # None: set outside Python
+    for n in previous:
+        signal.signal(n, lambda signum, frame: pending.append((signum, frame)))
+    try:
+        yield
+    finally:
+        for n, handler in previous.items():
+            signal.signal(n, handler)
+        if pending:
+            signum, frame = pending[0]
+            handler = previous[signum]
+            if callable(handler):
+                handler(signum, frame)
+            elif handler == signal.SIG_DFL:
+                signal.raise_signal(signum)
+
+
 def save(directory: Path, step: int, state: dict[str, Any]) -> Path:
-    directory = Path(directory)
+    with _interrupts_deferred():
+        return _save(Path(directory), step, state)
+
+
+def _save(directory: Path, step: int, state: dict[str, Any]) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     target = path_for(directory, step)
     fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=".pt")

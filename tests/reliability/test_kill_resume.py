@@ -150,6 +150,32 @@ def test_sigterm_ends_a_run_as_interrupted(tmp_path):
     assert f"learnscope run --resume {run_id}" in out.decode()
 
 
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_an_interrupt_mid_checkpoint_waits_for_the_file(tmp_path, monkeypatch, sig):
+    """Ctrl-C or SIGTERM arriving while torch writes a checkpoint used to tear its zip writer
+    (``RuntimeError: unexpected pos``) and end the run ``failed``; now the file is finished
+    first and the interrupt comes after it."""
+    from learnscope.cli.common import sigterm_as_ctrl_c
+
+    real_save = torch.save
+
+    def save_and_get_signalled(obj, f):
+        f.write(b"")  # the zip writer has started
+        signal.raise_signal(sig)
+        real_save(obj, f)
+
+    monkeypatch.setattr(torch, "save", save_and_get_signalled)
+    state = {"model": {"w": torch.arange(6.0)}, "step": 5}
+    with sigterm_as_ctrl_c(), pytest.raises(KeyboardInterrupt):
+        checkpoint.save(tmp_path, 5, state)
+    assert checkpoint.steps(tmp_path) == [5]
+    assert torch.equal(
+        checkpoint.load(checkpoint.path_for(tmp_path, 5))["model"]["w"], state["model"]["w"]
+    )
+    assert not list(tmp_path.glob(".tmp-*"))
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handlers restored
+
+
 SWEEP = {
     "name": "killsweep",
     "config": {
