@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import pandas as pd
 import pytest
 import torch
 
+from learnscope import checkpoint
 from learnscope.config import validate_config
 from learnscope.errors import UserError
 from learnscope.models.gpt import GPT, GPTConfig
@@ -157,3 +159,38 @@ def test_rft_needs_a_sequence_task():
     )
     with pytest.raises(UserError, match="train.objective"):
         build(cfg)
+
+
+def test_a_resumed_rft_run_keeps_its_kl_reference(tmp_path):
+    """The KL term's reference policy and the last batch's reward are checkpointed: a run
+    stopped at step 3 and resumed logs the same table as an uninterrupted one (before, the
+    KL was measured against the step-3 weights, and the step-3 row lost its RFT values)."""
+    from learnscope.runner import execute
+    from learnscope.store import Store
+    from learnscope.train.loop import Callback
+
+    def cfg():
+        return _rft_cfg(lr=0.03, steps=6, checkpoint_every=2, rft={"samples": 3, "kl": 0.5,
+                        "reward": "partial", "probe_inputs": 2, "probe_samples": 3})  # fmt: skip
+
+    straight_store = Store(tmp_path / "a")
+    straight = execute(cfg(), straight_store)
+
+    class Stop(Callback):
+        def on_step_end(self, trainer, step, loss):
+            if step == 3:
+                trainer.should_stop = True
+
+    store = Store(tmp_path / "b")
+    first = execute(cfg(), store, [Stop()])
+    assert first.status == "stopped" and checkpoint.steps(first.dir / "checkpoints")[-1] == 3
+    assert (
+        "reference" in checkpoint.load(first.dir / "checkpoints" / "step_00000003.pt")["objective"]
+    )
+    assert execute(cfg(), store, resume=first.run_id).status == "finished"
+    a = straight_store.metric_table(straight.run_id)
+    b = store.metric_table(first.run_id)
+    assert list(a.index) == list(b.index) == list(range(7))
+    assert a["train_step/loss"].abs().sum() > 0
+    assert a["rft/kl"].iloc[-1] > 1e-4  # the policy moved away from its reference
+    pd.testing.assert_frame_equal(a[sorted(a.columns)], b[sorted(b.columns)], rtol=1e-6)

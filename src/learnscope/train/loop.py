@@ -258,6 +258,7 @@ class Trainer:
             "regularizers": self.regularizers.state_dict(),
             "scaler": self.scaler.state_dict(),
             "last_terms": self.last_terms,
+            "objective": self.objective.state_dict(),  # e.g. RFT's KL reference
             "wall_s": self.elapsed_s(),  # training time so far, every segment of a resumed run
         }
 
@@ -270,6 +271,7 @@ class Trainer:
         torch.set_rng_state(state["torch_rng"])
         self.regularizers.load_state_dict(state.get("regularizers", {}))
         self.last_terms = state.get("last_terms", {})
+        self.objective.load_state_dict(state.get("objective", {}), self.model)
         if state.get("scaler"):
             self.scaler.load_state_dict(state["scaler"])
         self.wall_s = float(state.get("wall_s", 0.0))

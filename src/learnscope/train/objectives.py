@@ -17,17 +17,8 @@ from torch import nn
 
 from learnscope.errors import UserError
 from learnscope.models.gpt import GPT, KVCache
+from learnscope.train.objective import Objective
 from learnscope.train.ssl import ViewsSSLObjective
-
-
-class Objective:
-    """The default ``train_loss`` of an objective: ``loss(forward(model, batch), batch)``, the
-    loss the trainer minimises on a training batch. Each objective defines ``forward``,
-    ``loss`` and ``evaluate``; reinforcement fine-tuning overrides ``train_loss`` (it samples
-    answers instead)."""
-
-    def train_loss(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        return self.loss(self.forward(model, batch), batch)  # type: ignore[attr-defined]
 
 
 class ClassificationObjective(Objective):

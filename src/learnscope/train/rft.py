@@ -21,8 +21,9 @@ depend on ``y_ij``, so the gradient of the first term is an unbiased estimate of
 ``k`` rewards are equal. ``log p(y | x)`` sums the log-probabilities of the generated tokens up
 to and including the first ``<eos>``. The KL term (``train.rft.kl``) is the exact per-token
 ``sum_v p(v) (log p(v) - log p_ref(v))`` at the generated positions, summed over each answer
-and averaged over answers; ``p_ref`` is the policy at the first training step of this
-process (the ``init_from`` checkpoint; a resumed run takes the resumed weights as reference).
+and averaged over answers; ``p_ref`` is the policy at the run's first training step (the
+``init_from`` checkpoint), kept in the run's checkpoints so that a resumed run measures the KL
+against the same reference as an uninterrupted one.
 
 :class:`~learnscope.train.callbacks.RFTStats` logs, on a fixed set of training inputs, each
 input's reward mean and standard deviation over ``probe_samples`` answers and the norm of its
@@ -33,6 +34,7 @@ the rewards are equal): the paper's per-input relation between gradient norm and
 from __future__ import annotations
 
 import copy
+from typing import Any
 
 import torch
 from torch import nn
@@ -145,6 +147,18 @@ class RFTObjective(SequenceObjective):
             loss = loss + self.rft.kl * kl
             self.last["rft/kl"] = kl.item()
         return loss
+
+    def state_dict(self) -> dict[str, Any]:
+        state: dict[str, Any] = {"last": self.last}  # logged at the next evaluation
+        if self.reference is not None:
+            state["reference"] = self.reference.state_dict()
+        return state
+
+    def load_state_dict(self, state: dict[str, Any], model: nn.Module) -> None:
+        self.last, self.reference = dict(state.get("last", {})), None
+        if "reference" in state:
+            self.reference = copy.deepcopy(model).eval().requires_grad_(False)
+            self.reference.load_state_dict(state["reference"])
 
     def input_stats(
         self, model: nn.Module, rows: dict[str, torch.Tensor], k: int, generator=None

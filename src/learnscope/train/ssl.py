@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from learnscope.train.objective import Objective
 from learnscope.train.regularizers import variance_covariance
 
 EVAL_ROWS = 4096  # samples per forward pass when embedding a split
@@ -93,7 +94,7 @@ def linear_probe_accuracy(
     return float((features(z_eval) @ w).argmax(1).eq(y_eval).double().mean())
 
 
-class ViewsSSLObjective:
+class ViewsSSLObjective(Objective):
     """``train.objective: vicreg`` or ``mmcr`` on a ``views`` task; weights from ``train.ssl``."""
 
     def __init__(self, name: str, ssl) -> None:
@@ -110,10 +111,6 @@ class ViewsSSLObjective:
         if self.name == "vicreg":
             return vicreg_loss(z, self.ssl.inv, self.ssl.var, self.ssl.cov)
         return mmcr_loss(z, self.ssl.mmcr_local)
-
-    def train_loss(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        """The loss the trainer minimises on a training batch (of views)."""
-        return self.loss(self.forward(model, batch), batch)
 
     @torch.no_grad()
     def evaluate(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> dict[str, float]:
