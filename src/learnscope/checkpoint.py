@@ -68,28 +68,31 @@ def _interrupts_deferred() -> Iterator[None]:
 
 
 def save(directory: Path, step: int, state: dict[str, Any]) -> Path:
-    with _interrupts_deferred():
-        return _save(Path(directory), step, state)
-
-
-def _save(directory: Path, step: int, state: dict[str, Any]) -> Path:
+    directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    target = path_for(directory, step)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=".pt")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(state, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    dir_fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+    return write(path_for(directory, step), state)
+
+
+def write(target: Path, obj: Any) -> Path:
+    """``torch.save(obj)`` to ``target`` atomically (temporary file, fsync, rename, fsync of
+    the directory), with Ctrl-C and SIGTERM deferred until the file is in place."""
+    target = Path(target)
+    with _interrupts_deferred():
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-", suffix=".pt")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                torch.save(obj, f)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, target)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        dir_fd = os.open(target.parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
     return target
 
 

@@ -25,6 +25,7 @@ from typing import Any, Literal
 
 import torch
 
+from learnscope import checkpoint
 from learnscope.config import RunConfig, apply_overrides, validate_config
 from learnscope.errors import UserError
 from learnscope.runner import RunResult, execute, restore
@@ -103,7 +104,7 @@ def run_chain(
         if i:
             directory.mkdir(parents=True, exist_ok=True)
             path = directory / f"g{i}.pt"
-            torch.save(_stacked(kept), path)
+            checkpoint.write(path, _stacked(kept))  # atomic: never a torn data file
             chain.data.append(path)
             overrides.append(f"task.train_data={path}")
         run_cfg = validate_config(apply_overrides(data, overrides))
