@@ -407,6 +407,10 @@ class GPT(nn.Module):
                 if isinstance(m, SigmaReparamLinear):
                     m.init_sigma()
 
+    def new_cache(self, size: int) -> KVCache | None:
+        """An empty KV cache for ``size`` positions; None for a bidirectional model."""
+        return KVCache(size) if self.cfg.causal else None
+
     def forward(self, tokens: torch.Tensor, cache: KVCache | None = None) -> torch.Tensor:
         """tokens: (b, t) int64, t <= block_size -> logits (b, t, vocab_size).
 

@@ -33,6 +33,9 @@ GPT's ``blocks.{i}.*``; a capture keeps the last step's call), ``hook_steps`` (b
 ``hook_logits``. After each forward pass ``ponder_steps: (b, t)`` holds ``N`` as a tensor
 (the sequence objective reports its mean at the answer positions as ``{split}/steps``).
 
+Incremental decoding (eval mode): ``forward(tokens, cache)`` with a :class:`UTCache` (from
+``new_cache``) reads ``tokens`` as the positions after those cached, as the GPT's KV cache.
+
 >>> net = UT(UTConfig(vocab_size=7, block_size=5, d_model=8, n_head=2, max_steps=3)).eval()
 >>> net(torch.tensor([[1, 2, 3]])).shape, net.ponder_steps.shape
 (torch.Size([1, 3, 7]), torch.Size([1, 3]))
@@ -42,6 +45,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import partial
 from typing import Literal
 
 import torch
@@ -52,6 +56,7 @@ from learnscope.models.gpt import (
     Block,
     FinalNorm,
     GPTConfig,
+    KVCache,
     add_position_table,
     with_positions,
 )
@@ -113,6 +118,40 @@ class UTConfig:
         return self.max_steps * per_step + 2 * t * self.vocab_size
 
 
+class UTCache:
+    """Keys, values and states of positions ``0 .. len - 1`` at every step, for incremental
+    decoding.
+
+    Step ``n`` has its own :class:`~learnscope.models.gpt.KVCache` (one layer), whose ``len``
+    counts the positions that went through step ``n``, and ``inputs[n]``, the states ``s_n``
+    of the positions so far. A call's positions attend, at step ``n``, to every earlier
+    position's step-``n`` keys, whether that position halted before step ``n`` or not (its
+    state keeps being computed, as in the uncached pass, where only its output ignores it).
+    When an earlier call stopped before step ``n`` (all its positions had halted), its
+    positions are taken through step ``n`` first, from their stored ``s_n``. So the logits equal
+    the uncached ones, up to float rounding.
+
+    >>> net = UT(UTConfig(vocab_size=5, block_size=6, d_model=8, n_head=2, max_steps=3)).eval()
+    >>> x, cache = torch.tensor([[1, 2, 3, 4]]), net.new_cache(6)
+    >>> step = torch.cat([net(x[:, :3], cache), net(x[:, 3:], cache)], dim=1)
+    >>> cache.len, torch.allclose(step, net(x), atol=1e-6)
+    (4, True)
+    """
+
+    def __init__(self, size: int, max_steps: int) -> None:
+        self.size, self.len = size, 0
+        self.steps = [KVCache(size) for _ in range(max_steps)]
+        self.inputs: list[torch.Tensor | None] = [None] * max_steps
+
+    def store(self, n: int, start: int, x: torch.Tensor) -> None:
+        """Keep ``x: (b, t, d)``, the states ``s_n`` of positions ``start .. start + t - 1``."""
+        if n >= len(self.inputs):
+            return
+        if self.inputs[n] is None:
+            self.inputs[n] = x.new_empty(x.shape[0], self.size, x.shape[2])
+        self.inputs[n][:, start : start + x.shape[1]] = x
+
+
 class UT(nn.Module):
     def __init__(self, cfg: UTConfig) -> None:
         super().__init__()
@@ -150,36 +189,66 @@ class UT(nn.Module):
     def _pos(self) -> list[nn.Module]:
         return [self.pos_embed] if self.cfg.pos == "learned" else []
 
-    def _step(self, x: torch.Tensor, n: int) -> torch.Tensor:
+    def new_cache(self, size: int) -> UTCache:
+        """An empty cache for ``size`` positions (greedy and sampled decoding use it)."""
+        return UTCache(size, self.cfg.max_steps)
+
+    def _step(self, x: torch.Tensor, n: int, cache: KVCache | None = None) -> torch.Tensor:
         """Step ``n``: the shared block (or step ``n``'s mixture of the bank) on ``x + e_n``."""
         x = x + self.step_embed.weight[n]
         if not self.cfg.hyper:
-            return self.block(x)
+            return self.block(x, cache)
         c = self.hyper_net(self.step_embed.weight[n]).softmax(-1)  # (n_experts,)
         mixed = {k.replace("__", "."): torch.tensordot(c, v, dims=1) for k, v in self.bank.items()}
-        return functional_call(self.block, mixed, (x,))
+        return functional_call(self.block, mixed, (x, cache))
 
-    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
-        """tokens: (b, t) int64, t <= block_size -> logits (b, t, vocab_size)."""
+    def _cached_step(self, x: torch.Tensor, n: int, cache: UTCache) -> torch.Tensor:
+        """Step ``n`` of the positions ``cache.len ..`` after taking every earlier position
+        through it (see :class:`UTCache`)."""
+        kv, start = cache.steps[n], cache.len
+        if kv.len < start:  # an earlier call stopped before step n: its positions first
+            behind = self._step(cache.inputs[n][:, kv.len : start], n, kv)
+            cache.store(n + 1, kv.len, behind)
+            kv.len = start
+        cache.store(n, start, x)
+        y = self._step(x, n, kv)
+        cache.store(n + 1, start, y)
+        kv.len += x.shape[1]
+        return y
+
+    def forward(self, tokens: torch.Tensor, cache: UTCache | None = None) -> torch.Tensor:
+        """tokens: (b, t) int64, t <= block_size -> logits (b, t, vocab_size). With a
+        ``cache`` (eval mode only), ``tokens`` are positions ``cache.len ..`` of the rows whose
+        earlier positions the cache holds (see :class:`UTCache`)."""
         b, t = tokens.shape
-        if t > self.cfg.block_size:
-            raise ValueError(f"sequence length {t} > block_size {self.cfg.block_size}")
-        x = with_positions(self, self.cfg.pos, self.embed(tokens))
+        start = 0 if cache is None else cache.len
+        if start + t > self.cfg.block_size:
+            raise ValueError(f"sequence length {start + t} > block_size {self.cfg.block_size}")
+        if cache is not None and self.training:
+            raise ValueError("a KV cache needs eval mode (dropout)")
+        if cache is not None and start + t > cache.size:
+            raise ValueError(f"KV cache of {cache.size} positions cannot hold {start + t}")
+        x = with_positions(self, self.cfg.pos, self.embed(tokens), start)
         x = self.drop(self.hook_embed(x))
+        step = self._step if cache is None else partial(self._cached_step, cache=cache)
         if self.cfg.act:
-            y, steps, remainder = self._adaptive(x)
+            y, steps, remainder = self._adaptive(x, step)
             self.aux_loss = self.cfg.ponder_cost * (steps + remainder).mean()
         else:
             for n in range(self.cfg.max_steps):
-                x = self._step(x, n)
+                x = step(x, n)
             y, steps = x, torch.full((b, t), float(self.cfg.max_steps), device=x.device)
             self.aux_loss = None
+        if cache is not None:
+            cache.len += t
         self.ponder_steps = self.hook_steps(steps.detach())
         return self.hook_logits(self.unembed(self.ln_final(y)))
 
-    def _adaptive(self, x: torch.Tensor):
-        """ACT over the steps: the weighted output ``(b, t, d)``, the steps ``N`` and the
-        remainders ``R`` ``(b, t)`` (see the module docstring)."""
+    def _adaptive(self, x: torch.Tensor, step=None):
+        """ACT over the steps (``step(x, n)`` computes step ``n``; default :meth:`_step`): the
+        weighted output ``(b, t, d)``, the steps ``N`` and the remainders ``R`` ``(b, t)``
+        (see the module docstring)."""
+        step = step or self._step
         threshold, last = 1.0 - self.cfg.halt_eps, self.cfg.max_steps - 1
         total = x.new_zeros(x.shape[:2])  # sum of the halting probabilities used so far
         running = torch.ones_like(total)  # 1 while a position has not halted
@@ -192,7 +261,7 @@ class UT(nn.Module):
             remainder = remainder + halts * (1.0 - total)
             total = total + going * p + halts * (1.0 - total)
             steps = steps + running
-            x = self._step(x, n)
+            x = step(x, n)
             y = y + weight.unsqueeze(-1) * x
             running = going
             if not bool(running.any()):

@@ -16,7 +16,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from learnscope.errors import UserError
-from learnscope.models.gpt import GPT, KVCache
 from learnscope.train.objective import Objective
 from learnscope.train.ssl import ViewsSSLObjective
 
@@ -152,8 +151,10 @@ def greedy_decode(
     and ``out[:, t] = next`` where ``t >= prompt_len`` (the prompt is kept). Once every row has
     generated ``eos_id``, the remaining positions are set to 0 (``<pad>``) and decoding stops.
 
-    With ``cache`` and a :class:`~learnscope.models.gpt.GPT` in eval mode, the logits come from
-    a KV cache: ``out[:, :min(prompt_len)]`` in one pass, then only ``out[:, t - 1]`` per step.
+    With ``cache`` and a model in eval mode that has one (``new_cache``: the causal GPT's
+    :class:`~learnscope.models.gpt.KVCache`, the UT's :class:`~learnscope.models.ut.UTCache`),
+    the logits come from it: ``out[:, :min(prompt_len)]`` in one pass, then only
+    ``out[:, t - 1]`` per step.
     They equal the uncached logits up to float rounding, so the tokens are the same unless two
     logits tie to within ~1e-6; ``cache=False`` (or any other model) runs the prefix each step.
 
@@ -198,8 +199,8 @@ def _decode(model, tokens, prompt_len, eos_id, cache, pick) -> torch.Tensor:
     """The decoding loop of :func:`greedy_decode`; ``pick: (n, V) logits -> (n,) tokens``."""
     out = tokens.clone()
     done = torch.zeros(len(out), dtype=torch.bool, device=out.device)
-    causal = isinstance(model, GPT) and model.cfg.causal
-    kv = KVCache(out.shape[1]) if cache and causal and not model.training else None
+    new_cache = getattr(model, "new_cache", None)  # the GPT's and the UT's
+    kv = new_cache(out.shape[1]) if cache and new_cache and not model.training else None
     for t in range(int(prompt_len.min()), out.shape[1]):
         logits = model(out[:, :t]) if kv is None else model(out[:, kv.len : t], kv)
         nxt = pick(logits[:, -1])
