@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from functools import partial
 
 import torch
 from torch.func import stack_module_state
@@ -58,6 +59,17 @@ def setup(recipe: str, task_set: dict, model_set: dict, k: int, explicit: bool, 
     return models, x
 
 
+def stacked_step(forward, params, buffers, x) -> None:
+    """Forward and backward of the K stacked models (one computation)."""
+    forward(params, buffers, x).float().logsumexp(-1).sum().backward()
+
+
+def loop_step(models, x) -> None:
+    """Forward and backward of the K models one after another."""
+    for i, m in enumerate(models):
+        m(x[i]).float().logsumexp(-1).sum().backward()
+
+
 def measure(fn, device, repeats: int, steps: int = 10) -> float:
     best = float("inf")
     for _ in range(repeats):
@@ -83,7 +95,9 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     print(f"device {device}, {torch.get_num_threads()} thread(s); ms per training step of K models")
-    print(f"{'setting':<18} {'K':>3} {'attention':<9} {'loop':>8} {'stacked':>8} {'loop/stacked':>13}")
+    print(
+        f"{'setting':<18} {'K':>3} {'attention':<9} {'loop':>8} {'stacked':>8} {'loop/stacked':>13}"
+    )
     for label, (recipe, task_set, model_set) in SETTINGS.items():
         for k in args.ks:
             for explicit in (False, True):
@@ -92,15 +106,8 @@ def main() -> None:
                 for p in params.values():
                     p.requires_grad_()
                 forward = stacked_forward(models[0])
-
-                def stacked():
-                    forward(params, buffers, x).float().logsumexp(-1).sum().backward()
-
-                def loop():
-                    for i, m in enumerate(models):
-                        m(x[i]).float().logsumexp(-1).sum().backward()
-
-                t_loop = measure(loop, device, args.repeats)
+                t_loop = measure(partial(loop_step, models, x), device, args.repeats)
+                stacked = partial(stacked_step, forward, params, buffers, x)
                 t_stack = measure(stacked, device, args.repeats)
                 attn = "explicit" if explicit else "fused"
                 print(
