@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from learnscope.errors import UserError
-from learnscope.train.objective import Objective
+from learnscope.train.base_objective import Objective
 from learnscope.train.ssl import ViewsSSLObjective
 
 

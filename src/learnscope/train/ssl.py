@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from learnscope.train.objective import Objective
+from learnscope.train.base_objective import Objective
 from learnscope.train.regularizers import variance_covariance
 
 EVAL_ROWS = 4096  # samples per forward pass when embedding a split
