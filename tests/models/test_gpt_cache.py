@@ -8,7 +8,7 @@ import functools
 import pytest
 import torch
 
-from learnscope.models import capture
+from learnscope.models import build_model, capture
 from learnscope.models.gpt import GPT, GPTConfig, KVCache
 from learnscope.tasks import make_task
 from learnscope.train.objectives import SequenceObjective, greedy_decode
@@ -127,14 +127,23 @@ def test_cached_and_uncached_greedy_decoding_give_identical_tokens(config, task_
     assert len(diffs) <= 1
 
 
-def test_decoding_uses_the_cache_only_for_a_gpt_in_eval_mode(monkeypatch):
+@pytest.mark.parametrize("kind", ["gpt", "ut"])
+def test_decoding_uses_the_models_cache_only_in_eval_mode(monkeypatch, kind):
+    """Greedy decoding takes the model's ``new_cache`` (the GPT's KV cache, the UT's
+    per-step cache): the prompt once, then one token per call; in training mode none."""
     t = task("mul_pause")
-    net = model(t.model_dims(), {})
+    if kind == "gpt":
+        net = model(t.model_dims(), {})
+    else:
+        torch.manual_seed(0)
+        net = build_model("ut", {"d_model": 16, "n_head": 2, "max_steps": 3}, t.model_dims())
+        net = net.eval()
     tokens, prompt_len = rows("mul_pause")
     calls = []
-    forward = GPT.forward
+    cls = type(net)
+    forward = cls.forward
     monkeypatch.setattr(
-        GPT,
+        cls,
         "forward",
         lambda self, x, cache=None: calls.append(x.shape[1]) or forward(self, x, cache),
     )

@@ -52,8 +52,7 @@ def test_act_weights_sum_to_one_and_steps_vary_by_position():
     torch.nn.init.constant_(net.halt.bias, 0.0)
     # the output is linear in the per-step states: with every state equal to 1 the weighted
     # sum is the sum of the weights
-    net._step = lambda x, n: torch.ones_like(x)
-    y, steps, remainder = net._adaptive(torch.randn(3, 7, 16))
+    y, steps, remainder = net._adaptive(torch.randn(3, 7, 16), lambda x, n: torch.ones_like(x))
     assert torch.allclose(y, torch.ones_like(y), atol=1e-6)
     assert ((steps >= 1) & (steps <= 4)).all() and ((remainder > 0) & (remainder <= 1)).all()
 

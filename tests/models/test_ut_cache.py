@@ -74,26 +74,6 @@ def test_decoding_pvr_with_the_cache_gives_the_uncached_tokens():
         assert (cached[:, int(prompt_len.max()) :] != 0).any()  # something was generated
 
 
-def test_decoding_uses_the_cache_for_a_ut_in_eval_mode(monkeypatch):
-    task = make_task("pvr", n=6, max_hops=2, format="cot", n_train=8, n_test=8)
-    net = ut(task.model_dims(), {})
-    split = task.split("test")
-    tokens, prompt_len = split["tokens"], split["prompt_len"]
-    calls = []
-    forward = UT.forward
-    monkeypatch.setattr(
-        UT,
-        "forward",
-        lambda self, x, cache=None: calls.append(x.shape[1]) or forward(self, x, cache),
-    )
-    greedy_decode(net, tokens, prompt_len)
-    p = int(prompt_len.min())
-    assert calls[0] == p and set(calls[1:]) == {1}  # the prompt once, then a token per step
-    calls.clear()
-    greedy_decode(net.train(), tokens, prompt_len)
-    assert calls[:2] == [p, p + 1]  # training mode: the whole prefix every step
-
-
 def test_cache_refuses_training_mode_and_overflow():
     net = ut({"vocab_size": 5, "block_size": 8}, {})
     x = torch.zeros(1, 3, dtype=torch.long)

@@ -244,11 +244,10 @@ class UT(nn.Module):
         self.ponder_steps = self.hook_steps(steps.detach())
         return self.hook_logits(self.unembed(self.ln_final(y)))
 
-    def _adaptive(self, x: torch.Tensor, step=None):
-        """ACT over the steps (``step(x, n)`` computes step ``n``; default :meth:`_step`): the
-        weighted output ``(b, t, d)``, the steps ``N`` and the remainders ``R`` ``(b, t)``
-        (see the module docstring)."""
-        step = step or self._step
+    def _adaptive(self, x: torch.Tensor, step):
+        """ACT over the steps (``step(x, n)`` computes step ``n``, :meth:`_step` or the cached
+        one): the weighted output ``(b, t, d)``, the steps ``N`` and the remainders ``R``
+        ``(b, t)`` (see the module docstring)."""
         threshold, last = 1.0 - self.cfg.halt_eps, self.cfg.max_steps - 1
         total = x.new_zeros(x.shape[:2])  # sum of the halting probabilities used so far
         running = torch.ones_like(total)  # 1 while a position has not halted
