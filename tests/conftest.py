@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import copy
+from typing import Any
+
 import pytest
 import torch
 
@@ -17,10 +20,21 @@ TINY = {
 }
 
 
+def tiny(**changes: Any) -> dict:
+    """A deep copy of :data:`TINY` with ``changes``: a dict updates that section
+    (``model={"width": 24}``), anything else replaces the key (``name="mlp"``, ``probes=[]``).
+    For module-level configs and parametrize; a test takes the ``tiny_config`` fixture."""
+    cfg = copy.deepcopy(TINY)
+    for key, value in copy.deepcopy(changes).items():
+        if isinstance(value, dict) and isinstance(cfg.get(key), dict):
+            cfg[key].update(value)
+        else:
+            cfg[key] = value
+    return cfg
+
+
 @pytest.fixture
 def tiny_config() -> dict:
-    import copy
-
     return copy.deepcopy(TINY)
 
 

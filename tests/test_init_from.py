@@ -9,21 +9,14 @@ from learnscope.cli import app
 from learnscope.errors import UserError
 from learnscope.runner import execute
 from learnscope.store import Store
+from tests.conftest import tiny
 
-CFG = {
-    "name": "source",
-    "seed": 0,
-    "task": {"name": "modular", "op": "add", "p": 11, "train_fraction": 0.5},
-    "model": {"kind": "mlp", "width": 24, "depth": 2, "activation": "relu"},
-    "train": {
-        "optimizer": "adam",
-        "lr": 0.01,
-        "steps": 30,
-        "eval_every": 10,
-        "checkpoint_every": 10,
-    },  # fmt: skip
-    "probes": [],
-}
+CFG = tiny(
+    name="source",
+    model={"width": 24},
+    train={"optimizer": "adam", "checkpoint_every": 10},
+    probes=[],
+)
 
 
 def _with(name: str, **train) -> dict:

@@ -11,14 +11,13 @@ from typer.testing import CliRunner
 
 from learnscope.cli import app
 from learnscope.store import Store
+from tests.conftest import tiny
 from tests.train.test_ensemble import assert_same_run
 
-MLP = {
-    "name": "mlp",
-    "seed": 0,
-    "task": {"name": "modular", "op": "add", "p": 11, "train_fraction": 0.5},
-    "model": {"kind": "mlp", "width": 24, "depth": 2, "activation": "relu"},
-    "train": {
+MLP = tiny(
+    name="mlp",
+    model={"width": 24},
+    train={
         "optimizer": "sgd",
         "loss": "mse",
         "lr": 0.05,
@@ -26,7 +25,7 @@ MLP = {
         "eval_every": 4,
         "checkpoint_every": 5,
     },
-}
+)
 # a GPT at a high learning rate: its attention entropy collapses within 60 steps
 GPT = {
     "name": "gpt",

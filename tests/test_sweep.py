@@ -21,16 +21,13 @@ from learnscope.sweep import (
     run_sweep,
 )
 from learnscope.sweep.spec import sweep_names
+from tests.conftest import tiny
 
 runner = CliRunner()
 
 SPEC = {
     "name": "small",
-    "config": {
-        "task": {"name": "modular", "op": "add", "p": 11, "train_fraction": 0.5},
-        "model": {"kind": "mlp", "width": 16, "depth": 2, "activation": "relu"},
-        "train": {"lr": 0.01, "steps": 20, "eval_every": 10, "loss": "ce"},
-    },
+    "config": tiny(model={"width": 16}, train={"steps": 20}),
     "grid": {"train.weight_decay": [0.0, 1.0], "task.train_fraction": [0.3, 0.6]},
     "seeds": 2,
     "show": {"pivot": ["train.weight_decay", "task.train_fraction"]},

@@ -8,16 +8,13 @@ import pytest
 
 from learnscope.store import Store
 from learnscope.sweep import load_spec, run_sweep
+from tests.conftest import tiny
 
 ray = pytest.importorskip("ray", reason="ray is not installed (pip install 'learnscope[ray]')")
 
 SPEC = {
     "name": "ray-small",
-    "config": {
-        "task": {"name": "modular", "op": "add", "p": 11, "train_fraction": 0.5},
-        "model": {"kind": "mlp", "width": 16, "depth": 2, "activation": "relu"},
-        "train": {"lr": 0.01, "steps": 10, "eval_every": 5, "loss": "ce"},
-    },
+    "config": tiny(model={"width": 16}, train={"steps": 10, "eval_every": 5}),
     "grid": {"model.width": [8, 16], "train.weight_decay": [0.0, 1.0]},
     "resources": {"num_cpus": 1},
 }

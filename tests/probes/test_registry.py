@@ -105,9 +105,10 @@ def test_ipr_of_a_transformer_embedding_reads_the_number_tokens(tmp_path):
     import torch
 
     from learnscope.config import validate_config
-    from learnscope.report.build import first_layer_spectrum, load_runs
+    from learnscope.report.build import load_runs
     from learnscope.runner import build, execute, probe_plan
     from learnscope.store import Store
+    from learnscope.studies.spectrum import first_layer_spectrum
 
     p = 11
     cfg = {
@@ -131,7 +132,7 @@ def test_ipr_of_a_transformer_embedding_reads_the_number_tokens(tmp_path):
     store = Store(tmp_path / "runs")
     result = execute(cfg, store)
     (run,) = load_runs(store, [result.run_id])
-    power, ipr, what, got_p = first_layer_spectrum(run)
+    power, ipr, what, got_p = first_layer_spectrum(run.config, run.dir)
     assert got_p == p and ipr.shape == (16,) and "token embedding" in what
     recorded = store.metric_table(result.run_id)["ipr_mean/embed.weight"].dropna().iloc[-1]
     assert float(ipr.mean()) == pytest.approx(recorded, rel=1e-5)

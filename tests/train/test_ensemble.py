@@ -13,14 +13,11 @@ from learnscope.config import validate_config
 from learnscope.runner import execute, execute_ensemble
 from learnscope.store import Store
 from learnscope.train.ensemble import Ensemble, ensemble_key
+from tests.conftest import tiny
 
-BASE = {
-    "name": "ens",
-    "seed": 0,
-    "task": {"name": "modular", "op": "add", "p": 11, "train_fraction": 0.5},
-    "model": {"kind": "mlp", "width": 24, "depth": 2, "activation": "relu"},
-    "train": {"lr": 0.01, "steps": 12, "eval_every": 4, "loss": "ce", "betas": [0.9, 0.98]},
-}
+BASE = tiny(
+    name="ens", model={"width": 24}, train={"steps": 12, "eval_every": 4, "betas": [0.9, 0.98]}
+)
 
 # members differing in seed, lr, weight decay, train fraction, task seed, init scale
 VARIANTS = [

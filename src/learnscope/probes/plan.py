@@ -156,84 +156,140 @@ def resolve(
         when = spec.pop("when", None)
         if is_default and when == "modular" and modulus is None:
             continue
-        unknown = sorted(set(spec) - set(pdef.options))
-        if unknown:
-            allowed = ", ".join(pdef.options) or "none"
-            raise UserError(f"{where}.{unknown[0]}: unknown option of {name}; allowed: {allowed}")
-        for key, value in spec.items():
-            default = pdef.options[key]
-            kind = float if isinstance(default, float) else type(default)
-            if kind is float and isinstance(value, str):  # YAML 1.1 reads 1e-3 as a string
-                try:
-                    spec[key] = value = float(value)
-                except ValueError:
-                    pass
-            ok = default is None or isinstance(value, kind) and not isinstance(value, bool)
-            if not ok and not (kind is float and isinstance(value, int)):
-                raise UserError(f"{where}.{key}: expected {kind.__name__} (got {value!r})")
-        options = {**pdef.options, **spec}
-        names = {"hooks": hooks, "params": params, "both": hooks + params, "none": []}[pdef.targets]
-        if pdef.targets == "none":
-            if patterns:
-                raise UserError(f"{where}.sites: {name} takes no sites (it uses every parameter)")
-            sites: list[str] = []
-        else:
-            if not patterns:
-                raise UserError(f"{where}.sites: give glob patterns for {name}; sites: {names}")
-            sites, misses = _match(patterns, names)
-            if misses and not is_default:
-                what = {"hooks": "activation site", "params": "parameter"}.get(
-                    pdef.targets, "activation site or parameter"
-                )
-                raise UserError(f"{where}.sites: no {what} matches {misses[0]!r}; allowed: {names}")
-            if not sites:
-                continue
-        missing = [k for k in pdef.batch_keys if batch_keys is not None and k not in batch_keys]
-        if missing:
-            if is_default:
-                continue
-            raise UserError(f"{where}.probe: {name} needs a task whose rows hold {missing[0]}")
-        if pdef.needs_labels and not has_labels:
-            if is_default:
-                continue
-            raise UserError(f"{where}.probe: {name} needs class labels (a classification task)")
+        options = {**pdef.options, **_checked_options(spec, name, where)}
+        sites = _resolve_sites(name, patterns, hooks, params, is_default, where)
+        if sites is None or not _applies(name, has_labels, batch_keys, is_default, where):
+            continue
         for key in pdef.sources:
-            options[key] = options[key] or hooks[0]
-            if options[key] not in hooks:
-                raise UserError(f"{where}.{key}: unknown activation site; allowed: {hooks}")
-            first = hooks.index(options[key])
-            if any(hooks.index(s) <= first for s in sites):
-                raise UserError(f"{where}.sites: every site must come after {key} {options[key]}")
-        if name in ("ipr", "fourier_power"):
-            if options["basis"] not in ("auto", "add", "mul"):
-                raise UserError(
-                    f"{where}.basis: expected auto, add or mul (got {options['basis']!r})"
-                )
-            if not (options["p"] or modulus):
-                raise UserError(f"{where}.p: the task has no modulus; set p")
-            try:
-                for s in sites:
-                    basis = "add" if options["basis"] == "auto" else options["basis"]
-                    w = residue_weight(model.get_parameter(s), *(residues or (None, None)))
-                    residue_blocks(w, options["p"] or modulus, basis)
-            except ValueError as err:
-                if is_default:
-                    continue
-                raise UserError(f"{where}.sites: {name}: {err}") from None
-        if name == "incremental_rank":
-            parts, threshold = options["parts"], options["threshold"]
-            if not 0 <= threshold < 1:
-                raise UserError(f"{where}.threshold: expected 0 <= threshold < 1 (got {threshold})")
-            bad = [s for s in sites if parts < 1 or model.get_parameter(s).shape[0] % parts]
-            if bad:
-                rows = model.get_parameter(bad[0]).shape[0]
-                raise UserError(
-                    f"{where}.parts: {parts} does not divide the {rows} rows of {bad[0]}"
-                )
-        if name in ("angular_distance", "layer_distances") and len(sites) <= options["n"]:
-            raise UserError(f"{where}.sites: {name} needs more than n={options['n']} sites")
+            _resolve_source(options, key, sites, hooks, where)
+        if not _check_probe_options(
+            name, options, sites, model, modulus, residues, where, is_default
+        ):
+            continue
         plan.append(Planned(name, sites, every or eval_every, options))
     return plan
+
+
+def _checked_options(spec: dict[str, Any], name: str, where: str) -> dict[str, Any]:
+    """The entry's options ``spec`` (less ``probe``, ``sites``, ``every``, ``when``), each
+    known to probe ``name`` and of its default's type (an int where a float is expected, a
+    float written as a string as YAML 1.1 reads ``1e-3``), else a :class:`UserError`."""
+    pdef = PROBES[name]
+    unknown = sorted(set(spec) - set(pdef.options))
+    if unknown:
+        allowed = ", ".join(pdef.options) or "none"
+        raise UserError(f"{where}.{unknown[0]}: unknown option of {name}; allowed: {allowed}")
+    out = dict(spec)
+    for key, value in spec.items():
+        default = pdef.options[key]
+        kind = float if isinstance(default, float) else type(default)
+        if kind is float and isinstance(value, str):  # YAML 1.1 reads 1e-3 as a string
+            try:
+                out[key] = value = float(value)
+            except ValueError:
+                pass
+        ok = default is None or isinstance(value, kind) and not isinstance(value, bool)
+        if not ok and not (kind is float and isinstance(value, int)):
+            raise UserError(f"{where}.{key}: expected {kind.__name__} (got {value!r})")
+    return out
+
+
+def _resolve_sites(
+    name: str,
+    patterns: list[str],
+    hooks: list[str],
+    params: list[str],
+    is_default: bool,
+    where: str,
+) -> list[str] | None:
+    """The sites (activation sites, weight matrices, or both: the probe's ``targets``) that
+    glob ``patterns`` match; None drops the entry (a default entry that matches nothing)."""
+    targets = PROBES[name].targets
+    names = {"hooks": hooks, "params": params, "both": hooks + params, "none": []}[targets]
+    if targets == "none":
+        if patterns:
+            raise UserError(f"{where}.sites: {name} takes no sites (it uses every parameter)")
+        return []
+    if not patterns:
+        raise UserError(f"{where}.sites: give glob patterns for {name}; sites: {names}")
+    sites, misses = _match(patterns, names)
+    if misses and not is_default:
+        what = {"hooks": "activation site", "params": "parameter"}.get(
+            targets, "activation site or parameter"
+        )
+        raise UserError(f"{where}.sites: no {what} matches {misses[0]!r}; allowed: {names}")
+    return sites or None
+
+
+def _applies(
+    name: str, has_labels: bool, batch_keys: frozenset[str] | None, is_default: bool, where: str
+) -> bool:
+    """Whether the task's probe batch holds what probe ``name`` reads (its ``batch_keys``,
+    class labels); a user's entry that does not apply is a :class:`UserError`."""
+    pdef = PROBES[name]
+    missing = [k for k in pdef.batch_keys if batch_keys is not None and k not in batch_keys]
+    if missing:
+        if is_default:
+            return False
+        raise UserError(f"{where}.probe: {name} needs a task whose rows hold {missing[0]}")
+    if pdef.needs_labels and not has_labels:
+        if is_default:
+            return False
+        raise UserError(f"{where}.probe: {name} needs class labels (a classification task)")
+    return True
+
+
+def _resolve_source(
+    options: dict[str, Any], key: str, sites: list[str], hooks: list[str], where: str
+) -> None:
+    """Option ``key`` names the activation site a Jacobian probe differentiates from (the
+    first site when unset); every one of ``sites`` must come after it."""
+    options[key] = options[key] or hooks[0]
+    if options[key] not in hooks:
+        raise UserError(f"{where}.{key}: unknown activation site; allowed: {hooks}")
+    first = hooks.index(options[key])
+    if any(hooks.index(s) <= first for s in sites):
+        raise UserError(f"{where}.sites: every site must come after {key} {options[key]}")
+
+
+def _check_probe_options(
+    name: str,
+    options: dict[str, Any],
+    sites: list[str],
+    model: nn.Module,
+    modulus: int | None,
+    residues: tuple[list[int], int] | None,
+    where: str,
+    is_default: bool,
+) -> bool:
+    """The checks of one probe's own options against the model: a :class:`UserError` naming
+    the option, or False to drop a default entry (a spectral probe's sites that hold no
+    blocks of residues)."""
+    if name in ("ipr", "fourier_power"):
+        if options["basis"] not in ("auto", "add", "mul"):
+            raise UserError(f"{where}.basis: expected auto, add or mul (got {options['basis']!r})")
+        if not (options["p"] or modulus):
+            raise UserError(f"{where}.p: the task has no modulus; set p")
+        try:
+            for s in sites:
+                basis = "add" if options["basis"] == "auto" else options["basis"]
+                w = residue_weight(model.get_parameter(s), *(residues or (None, None)))
+                residue_blocks(w, options["p"] or modulus, basis)
+        except ValueError as err:
+            if is_default:
+                return False
+            raise UserError(f"{where}.sites: {name}: {err}") from None
+    if name == "incremental_rank":
+        parts, threshold = options["parts"], options["threshold"]
+        if not 0 <= threshold < 1:
+            raise UserError(f"{where}.threshold: expected 0 <= threshold < 1 (got {threshold})")
+        bad = [s for s in sites if parts < 1 or model.get_parameter(s).shape[0] % parts]
+        if bad:
+            rows = model.get_parameter(bad[0]).shape[0]
+            raise UserError(f"{where}.parts: {parts} does not divide the {rows} rows of {bad[0]}")
+    if name in ("angular_distance", "layer_distances") and len(sites) <= options["n"]:
+        raise UserError(f"{where}.sites: {name} needs more than n={options['n']} sites")
+    return True
 
 
 def draw_probe_batch(task, split: str, size: int, seed: int) -> dict[str, torch.Tensor]:
