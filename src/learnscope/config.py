@@ -43,6 +43,11 @@ from learnscope.tasks import validate_task_params
 MAX_YAML_DEPTH = 32
 
 
+#: Names a run may stop on (``train.stop_when``): ``grokked`` (the test set reached the grok
+#: threshold) and every event kind; :func:`learnscope.events.stop_condition` reads them.
+StopCondition = Literal["grokked", "fitted", "slingshot", "attention_collapse", "rank_collapse"]
+
+
 class Section(StrictModel):
     """A config section: unknown keys refused, floats finite, no booleans for numbers."""
 
@@ -173,9 +178,9 @@ class TrainConfig(Section):
         None, ge=1, description="sequence tasks: rows decoded per split at eval (None: all)"
     )
     regularizers: list[RegularizerConfig] = Field(default_factory=list)
-    stop_when: list[
-        Literal["grokked", "fitted", "slingshot", "attention_collapse", "rank_collapse"]
-    ] = Field(default_factory=list, description="end the run once one of these events holds")
+    stop_when: list[StopCondition] = Field(
+        default_factory=list, description="end the run once one of these events holds"
+    )
     stop_patience: int = Field(0, ge=0, description="evals the event must hold before stopping")
     autoinit: AutoInitConfig | None = Field(
         None, description="tune the initial scales first (MLP); true: the defaults"
@@ -267,6 +272,61 @@ class ProbeBatchConfig(Section):
     size: int = Field(256, ge=1)
 
 
+class Control(Section):
+    """The matched control of a paired claim: the recipe with these overrides (``set``), or
+    another recipe (``recipe``), trained at the same seeds."""
+
+    name: str = Field(description="what the control is, e.g. 'without BatchNorm'")
+    recipe: str | None = None
+    set: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _one_way(self) -> Control:
+        if self.recipe is None and not self.set:
+            raise ValueError("a control needs its overrides (set) or a recipe")
+        return self
+
+
+class Claim(Section):
+    """What a recipe shows, checked over seeds by ``learnscope verify`` (:mod:`learnscope.
+    studies.claims`). The value measured at one seed is one of: a summary ``key``; a ``ratio``
+    of two summary keys; the number of events of kind ``event``; with a ``control``, the
+    ``key`` (or ratio, or event count) of this recipe minus (``compare: diff``) or divided by
+    (``compare: ratio``) the control's at the same seed. It holds at a seed when it meets
+    ``threshold``. A ``null`` claim is an effect of the paper that did not appear here, with
+    the ``search`` that was run: its threshold is the effect, expected not to hold."""
+
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]*$", max_length=64)
+    statement: str = Field(min_length=1, max_length=500)
+    paper: str = Field("", max_length=300, description="the paper and its figure or table")
+    paper_value: str = Field("", max_length=300, description="the paper's figure, tagged")
+    kind: Literal["reproduces", "null"] = "reproduces"
+    key: str | None = Field(None, pattern=r"^[A-Za-z0-9_/.]+$")
+    ratio: tuple[str, str] | None = None
+    event: str | None = Field(None, pattern=r"^[a-z_]+$")
+    control: Control | None = None
+    compare: Literal["diff", "ratio"] = "diff"
+    threshold: str
+    require: float = Field(1.0, gt=0, le=1, description="fraction of seeds it must hold at")
+    search: str = Field("", max_length=500, description="null: the search that was run")
+
+    @field_validator("threshold")
+    @classmethod
+    def _threshold(cls, v: str) -> str:
+        if not _EXPECT.fullmatch(str(v)):
+            raise ValueError(f"{cut(repr(v))} is not a comparison like '>=0.99' or '<=200'")
+        return v
+
+    @model_validator(mode="after")
+    def _measure(self) -> Claim:
+        given = [x for x in (self.key, self.ratio, self.event) if x is not None]
+        if len(given) != 1:
+            raise ValueError(f"claim {self.name}: give one of key, ratio, event (what is measured)")
+        if self.kind == "null" and not self.search.strip():
+            raise ValueError(f"claim {self.name}: a null claim names the search that was run")
+        return self
+
+
 class RunConfig(Section):
     name: str = "run"
     description: str = ""
@@ -280,6 +340,17 @@ class RunConfig(Section):
     )
     probe_batch: ProbeBatchConfig = ProbeBatchConfig()
     expect: dict[str, str] = Field(default_factory=dict, description="outcome the recipe shows")
+    claims: list[Claim] = Field(default_factory=list, description="what it shows, over seeds")
+
+    @field_validator("claims")
+    @classmethod
+    def _claims(cls, v: list[Claim]) -> list[Claim]:
+        if v and all(c.kind == "null" for c in v):
+            raise ValueError("a recipe's claims need one that reproduces (a null is not a check)")
+        names = [c.name for c in v]
+        if len(set(names)) != len(names):
+            raise ValueError(f"claim names must differ (got {names})")
+        return v
 
     @field_validator("expect")
     @classmethod

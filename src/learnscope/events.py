@@ -25,10 +25,12 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, get_args
 
 import numpy as np
 import pandas as pd
+
+from learnscope.config import EventsConfig, StopCondition
 
 
 @dataclass
@@ -459,7 +461,6 @@ def detect(
     ``cfg`` is the ``events`` config section (:class:`learnscope.config.EventsConfig`), or a
     float taken as the grokking threshold (older callers), or None for the defaults.
     """
-    from learnscope.config import EventsConfig
 
     if cfg is None or isinstance(cfg, (int, float)):
         cfg = EventsConfig() if cfg is None else EventsConfig(grok_threshold=cfg)
@@ -470,9 +471,8 @@ def detect(
     return sorted(events, key=lambda e: (e.step is None, e.step or 0))
 
 
-#: Names a run may stop on (``train.stop_when``): ``grokked`` (the test set reached the grok
-#: threshold) and every event kind.
-STOP_CONDITIONS = ("grokked", "fitted", "slingshot", "attention_collapse", "rank_collapse")
+#: Names a run may stop on (``train.stop_when``), listed once in ``config.StopCondition``
+STOP_CONDITIONS: tuple[str, ...] = get_args(StopCondition)
 
 
 def stop_condition(
@@ -492,7 +492,6 @@ def stop_condition(
     >>> stop_condition(t, "fitted", None).step, stop_condition(t.iloc[:1], "fitted", None)
     (20, None)
     """
-    from learnscope.config import EventsConfig
 
     cfg = cfg if cfg is not None else EventsConfig()
     if name == "grokked":

@@ -63,9 +63,11 @@ def build(cfg: RunConfig) -> Trainer:
     """Task, model and trainer for ``cfg``, seeded; no store involved. A training batch whose
     activations would not fit in memory is refused here, with the figures."""
     task = make_task(cfg.task.name, **cfg.task.params)
-    _check_batch_memory(cfg, task)
+    dims = task.model_dims()
+    sized = model_config(cfg.model.kind, cfg.model.params, dims)  # once per run
+    _check_batch_memory(cfg, task, sized)
     torch.manual_seed(cfg.seed)
-    model = build_model(cfg.model.kind, cfg.model.params, task.model_dims())
+    model = build_model(cfg.model.kind, cfg.model.params, dims, sized)
     summary: dict[str, Any] = {}
     if cfg.train.autoinit is not None:
         model, summary = _autoinit(cfg, task, model)
@@ -103,11 +105,10 @@ def _autoinit(cfg: RunConfig, task, model) -> tuple[torch.nn.Module, dict[str, A
     }
 
 
-def _check_batch_memory(cfg: RunConfig, task) -> None:
+def _check_batch_memory(cfg: RunConfig, task, model) -> None:
     """About ``4 bytes x 2 (the backward pass) x rows x floats per row`` for one training step
-    (``activation_floats`` of the model's config), against half of this machine's memory."""
-    dims = task.model_dims()
-    model = model_config(cfg.model.kind, cfg.model.params, dims)
+    (``activation_floats`` of the model's config ``model``), against half of this machine's
+    memory."""
     rows = cfg.train.batch_size or len(task.split("train"))
     need = 8 * rows * model.activation_floats()
     if need > memory_limit():
@@ -258,8 +259,12 @@ def execute(
     resume: str | None = None,
     restart: str | None = None,
     extra: dict[str, Any] | None = None,
+    weights: dict[str, torch.Tensor] | None = None,
 ) -> RunResult:
     """Train ``cfg`` with the plain trainer and record it in ``store``.
+
+    ``weights``: the model's initial weights instead of its seeded init (e.g. a pruned model
+    healed by fine-tuning); their names and shapes must be the model's.
 
     ``resume``: continue that run from its latest readable checkpoint (the rows logged at and
     after the checkpoint's step are measured again, so none is stored twice; a run killed
@@ -272,6 +277,8 @@ def execute(
     trainer = build(cfg)
     if cfg.train.init_from is not None:  # before the plan: its initial weights are these
         extra = {**(extra or {}), "init_from": init_from(store, cfg, trainer)}
+    if weights is not None:
+        trainer.model.load_state_dict(weights)
     plan = probe_plan(cfg, trainer)  # sites checked, initial weights kept: before loading
     if resume is not None or restart is not None:
         run_id = resume if resume is not None else restart
@@ -388,7 +395,10 @@ def execute_ensemble(
     and ``ensemble_size``; ``wall_s`` is the member's share of the ensemble's time)."""
     cfgs = [c if isinstance(c, RunConfig) else validate_config(c) for c in cfgs]
     for cfg in cfgs:  # each member must fit on its own (the runner sizes the ensembles)
-        _check_batch_memory(cfg, member_task(cfg))
+        task = member_task(cfg)
+        _check_batch_memory(
+            cfg, task, model_config(cfg.model.kind, cfg.model.params, task.model_dims())
+        )
     ens = Ensemble(cfgs)
     plans = [probe_plan(cfg, m) for cfg, m in zip(cfgs, ens.members)]
     run_ids, watches, locks = [], [], []
@@ -414,6 +424,47 @@ def execute_ensemble(
     finally:
         for lock in locks:
             lock.release()
+
+
+# -- runs that were measured, not trained ---------------------------------------------------
+
+
+def record(
+    store: Store,
+    name: str,
+    config: dict[str, Any],
+    rows: Sequence[tuple[int, dict[str, float]]],
+    summary: dict[str, Any],
+) -> RunResult:
+    """Store values measured without training (a fresh evaluation: one row per level) as a
+    run, the way a trained run is stored: created, locked while written, its rows logged, its
+    events detected (default settings), its summary written, and marked ``failed`` if the
+    writing is cut short."""
+    run_id = store.create_run(name, config).id
+    lock = store.lock(run_id)
+    try:
+        for step, values in rows:
+            store.log(run_id, step, values)
+        store.flush()
+        found = events_mod.detect(store.metric_table(run_id))
+        for e in found:
+            store.add_event(run_id, e.step, e.kind, e.data)
+        store.finish_run(run_id, "finished", summary)
+    except BaseException:
+        _mark_failed(store, run_id, 0)
+        raise
+    finally:
+        lock.release()
+    return RunResult(run_id, store.root / run_id, "finished", summary, found)
+
+
+def evaluate(cfg: RunConfig | dict[str, Any], model: torch.nn.Module) -> dict[str, float]:
+    """The split metrics of ``model`` on ``cfg``'s task, measured as a run of ``cfg`` measures
+    them at an eval step, on the CPU (``cfg`` builds the task and the objective; ``model``
+    replaces the model it would build, e.g. a pruned one). Nothing is trained or stored."""
+    trainer = build(_on_cpu(cfg.to_dict() if isinstance(cfg, RunConfig) else cfg))
+    trainer.model = model.to("cpu")
+    return trainer.evaluate()
 
 
 # -- probes on a saved checkpoint (``learnscope probe``) -------------------------------------

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from learnscope.errors import UserError
-from learnscope.hf import probe
+from learnscope.hf.probe import probe
 from learnscope.probes.attention import attention_entropy
 from learnscope.probes.distance import angular_distance
 from learnscope.probes.rank import effective_rank, matrix_entropy

@@ -13,8 +13,9 @@ from learnscope import checkpoint
 from learnscope.cli import app
 from learnscope.errors import UserError
 from learnscope.report import build_report
-from learnscope.report.build import first_layer_spectrum, label_runs, load_runs, sweep_cells
+from learnscope.report.build import label_runs, load_runs, sweep_cells
 from learnscope.store import Store
+from learnscope.studies.spectrum import first_layer_spectrum
 
 SITES = ["layers.0.hook_post", "layers.1.hook_post", "layers.2.hook_post"]
 ATTN = ["blocks.0.attn.hook_pattern", "blocks.1.attn.hook_pattern"]
@@ -177,7 +178,7 @@ def test_fourier_and_ipr_of_every_operand_block(tmp_path):
     checkpoint.save(run.dir / "checkpoints", 7, {"model": {"layers.0.linear.weight": first}})
     store.finish_run(run.id, "finished", {})
     (r,) = load_runs(store, [run.id])
-    power, ipr, what, got_p = first_layer_spectrum(r)
+    power, ipr, what, got_p = first_layer_spectrum(r.config, r.dir)
     assert got_p == p and power.shape == (p // 2 + 1, width) and "step 7" in what
     np.testing.assert_allclose(power[3], 0.5, atol=1e-9)
     np.testing.assert_allclose(power[2], 0.5, atol=1e-9)
@@ -194,7 +195,7 @@ def test_the_report_draws_the_ipr_the_run_recorded(tmp_path, tiny_config):
     store = Store(tmp_path / "runs")
     result = execute(tiny_config, store)
     (r,) = load_runs(store, [result.run_id])
-    _, ipr, what, _ = first_layer_spectrum(r)
+    _, ipr, what, _ = first_layer_spectrum(r.config, r.dir)
     recorded = store.metric_table(result.run_id)["ipr_mean/layers.0.linear.weight"].dropna()
     assert recorded.index[-1] == 30 and "step 30" in what
     assert float(ipr.mean()) == pytest.approx(recorded.iloc[-1], rel=1e-6)
@@ -306,7 +307,7 @@ def test_report_ipr_of_multiplication_is_in_the_discrete_log_basis(tmp_path):
     checkpoint.save(run.dir / "checkpoints", 5, {"model": {"layers.0.linear.weight": first}})
     store.finish_run(run.id, "finished", {})
     (r,) = load_runs(store, [run.id])
-    power, ipr, what, _ = first_layer_spectrum(r)
+    power, ipr, what, _ = first_layer_spectrum(r.config, r.dir)
     assert "discrete-log" in what and power.shape[0] == (p - 1) // 2 + 1
     assert float((ipr > 0.5).mean()) > 0.9
     item = Planned("ipr", ["w"], 1, {"p": None, "threshold": 0.5, "basis": "auto"})

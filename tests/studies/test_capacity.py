@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from learnscope.store import Store
-from learnscope.sweep.capacity import find_emc, pool_size, search_emc, trial_config
+from learnscope.studies.capacity import find_emc, pool_size, search_emc, trial_config
 
 CAPACITY = {
     "name": "cap",
@@ -79,7 +79,7 @@ def test_capacity_mlp_emc_correct_above_random_and_below_the_parameter_count(tmp
     """capacity-mlp at width 4 (303 parameters). Measured (docs/phenomena.md): EMC 104 with
     correct labels, 88 with random labels (8 trials each)."""
     from learnscope.config import load_config
-    from learnscope.sweep.capacity import n_parameters
+    from learnscope.studies.capacity import n_parameters
 
     cfg = load_config("capacity-mlp", ["model.width=4"])
     store = Store(tmp_path)

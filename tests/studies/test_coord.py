@@ -1,4 +1,4 @@
-"""The coordinate check (``learnscope.coord``, TP5 / ``mup.coord_check``): after 5 steps the
+"""The coordinate check (``learnscope.studies.coord``, TP5 / ``mup.coord_check``): after 5 steps the
 mean |x| of every activation site is flat in width (64 to 1024) under μP, for SGD and for Adam,
 and is not under the standard parametrisation with Adam."""
 
@@ -7,9 +7,9 @@ from __future__ import annotations
 import pytest
 
 from learnscope.config import load_config, validate_config
-from learnscope.coord import coord_check, slopes
 from learnscope.errors import UserError
 from learnscope.store import Store
+from learnscope.studies.coord import coord_check, slopes
 
 #: |slope| of log2 mean|x| against log2 width counted as flat (a factor 2^0.2 = 1.15 per
 #: doubling of width); measured under μP: at most 0.13 (Adam) and 0.07 (SGD)

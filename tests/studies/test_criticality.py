@@ -9,13 +9,13 @@ import numpy as np
 import pytest
 import torch
 
-from learnscope.interventions.criticality import (
+from learnscope.probes.jacobian import partial_jacobian_norm
+from learnscope.studies.criticality import (
     critical_sigma_w2,
     gaussian_mean,
     mean_field_chi,
     scan,
 )
-from learnscope.probes.jacobian import partial_jacobian_norm
 
 
 def test_gauss_hermite_moments():

@@ -9,7 +9,10 @@ import torch
 from typer.testing import CliRunner
 
 from learnscope.cli import app
-from learnscope.interventions.entropy import (
+from learnscope.models.gpt import GPT, GPTConfig
+from learnscope.runner import execute
+from learnscope.store import Store
+from learnscope.studies.entropy import (
     _entropy,
     entropy_minimise,
     estimate_shifts,
@@ -17,9 +20,6 @@ from learnscope.interventions.entropy import (
     mae,
     paper_estimate,
 )
-from learnscope.models.gpt import GPT, GPTConfig
-from learnscope.runner import execute
-from learnscope.store import Store
 from learnscope.tasks import make_task
 
 

@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytest
 
 from learnscope.config import load_config
-from learnscope.interventions.entropy import entropy_minimise, estimate_shifts, mae
 from learnscope.runner import execute, restore
 from learnscope.store import Store
+from learnscope.studies.entropy import entropy_minimise, estimate_shifts, mae
 
 SHIFTS = [(split, noise) for split in ("test", "test_len_3") for noise in (0, 0.1, 0.2, 0.3, 0.5)]
 

@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from learnscope.errors import UserError
-from learnscope.evaluation import (
+from learnscope.store import Store
+from learnscope.studies.evaluation import (
     evaluate_levels,
     fresh_seed,
     levels,
@@ -16,7 +17,6 @@ from learnscope.evaluation import (
     sequence_task,
     wilson,
 )
-from learnscope.store import Store
 
 
 def test_wilson_interval_closed_form():
@@ -88,7 +88,7 @@ def test_a_perfect_decoder_scores_one_and_a_wrong_one_zero():
 
 
 def test_record_stores_an_eval_run(tmp_path):
-    from learnscope.evaluation import LevelResult
+    from learnscope.studies.evaluation import LevelResult
 
     results = [LevelResult(1, 10, 9), LevelResult(2, 10, 3), LevelResult(3, skipped="too long")]
     store = Store(tmp_path)
@@ -122,8 +122,8 @@ def test_a_trained_checkpoint_scores_its_known_accuracy():
     measured on them; on 400 fresh instances, an interval that holds the exact accuracy over
     all 100 one-digit sums."""
     from learnscope.config import validate_config
-    from learnscope.evaluation import score_rows
     from learnscope.runner import build
+    from learnscope.studies.evaluation import score_rows
 
     trainer = build(validate_config(KNOWN))
     known = trainer.fit()
@@ -142,8 +142,8 @@ def test_a_trained_checkpoint_scores_its_known_accuracy():
 
 
 def test_report_draws_all_right_and_all_wrong_levels(tmp_path):
-    from learnscope.evaluation import LevelResult
     from learnscope.report import build_report
+    from learnscope.studies.evaluation import LevelResult
 
     store = Store(tmp_path)
     results = [LevelResult(1, 200, 200), LevelResult(2, 200, 0), LevelResult(3, 7, 3)]

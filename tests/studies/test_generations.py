@@ -10,7 +10,7 @@ from learnscope.config import validate_config
 from learnscope.errors import UserError
 from learnscope.runner import build
 from learnscope.store import Store
-from learnscope.sweep.generations import run_chain, sample_answers
+from learnscope.studies.model_collapse import run_chain, sample_answers
 from learnscope.tasks import Split
 
 TINY = {

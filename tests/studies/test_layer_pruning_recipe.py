@@ -7,18 +7,15 @@ from __future__ import annotations
 
 import pytest
 
-from learnscope.interventions.prune_layers import prune_layers
-from learnscope.runner import restore
 from learnscope.store import Store
+from learnscope.studies.layer_pruning import prune_layers
 from tests.test_recipes import check
 
 
 @pytest.mark.slow
 def test_three_of_eight_layers_go_once_healed(tmp_path):
     result = check("layer-pruning", tmp_path)  # expect: test_acc >= 0.95 (measured 0.979)
-    rec = Store(tmp_path).run(result.run_id)
-    trainer, _ = restore(rec["config"], rec["dir"])
-    (r,) = prune_layers(trainer, [3], heal_steps=100)
+    (r,) = prune_layers(Store(tmp_path), result.run_id, [3], heal_steps=100).results
     assert r.start == 2  # measured: layers 2..4, d = 0.162
     assert r.pruned["test/acc"] <= 0.6  # measured 0.375: pruning alone hurts
     assert r.healed["test/acc"] >= 0.95  # measured 0.983: 100 steps at lr 3e-4 heal it

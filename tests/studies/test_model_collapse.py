@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from learnscope.model_collapse import accumulate_bound, expected_error, simulate
+from learnscope.studies.model_collapse import accumulate_bound, expected_error, simulate
 
 SIGMA, D, T, GENERATIONS, TRIALS = 1.0, 5, 26, 8, 400  # sigma^2 d / (T - d - 1) = 0.25
 

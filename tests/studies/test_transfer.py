@@ -8,7 +8,7 @@ import torch
 
 from learnscope.runner import execute
 from learnscope.store import Store
-from learnscope.transfer import ridge_probe, transfer
+from learnscope.studies.transfer import ridge_probe, transfer
 
 
 def test_probe_reads_a_linear_code_and_not_noise():

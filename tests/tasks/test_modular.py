@@ -8,8 +8,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from learnscope.errors import UserError
+from learnscope.number_theory import is_prime
 from learnscope.tasks import make_task
-from learnscope.tasks.modular import is_prime
 
 BRUTE = {
     "add": lambda a, b, p: (a + b) % p,

@@ -10,10 +10,9 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from learnscope.cli.common import RunsDir, console, fail
+from learnscope.cli.common import RunsDir, console, fail, open_run
 from learnscope.cli.common import fmt as _fmt
 from learnscope.errors import UserError
-from learnscope.store import Store
 
 
 def _frequencies(freqs: list[int]) -> str:
@@ -72,40 +71,24 @@ def prune_memorizing(
 ) -> None:
     """Remove the memorising (low-IPR) neurons of a modular-arithmetic MLP run (Doshi et al.
     2024) and print the accuracy on each split before and after."""
-    from learnscope.interventions import memorizing_neurons, neuron_scores, prune_neurons
-    from learnscope.probes.spectral import basis_for
-    from learnscope.runner import restore
+    from learnscope.studies.memorization import prune_memorizing as prune
 
     if not 0 < ipr_below <= 1:
         fail(f"--ipr-below: must be in (0, 1] (got {ipr_below})")
     try:
-        store = Store(runs_dir)
-        run_id = store.resolve(run_ref)
-        rec = store.run(run_id)
-        p = rec["config"].get("task", {}).get("p")
-        if rec["config"].get("task", {}).get("name") != "modular" or not p:
-            fail("prune-memorizing: the run's task must be modular (a modulus p)")
-        trainer, at = restore(rec["config"], rec["dir"], step)
-        basis = basis_for(rec["config"]["task"].get("op"))
-        try:
-            scores = neuron_scores(trainer.model, p, basis)
-        except ValueError as err:
-            fail(f"prune-memorizing: {err}")
-        neurons = memorizing_neurons(trainer.model, p, ipr_below, basis)
-        before = trainer.evaluate()
-        trainer.model = prune_neurons(trainer.model, neurons)
-        after = trainer.evaluate()
+        run = open_run(runs_dir, run_ref, step)
+        result = prune(run.trainer, run.record["config"], ipr_below)
     except UserError as err:
         fail(str(err))
-    width = len(scores)
     console.print(
         Text(
-            f"{rec['name']}  {run_id}  step {at}: pruned {len(neurons)} of {width} neurons "
-            f"with mean IPR < {ipr_below} (median IPR {scores.median().item():.3f})"
+            f"{run.record['name']}  {run.id}  step {run.step}: pruned {len(result.neurons)} of "
+            f"{result.width} neurons with mean IPR < {ipr_below} (median IPR "
+            f"{result.median_ipr:.3f})"
         ),
         soft_wrap=True,
     )
     table = Table("metric", "before", "after")
-    for key in [k for k in before if k.endswith(("/acc", "/true_acc"))]:
-        table.add_row(key, _fmt(before[key]), _fmt(after[key]))
+    for key in [k for k in result.before if k.endswith(("/acc", "/true_acc"))]:
+        table.add_row(key, _fmt(result.before[key]), _fmt(result.after[key]))
     console.print(table)

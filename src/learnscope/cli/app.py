@@ -16,7 +16,7 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from learnscope.cli import analysis, criticality, estimate, evaluate, hf, layers, width
+from learnscope.cli import analysis, criticality, estimate, evaluate, hf, layers, verify, width
 from learnscope.cli.capacity import capacity as _capacity
 from learnscope.cli.common import (
     RunsDir,
@@ -38,6 +38,7 @@ from learnscope.cli.generations import generations as _generations
 from learnscope.cli.sweep import sweep_app
 from learnscope.cli.transfer import transfer as _transfer
 from learnscope.config import (
+    RunConfig,
     apply_overrides,
     load_config,
     load_recipe_dict,
@@ -78,18 +79,7 @@ def run(
     try:
         store = Store(runs_dir)
         overrides = list(set_ or []) + ([f"train.device={device}"] if device else [])
-        if resume:
-            if recipe:
-                fail(
-                    f"run: give a recipe or --resume RUN, not both: {resume} goes on with its "
-                    f"own stored config (got {recipe!r})"
-                )
-            run_id = resolve_run(store, resume)
-            cfg = resumed_config(store.run(run_id)["config"], overrides)
-        elif recipe:
-            cfg, run_id = load_config(recipe, overrides), None
-        else:
-            fail(f"recipe: give a recipe ({', '.join(recipe_names())}) or a YAML file")
+        cfg, run_id = _config_to_run(store, recipe, overrides, resume)
         sinks = []
         if not quiet:  # the live view reads the run's history (a resumed run's too)
             sinks.append(
@@ -107,25 +97,56 @@ def run(
             raise
         err_console.print(Text("error: ", style="bold red") + Text(line), soft_wrap=True)
         raise typer.Exit(1) from None
+    console.print(_summary_table(cfg, result))
+    _print_outcome(result)
+    if result.status not in ("finished", "stopped"):
+        raise typer.Exit(1)
+
+
+def _config_to_run(
+    store: Store, recipe: str, overrides: list[str], resume: str | None
+) -> tuple[RunConfig, str | None]:
+    """The config of the run to train and, with ``--resume``, the id of the stored run it
+    continues (None for a new run)."""
+    if resume:
+        if recipe:
+            fail(
+                f"run: give a recipe or --resume RUN, not both: {resume} goes on with its "
+                f"own stored config (got {recipe!r})"
+            )
+        run_id = resolve_run(store, resume)
+        return resumed_config(store.run(run_id)["config"], overrides), run_id
+    if recipe:
+        return load_config(recipe, overrides), None
+    fail(f"recipe: give a recipe ({', '.join(recipe_names())}) or a YAML file")
+
+
+#: The summary keys ``learnscope run`` prints, in this order, when the run has them.
+SUMMARY_KEYS = (
+    "train_acc",
+    "test_acc",
+    "train_clean_acc",
+    "train_corrupted_acc",
+    "train_loss",
+    "test_loss",
+    "grok_train_step",
+    "grok_test_step",
+    "grok_gap",
+    "steps",
+    "stopped_by",
+    "wall_s",
+    "steps_per_s",
+)
+
+
+def _summary_table(cfg: RunConfig, result) -> Table:
+    """The final metrics of ``result`` (a :class:`learnscope.runner.RunResult`), its
+    ``expect:`` checks, its id and directory."""
     s = result.summary
     out = Table(title=Text(f"{cfg.name}: {result.status}"), show_header=False)
     out.add_column(no_wrap=True)
     out.add_column(overflow="fold")
-    for key in (
-        "train_acc",
-        "test_acc",
-        "train_clean_acc",
-        "train_corrupted_acc",
-        "train_loss",
-        "test_loss",
-        "grok_train_step",
-        "grok_test_step",
-        "grok_gap",
-        "steps",
-        "stopped_by",
-        "wall_s",
-        "steps_per_s",
-    ):
+    for key in SUMMARY_KEYS:
         if key in s:
             out.add_row(key, cell(s[key]))
     for key, ok in s.get("expect_met", {}).items():
@@ -135,7 +156,13 @@ def run(
         )
     out.add_row("run", Text(result.run_id, no_wrap=True))
     out.add_row("dir", Text(str(result.dir)))
-    console.print(out)
+    return out
+
+
+def _print_outcome(result) -> None:
+    """What became of the run (``result``, a :class:`learnscope.runner.RunResult`) and what
+    to do next: where it diverged, how to resume it when interrupted, its report when done."""
+    s = result.summary
     if result.status == "diverged":  # not a usage error: exit 1, with the step
         err_console.print(
             Text("diverged", style="bold red")
@@ -157,8 +184,6 @@ def run(
             Text("report: ") + Text(f"learnscope report {result.run_id}", style="bold"),
             soft_wrap=True,
         )
-    if result.status not in ("finished", "stopped"):
-        raise typer.Exit(1)
 
 
 #: Fields ``--set`` may change when a run is resumed: how long it trains and where.
@@ -342,10 +367,11 @@ def _print_frequency_use(store: Store, run_id: str) -> None:
     the analytic network's (read from the latest checkpoint)."""
     if store.run(run_id)["config"].get("task", {}).get("name") not in ("modular", "modular_seq"):
         return
-    from learnscope.report.build import first_layer_spectrum, frequency_use, load_runs
+    from learnscope.report.build import frequency_use
+    from learnscope.studies.spectrum import first_layer_spectrum
 
-    (run,) = load_runs(store, [run_id])
-    got = first_layer_spectrum(run)
+    rec = store.run(run_id)
+    got = first_layer_spectrum(rec["config"], rec["dir"])
     if not isinstance(got, str):
         power, ipr, what, p = got
         console.print(plain(f"{what}: ", frequency_use(power, ipr, p)), soft_wrap=True)
@@ -408,6 +434,7 @@ app.command("eval")(evaluate.evaluate)
 app.command("criticality")(criticality.criticality)
 app.command("estimate-accuracy")(estimate.estimate_accuracy)
 app.command("coord-check")(width.coord_check)
+app.command("verify")(verify.verify)
 
 
 def main() -> None:  # pragma: no cover - the console script

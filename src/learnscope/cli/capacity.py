@@ -1,6 +1,6 @@
 """``learnscope capacity``: effective model complexity (Shwartz-Ziv et al. 2024), the largest
 number of training samples a model and its training procedure fit to 100% training accuracy,
-found by doubling then bisection over the sample count (``learnscope.sweep.capacity``)."""
+found by doubling then bisection over the sample count (``learnscope.studies.capacity``)."""
 
 from __future__ import annotations
 
@@ -49,7 +49,7 @@ def capacity(
     """Effective model complexity: the most training samples RECIPE's model and training
     procedure fit to 100% training accuracy (each trial a stored run)."""
     from learnscope.config import apply_overrides, load_recipe_dict, validate_config
-    from learnscope.sweep.capacity import find_emc, n_parameters
+    from learnscope.studies.capacity import find_emc, n_parameters
 
     def show(trial) -> None:
         accs = ", ".join(f"{a:.4f}" for a in trial.train_acc)

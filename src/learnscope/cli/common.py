@@ -8,8 +8,9 @@ typed."""
 from __future__ import annotations
 
 import signal
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -131,12 +132,72 @@ def resolve_run(store: Any, ref: str) -> str:
     return store.resolve(ref)
 
 
+@dataclass
+class OpenRun:
+    """A trained run opened for a command: its store, id, record, the trainer rebuilt from
+    its config with the checkpoint's weights (on the CPU), and that checkpoint's step."""
+
+    store: Any
+    id: str
+    record: dict[str, Any]
+    trainer: Any
+    step: int
+
+
+def open_run(runs_dir: Any, ref: str, step: int | None = None) -> OpenRun:
+    """The preamble of every command that works on a trained run: open the store, resolve
+    ``ref`` (id, unique prefix or ``last``), rebuild the run at its checkpoint ``step``
+    (default: the latest readable one)."""
+    from learnscope.runner import restore
+    from learnscope.store import Store
+
+    store = Store(runs_dir)
+    run_id = resolve_run(store, ref)
+    rec = store.run(run_id)
+    trainer, at = restore(rec["config"], rec["dir"], step)
+    return OpenRun(store, run_id, rec, trainer, at)
+
+
 def resolve_sweep(store: Any, ref: str) -> str:
     """A sweep id from ``ref`` (id, unique prefix, name or ``last``): the one resolution every
     command uses (:func:`learnscope.sweep.tables.resolve_sweep`)."""
     from learnscope.sweep.tables import resolve_sweep as resolve
 
     return resolve(store, ref)
+
+
+@contextmanager
+def member_progress(name: str, quiet: bool = False) -> Iterator[Callable[[float, int], None]]:
+    """A progress bar of a sweep's members while the block runs; yields the
+    ``progress(done, total)`` function the sweep backends call (``done`` is fractional while an
+    ensemble is half-way)."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    bar = Progress(
+        TextColumn("{task.description}", style="bold", markup=False),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("members"),
+        TimeElapsedColumn(),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+        console=console,
+        disable=quiet,
+    )
+    with bar:
+        task = bar.add_task(name, total=None)
+
+        def progress(done: float, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        yield progress
 
 
 @contextmanager

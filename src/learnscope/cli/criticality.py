@@ -1,6 +1,6 @@
 """``learnscope criticality``: the phase diagram of deep random MLPs read off partial Jacobians
 (Doshi, He & Gromov 2023); no training. The computation is
-:mod:`learnscope.interventions.criticality`."""
+:mod:`learnscope.studies.criticality`."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.table import Table
 from rich.text import Text
 
 from learnscope.cli.common import cell, console, fail, plain, table
@@ -87,8 +88,8 @@ def criticality(
 
     import numpy as np
 
-    from learnscope.interventions.criticality import scan
     from learnscope.report.plots import criticality as draw
+    from learnscope.studies.criticality import scan
 
     sw2 = np.linspace(sigma_w2[0], sigma_w2[1], points).tolist()
     sb = np.linspace(0.0, sigma_b, b_points).tolist() if b_points > 1 else [0.0]
@@ -102,6 +103,30 @@ def criticality(
         ),
         soft_wrap=True,
     )
+    out_table, measured, line = _critical_table(result, sigma_w2)
+    console.print(out_table)
+    fig = draw(
+        result.sigma_w2,
+        result.sigma_b,
+        result.apjn,
+        measured,
+        line,
+        f"{what}, depth {depth}, width {width}",
+    )
+    fig.savefig(out, dpi=120)
+    _print_critical_point(result, sigma_w2)
+    console.print(plain("wrote ", out))
+
+
+Point = tuple[float, float]  # (sigma_w^2, sigma_b)
+
+
+def _critical_table(
+    result, sigma_w2: tuple[float, float]
+) -> tuple[Table, list[Point], list[Point]]:
+    """Per sigma_b of the scan (a :class:`learnscope.studies.criticality.Scan`): where chi_J
+    and J^{1,L} cross 1 and the mean-field prediction, as a table; and the points to draw on
+    the phase diagram: the measured crossings of chi_J, the mean-field ones in the range."""
     out_table = table(
         "sigma_b",
         "sigma_w^2 at chi_J = 1",
@@ -124,26 +149,20 @@ def criticality(
             cell(theory),
             Text(f"{result.chi[i].min():.3g} .. {result.chi[i].max():.3g}"),
         )
-    console.print(out_table)
-    fig = draw(
-        result.sigma_w2,
-        result.sigma_b,
-        result.apjn,
-        measured,
-        line,
-        f"{what}, depth {depth}, width {width}",
-    )
-    fig.savefig(out, dpi=120)
+    return out_table, measured, line
+
+
+def _print_critical_point(result, sigma_w2: tuple[float, float]) -> None:
+    """The critical sigma_w^2 at sigma_b = 0, or why there is none in the scanned range."""
     critical = result.crossing(0)
     if critical is not None:
         console.print(f"sigma_w^2 = {critical:.3f}")
-    else:
-        chi = result.chi[0]
-        console.print(
-            plain(
-                f"no critical point at sigma_b = 0 in sigma_w^2 {sigma_w2[0]:g} .. "
-                f"{sigma_w2[1]:g}: chi_J from {chi.min():.3g} to {chi.max():.3g}"
-            ),
-            soft_wrap=True,
-        )
-    console.print(plain("wrote ", out))
+        return
+    chi = result.chi[0]
+    console.print(
+        plain(
+            f"no critical point at sigma_b = 0 in sigma_w^2 {sigma_w2[0]:g} .. "
+            f"{sigma_w2[1]:g}: chi_J from {chi.min():.3g} to {chi.max():.3g}"
+        ),
+        soft_wrap=True,
+    )

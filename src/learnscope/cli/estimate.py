@@ -1,5 +1,5 @@
 """``learnscope estimate-accuracy``: estimate a run's accuracy on a split without its labels,
-by entropy minimisation (Press et al. 2024; :mod:`learnscope.interventions.entropy`)."""
+by entropy minimisation (Press et al. 2024; :mod:`learnscope.studies.entropy`)."""
 
 from __future__ import annotations
 
@@ -14,11 +14,10 @@ from learnscope.cli.common import (
     fail,
     fitted_table,
     fmt,
+    open_run,
     print_left_out,
-    resolve_run,
 )
 from learnscope.errors import UserError
-from learnscope.store import Store
 
 
 def estimate_accuracy(
@@ -45,8 +44,7 @@ def estimate_accuracy(
     of each split (and noise level), and estimate its accuracy from how its predictions move
     (the paper's weighted flips). Labels are read only to print the true accuracy and the
     mean absolute error of each estimate beside the naive one (mean confidence)."""
-    from learnscope.interventions.entropy import estimate_shifts, mae
-    from learnscope.runner import restore
+    from learnscope.studies.entropy import estimate_shifts, mae
 
     for name, value, low in (("--steps", steps, 1), ("--rows", rows, 2), ("--record-every",
                              record_every, 1)):  # fmt: skip
@@ -60,10 +58,8 @@ def estimate_accuracy(
         fail(f"--noise: each must be in [0, 100] (got {noise})")
     mode: Literal["norm", "all"] = params  # type: ignore[assignment]
     try:
-        store = Store(runs_dir)
-        run_id = resolve_run(store, run_ref)
-        rec = store.run(run_id)
-        trainer, at = restore(rec["config"], rec["dir"], step)
+        run = open_run(runs_dir, run_ref, step)
+        trainer, rec, run_id, at = run.trainer, run.record, run.id, run.step
         for name in split:
             trainer.task.split(name)  # an unknown split: the allowed ones named
         shifts = [(name, s) for name in split for s in (noise or [0.0])]

@@ -45,7 +45,7 @@ def evaluate(
 ) -> None:
     """Score MODEL on N fresh instances of a task per difficulty level (exact answers)."""
     from learnscope.cli.hf import parse_params
-    from learnscope.evaluation import evaluate_levels, fresh_seed, record
+    from learnscope.studies.evaluation import evaluate_levels, fresh_seed, record
 
     if seed is not None and fresh:
         fail("--seed, --fresh: give one of them")
@@ -103,8 +103,8 @@ def evaluate(
 
 
 def _run_scorer(store: Store, run_id: str, task: str | None, given: dict, step: int | None):
-    from learnscope.evaluation import score_gpt
     from learnscope.runner import restore
+    from learnscope.studies.evaluation import score_gpt
 
     rec = store.run(run_id)
     cfg = rec["config"]
@@ -136,8 +136,8 @@ def _fits(task, block_size: int):
 def _hf_scorer(model: str, shots: int, seed: int):
     import numpy as np
 
-    from learnscope.evaluation import score_hf
     from learnscope.hf.hooks import load
+    from learnscope.studies.evaluation import score_hf
 
     net, tokenizer = load(model)
 

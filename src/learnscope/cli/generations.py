@@ -1,6 +1,6 @@
 """``learnscope generations``: iterated fitting on generated data (model collapse,
 Gerstgrasser et al. 2024): each generation trained on answers sampled from the previous one,
-the data replaced or accumulated (``learnscope.sweep.generations``)."""
+the data replaced or accumulated (``learnscope.studies.model_collapse``)."""
 
 from __future__ import annotations
 
@@ -31,7 +31,7 @@ def generations(
     the previous model, the data replaced or accumulated; print each generation's error
     against the truth (train_real: the real training prompts; test: held-out ones)."""
     from learnscope.config import load_config
-    from learnscope.sweep.generations import run_chain
+    from learnscope.studies.model_collapse import run_chain
 
     if mode not in ("replace", "accumulate", "both"):
         fail(f"--mode: {mode!r}; allowed: replace, accumulate, both")

@@ -33,8 +33,8 @@ def task_texts(name: str, params: dict[str, Any], rows: int, seed: int) -> list[
     (:func:`learnscope.hf.prompts.line`)."""
     import numpy as np
 
-    from learnscope.evaluation import sequence_task
     from learnscope.hf.prompts import line
+    from learnscope.studies.evaluation import sequence_task
 
     task = sequence_task(name, params)
     examples = task.draw(np.random.default_rng(seed), rows, "test")

@@ -63,41 +63,48 @@ def prune_layers(
         fail(f"--heal-lr: must be in (0, 1e6] (got {heal_lr})")
     if plot is not None and not plot.parent.is_dir():
         fail(f"--plot: directory {plot.parent} does not exist")
-    from learnscope.interventions.prune_layers import evaluate
-    from learnscope.interventions.prune_layers import prune_layers as prune
-    from learnscope.runner import restore
+    from learnscope.studies.layer_pruning import curve, prune_layers
 
     try:
         store = Store(runs_dir)
         run_id = resolve_run(store, run_ref)
-        rec = store.run(run_id)
-        if rec["config"].get("model", {}).get("kind") != "gpt":
-            fail("prune-layers: the run's model must be a GPT (model.kind gpt)")
-        trainer, at = restore(rec["config"], rec["dir"], step)
-        before = evaluate(trainer, trainer.model)
-        try:
-            results = prune(trainer, sorted(set(n)), heal, rows, heal_lr=heal_lr)
-        except ValueError as err:
-            fail(str(err))
+        study = prune_layers(store, run_id, sorted(set(n)), heal, rows, heal_lr=heal_lr, step=step)
     except UserError as err:
         fail(str(err))
-    layers = trainer.model.cfg.n_layer
+    _print_pruning(study)
+    if plot is not None:
+        from learnscope.report.build import png
+        from learnscope.report.layers import pruning_curve
+
+        title = f"{study.name}: layer pruning"
+        plot.write_bytes(png(pruning_curve(curve(study), "test/acc", study.layers, title)))
+        console.print(plain("wrote ", plot), soft_wrap=True)
+
+
+def _print_pruning(study) -> None:
+    """The table of a layer-pruning study: per K and split, accuracy before, pruned, healed
+    and for the baseline."""
+    heal = study.heal_lr is not None
     console.print(
         Text(
-            f"{rec['name']}  {run_id}  step {at}: {layers} layers; blocks scored on "
-            f"{min(rows, len(trainer.task.split('test')))} test rows at the last prompt token"
+            f"{study.name}  {study.run_id}  step {study.step}: {study.layers} layers; blocks "
+            f"scored on {study.rows} test rows at the last prompt token"
         ),
         soft_wrap=True,
     )
-    splits = [k for k in before if k.endswith("/acc")]
+    splits = [k for k in study.before if k.endswith("/acc")]
     headers = ["n", "block", "d", "split", "before", "pruned"]
     headers += ["healed", "deep", "deep healed"] if heal else ["deep"]
     out_table = table(*headers, title="exact-match accuracy")
     out_table.columns[3].no_wrap = True
-    for r in results:
+    for r in study.results:
         for key in splits:
             row = [cell(r.n), Text(f"{r.start}..{r.start + r.n - 1}"), Text(f"{r.distance:.3f}")]
-            row += [Text(key.removesuffix("/acc")), cell(before[key]), cell(r.pruned.get(key))]
+            row += [
+                Text(key.removesuffix("/acc")),
+                cell(study.before[key]),
+                cell(r.pruned.get(key)),
+            ]
             if heal:
                 row.append(cell(r.healed.get(key)))
             row.append(cell(r.baseline.get(key)))
@@ -105,44 +112,17 @@ def prune_layers(
                 row.append(cell(r.baseline_healed.get(key)))
             out_table.add_row(*row)
     console.print(out_table)
+    steps = study.results[0].heal_steps if study.results else 0
     console.print(
         plain(
             "block: the layers removed, d: their angular distance (input to output); ",
             "deep: the baseline removing layers ",
-            ", ".join(f"{r.baseline_start}..{r.baseline_start + r.n - 1}" for r in results),
+            ", ".join(f"{r.baseline_start}..{r.baseline_start + r.n - 1}" for r in study.results),
             " (the deepest but the last)",
-            f"; healed: {heal} fine-tuning steps at lr "
-            f"{heal_lr if heal_lr is not None else trainer.cfg.lr / 10:.3g}"
-            if heal
-            else "",
+            f"; healed: {steps} fine-tuning steps at lr {study.heal_lr:.3g}" if heal else "",
         ),
         soft_wrap=True,
     )
-    if plot is not None:
-        from learnscope.report.build import png
-        from learnscope.report.layers import pruning_curve
-
-        metric = "test/acc"
-        healed = before[metric] if heal else None
-        curve = [
-            {
-                "n": 0,
-                "pruned": before[metric],
-                "healed": healed,
-                "baseline": before[metric],
-                "baseline_healed": healed,
-            }
-        ]
-        for r in results:
-            curve.append(
-                {"n": r.n, "pruned": r.pruned.get(metric), "baseline": r.baseline.get(metric)}
-            )
-            if heal:
-                curve[-1].update(
-                    healed=r.healed.get(metric), baseline_healed=r.baseline_healed.get(metric)
-                )
-        plot.write_bytes(png(pruning_curve(curve, metric, layers, f"{rec['name']}: layer pruning")))
-        console.print(plain("wrote ", plot), soft_wrap=True)
 
 
 def _prune_hf(

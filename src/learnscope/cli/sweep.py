@@ -16,6 +16,7 @@ from learnscope.cli.common import (
     cell,
     console,
     fitted_table,
+    member_progress,
     print_left_out,
     resolve_sweep,
     sigterm_as_ctrl_c,
@@ -67,37 +68,12 @@ def run(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress bar")] = False,
 ) -> None:
     """Expand SPEC into members, train them in ensembles and record the sweep."""
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
-
     from learnscope import sweep as sw
 
     try:
         parsed = sw.load_spec(spec)
         store = Store(runs_dir)
-        bar = Progress(
-            TextColumn("{task.description}", style="bold", markup=False),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("members"),  # fractional while an ensemble is half-way
-            TimeElapsedColumn(),
-            TextColumn("ETA"),
-            TimeRemainingColumn(),
-            console=console,
-            disable=quiet,
-        )
-        with bar, sigterm_as_ctrl_c():
-            task = bar.add_task(parsed.name, total=None)
-
-            def progress(done: float, total: int) -> None:
-                bar.update(task, completed=done, total=total)
-
+        with member_progress(parsed.name, quiet) as progress, sigterm_as_ctrl_c():
             sweep_id = sw.run_sweep(
                 parsed,
                 store,

@@ -1,5 +1,5 @@
 """``learnscope transfer``: linear-probe transfer of trained runs to a held-out task, and the
-effective rank of their representation (``learnscope.transfer``; Zhu et al. 2023's
+effective rank of their representation (``learnscope.studies.transfer``; Zhu et al. 2023's
 evaluation of VCR pre-training)."""
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ def transfer(
 ) -> None:
     """Fit a linear probe on each run's frozen features for a held-out task (--task op=sub)
     and print its test accuracy beside the representation's effective rank."""
-    from learnscope.transfer import transfer as measure
+    from learnscope.studies.transfer import transfer as measure
 
     if not task:
         fail("--task: give the held-out task's parameters, e.g. --task op=sub")

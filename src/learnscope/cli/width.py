@@ -40,10 +40,10 @@ def coord_check(
     site against width (one line per site), with its slope per doubling of width; flat
     (|slope| <= 0.2) under μP, growing under the standard parametrisation with Adam."""
     from learnscope.config import load_config
-    from learnscope.coord import coord_check as run_check
-    from learnscope.coord import slopes
     from learnscope.report.build import png
     from learnscope.report.plots import coord_check as plot
+    from learnscope.studies.coord import coord_check as run_check
+    from learnscope.studies.coord import slopes
 
     if not out.parent.is_dir():
         fail(f"--out: directory {out.parent} does not exist")

@@ -27,7 +27,7 @@ import torch
 from torch import nn
 
 from learnscope.errors import UserError
-from learnscope.hf import INSTALL, require
+from learnscope.hf.install import INSTALL, require
 from learnscope.interventions.layers import layer_list
 
 ATTENTION_NAMES = ("attn", "self_attn", "attention")

@@ -116,8 +116,12 @@ def _figure(n: int) -> str:
     return f"{lead / 10:.1f}e+{digits - 1}"
 
 
-def build_model(kind: str, params: dict[str, Any], dims: dict[str, int]) -> nn.Module:
-    cfg = model_config(kind, params, dims)
+def build_model(
+    kind: str, params: dict[str, Any], dims: dict[str, int], cfg: Any = None
+) -> nn.Module:
+    """The model ``kind`` sized from a task's ``dims``; ``cfg``: its config already made by
+    :func:`model_config` (the runner makes it once, checks the memory, then builds)."""
+    cfg = model_config(kind, params, dims) if cfg is None else cfg
     return MODELS[kind][1](cfg)
 
 

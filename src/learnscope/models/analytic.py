@@ -52,7 +52,7 @@ from torch import nn
 
 from learnscope.models.hooks import eval_mode
 from learnscope.models.mlp import MLP, MLPConfig
-from learnscope.tasks.modular import discrete_log_table, is_prime, primitive_root
+from learnscope.number_theory import discrete_log_table, is_prime, primitive_root
 
 __all__ = [
     "BASE_WIDTH",

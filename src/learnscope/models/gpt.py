@@ -259,6 +259,8 @@ class Attention(nn.Module):
         self.hook_z = HookPoint()
         self.drop = nn.Dropout(cfg.dropout)
         self.explicit = False  # the explicit softmax path, twice differentiable
+        dh, base_dh = cfg.d_model // cfg.n_head, (cfg.base_width or cfg.d_model) // cfg.n_head
+        self.scale = width.attention_scale(cfg.param, dh, base_dh)  # fixed at construction
 
     def forward(
         self, x: torch.Tensor, cache: KVCache | None = None, layer: int = 0
@@ -278,8 +280,7 @@ class Attention(nn.Module):
         if cache is not None:  # keys and values of positions 0 .. start + t - 1
             k, v = cache.update(layer, k, v)
         n = k.shape[2]  # query i (position start + i) sees keys 0 .. start + i
-        base_dh = (self.cfg.base_width or d) // h
-        scale = width.attention_scale(self.cfg.param, dh, base_dh)
+        scale = self.scale
         p_drop = self.cfg.dropout if self.training else 0.0
         if self.explicit or self.hook_pattern._forward_hooks:  # explicit softmax
             att = q @ k.transpose(-2, -1) * scale

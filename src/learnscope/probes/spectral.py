@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from learnscope.tasks.modular import primitive_root
+from learnscope.number_theory import primitive_root
 
 
 def fourier_power(w: torch.Tensor, p: int) -> torch.Tensor:

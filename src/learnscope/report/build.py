@@ -159,65 +159,6 @@ def splits_of(table: pd.DataFrame) -> list[str]:
 # -- the weights of a modular task ----------------------------------------------------------
 
 
-def first_layer_spectrum(run: RunData) -> tuple[np.ndarray, np.ndarray, str, int] | str:
-    """``(fourier power (p//2+1, neurons), IPR (neurons,), what, p)`` of the first layer at the
-    latest checkpoint, or a note saying why there is none.
-
-    The weight is read by residues as the ``ipr`` probe reads it
-    (:func:`learnscope.probes.residue_blocks`): for the MLP on one-hot inputs
-    ``layers.0.linear.weight: (width, n_inputs * p)`` gives one ``(p, width)`` block per
-    operand; a learned embedding table (the MLP's) gives its first ``p`` rows, a Transformer's
-    embedding on ``modular_seq`` the rows of the p number tokens
-    (:func:`learnscope.probes.spectral.residue_weight`). The power is the mean of
-    :func:`learnscope.probes.fourier_power` over the blocks, the IPR
-    :func:`learnscope.probes.neuron_ipr` (the same numbers the probe records), both in the
-    basis the probe uses for the task's operation: ``Z_p`` for add/sub, the discrete log of
-    residues ``1..p-1`` for mul/div (``what`` says which).
-    """
-    task = run.config.get("task", {})
-    if task.get("name") not in ("modular", "modular_seq") or not task.get("p"):
-        return "drawn for modular tasks only"
-    p = int(task["p"])
-
-    from learnscope import checkpoint
-    from learnscope.probes.spectral import basis_for, basis_name, block_power, neuron_ipr
-
-    try:
-        found = checkpoint.latest(run.dir / "checkpoints")
-    except UserError as err:  # a file that would run code: named, never loaded
-        return str(err)
-    if found is None:
-        return "no readable checkpoint"
-    step, state = found
-    weights = state["model"]
-    w, what = None, ""
-    first = weights.get("layers.0.linear.weight")
-    if first is not None and first.dim() == 2 and first.shape[1] % p == 0 and first.shape[1] > 0:
-        w, what = first, "the first-layer weights (every operand's block)"
-    elif task["name"] == "modular_seq" and "embed.weight" in weights:
-        from learnscope.probes.spectral import residue_weight
-        from learnscope.tasks import make_task
-
-        seq = make_task("modular_seq", **{k: v for k, v in task.items() if k != "name"})
-        t = weights["embed.weight"]
-        w, what = residue_weight(t, seq.residue_tokens, len(seq.vocab)), "the token embedding"
-    else:
-        for name, t in weights.items():
-            if name.endswith(("embed.weight", "wte.weight", "W_E")) and t.dim() == 2:
-                if t.shape[0] >= p:
-                    w, what = t[:p].T, f"the embedding {name}"  # (d, p): one block
-                    break
-    if w is None:
-        return f"no first-layer weight indexed by the residues mod {p}"
-    w = w.detach().double().cpu()
-    if not bool(w.isfinite().all()):
-        return "the weights of the last checkpoint are not finite (the run diverged)"
-    basis = basis_for(task.get("op"))
-    power = block_power(w, p, basis)
-    what = f"{what}, step {step}; in {basis_name(basis)}"
-    return power.numpy(), neuron_ipr(w, p, basis).numpy(), what, p
-
-
 def frequency_use(power: np.ndarray, ipr: np.ndarray, p: int, threshold: float = 0.5) -> str:
     """How a network's neurons use the Fourier basis, beside the analytic solution (Gromov
     2023), which uses every frequency ``1..(p-1)/2`` with single-frequency neurons.
@@ -298,9 +239,10 @@ def transfer_cells(runs: list[RunData]) -> pd.DataFrame | None:
 
 
 def coord_cells(runs: list[RunData]) -> pd.DataFrame | None:
-    """The coordinate-check table (``learnscope.coord``) of runs at several widths that
+    """The coordinate-check table (``learnscope.studies.coord``) of runs at several widths that
     recorded ``mean_abs``; else None."""
-    from learnscope.coord import coord_table
+
+    from learnscope.studies.coord import coord_table  # torch only when drawn
 
     pairs = [(_width_of(flatten(r.config)), r.table) for r in runs]
     pairs = [
@@ -371,9 +313,30 @@ def _fmt(v: Any) -> str:
     return "-" if v is None else str(v)
 
 
+@dataclass
+class _Page:
+    """The panels drawn so far and a note for each panel left out."""
+
+    panels: list[Panel]
+    notes: list[str] = field(default_factory=list)
+    overlaid: int = 1  # runs drawn on each plot: several put the legend beside the axes
+
+    def add(self, pid: str, title: str, fig, missing: str, caption: str = "", wide=False) -> None:
+        """Panel ``pid`` from ``fig``, or the note ``{title}: {missing}`` when it is None."""
+        if fig is None:
+            self.notes.append(f"{title}: {missing}")
+        else:
+            wide_fig = wide or self.overlaid > 1
+            self.panels.append(Panel(pid, title, png(fig), caption=caption, wide=wide_fig))
+
+
 def build_panels(
     runs: list[RunData], sweep: str | None, x: str | None, y: str | None
 ) -> tuple[list[Panel], list[str]]:
+    """The report's panels in page order, and a note for each one left out (see the module
+    docstring): the summary, eval runs' accuracy against difficulty, the panels that compare
+    runs (a sweep's phase diagrams, ...), then, for at most :data:`MAX_OVERLAID` runs, their
+    curves over training and the Fourier spectrum of their first-layer weights."""
     import matplotlib.pyplot as plt
 
     colours = plt.get_cmap("tab10")
@@ -381,40 +344,55 @@ def build_panels(
         plots.Series(r.id, r.label, colours(i % 10), r.table, r.events, splits_of(r.table))
         for i, r in enumerate(runs)
     ]
-    panels = [
-        Panel("summary", "Run summary" if len(runs) == 1 else "Runs", body=summary_html(runs))
-    ]
-    notes: list[str] = []
-
-    def add(pid: str, title: str, fig, missing: str, caption: str = "", wide=False) -> None:
-        if fig is None:
-            notes.append(f"{title}: {missing}")
-        else:
-            wide_fig = wide or len(runs) > 1  # several runs: a legend beside the axes
-            panels.append(Panel(pid, title, png(fig), caption=caption, wide=wide_fig))
-
-    evals = [(r, s) for r, s in zip(runs, series) if r.config.get("kind") == "eval"]
-    if evals:  # learnscope eval runs: accuracy per difficulty level, not curves over steps
-        from learnscope.report.difficulty import accuracy_vs_difficulty
-
-        add(
-            "eval-difficulty",
-            "Accuracy against difficulty",
-            accuracy_vs_difficulty(
-                [s for _, s in evals], [r.config.get("axis", "") for r, _ in evals]
-            ),
-            "no level was scored",
-            "exact match on freshly drawn instances; bars: Wilson 95% interval",
-            wide=True,
+    page = _Page(
+        [Panel("summary", "Run summary" if len(runs) == 1 else "Runs", body=summary_html(runs))],
+        overlaid=len(runs),
+    )
+    runs, series = _eval_panels(page, runs, series)
+    if not runs:
+        return page.panels, page.notes
+    page.overlaid = len(runs)
+    _comparison_panels(page, runs, series, sweep, x, y)
+    if len(series) > MAX_OVERLAID:
+        page.notes.append(
+            f"curves: {len(series)} runs are too many to overlay (at most "
+            f"{MAX_OVERLAID}); see the phase diagrams, or name a few runs"
         )
-        series = [s for r, s in zip(runs, series) if r.config.get("kind") != "eval"]
-        runs = [r for r in runs if r.config.get("kind") != "eval"]
-        if not runs:
-            return panels, notes
+        return page.panels, page.notes
+    _curve_panels(page, runs, series)
+    _spectrum_panels(page, runs, series)
+    return page.panels, page.notes
+
+
+def _eval_panels(page: _Page, runs: list[RunData], series: list) -> tuple[list[RunData], list]:
+    """``eval-difficulty`` for ``learnscope eval`` runs (accuracy per difficulty level, not
+    curves over steps); the other runs and their series, for the panels that follow."""
+    evals = [(r, s) for r, s in zip(runs, series) if r.config.get("kind") == "eval"]
+    if not evals:
+        return runs, series
+    from learnscope.report.difficulty import accuracy_vs_difficulty
+
+    page.add(
+        "eval-difficulty",
+        "Accuracy against difficulty",
+        accuracy_vs_difficulty([s for _, s in evals], [r.config.get("axis", "") for r, _ in evals]),
+        "no level was scored",
+        "exact match on freshly drawn instances; bars: Wilson 95% interval",
+        wide=True,
+    )
+    series = [s for r, s in zip(runs, series) if r.config.get("kind") != "eval"]
+    return [r for r in runs if r.config.get("kind") != "eval"], series
+
+
+def _comparison_panels(
+    page: _Page, runs: list[RunData], series: list, sweep: str | None, x: str | None, y: str | None
+) -> None:
+    """The panels that compare runs: a sweep's phase diagrams over axes ``x``, ``y``, per-class
+    accuracy, a sweep's learning rate against width, the coordinate check."""
     if sweep is not None:
         cells, ax, ay = sweep_cells(runs, x, y)
         what = f"sweep {sweep}: {len(runs)} runs"
-        add(
+        page.add(
             "phase-grok-step",
             "Phase diagram: grok step",
             plots.phase_diagram(
@@ -424,7 +402,7 @@ def build_panels(
             "first step with test accuracy >= the grokking threshold; mean over the seeds that "
             "grokked; a hatched cell says how many of its seeds did (n/m grokked)",
         )
-        add(
+        page.add(
             "phase-test-acc",
             "Phase diagram: final test accuracy",
             plots.phase_diagram(cells, ax, ay, "test_acc", f"final test accuracy ({what})"),
@@ -433,7 +411,7 @@ def build_panels(
         )
     groups = class_groups(runs, series)
     if groups:
-        add(
+        page.add(
             "per-class",
             "Per-class accuracy",
             plots.per_class_accuracy(groups),
@@ -445,7 +423,7 @@ def build_panels(
     if sweep is not None:
         cells = transfer_cells(runs)
         if cells is not None:
-            add(
+            page.add(
                 "lr-transfer",
                 "Learning rate against width",
                 plots.loss_vs_lr(cells, "final train loss", f"sweep {sweep}: {len(runs)} runs"),
@@ -456,7 +434,7 @@ def build_panels(
             )
     coord = coord_cells(runs)
     if coord is not None:
-        add(
+        page.add(
             "coord-check",
             "Coordinate check",
             plots.coord_check(coord),
@@ -465,20 +443,17 @@ def build_panels(
             "step (Yang et al. 2022, TP5): flat under μP",
             wide=True,
         )
-    if len(series) > MAX_OVERLAID:
-        notes.append(
-            f"curves: {len(series)} runs are too many to overlay (at most "
-            f"{MAX_OVERLAID}); see the phase diagrams, or name a few runs"
-        )
-        return panels, notes
 
-    add(
+
+def _curve_panels(page: _Page, runs: list[RunData], series: list) -> None:
+    """Curves over training: loss, accuracy, each probe, attention entropy, weight norms."""
+    page.add(
         "loss",
         "Loss",
         plots.curves(series, "loss", "loss per split", logy=True),
         "no loss was logged",
     )
-    add(
+    page.add(
         "accuracy",
         "Accuracy",
         plots.curves(series, "acc", "exact-match accuracy per split"),
@@ -487,24 +462,24 @@ def build_panels(
     )
     probes = plots.probe_columns(series)
     if not probes:
-        notes.append("probes: none were logged (add a probes: section to the config)")
+        page.notes.append("probes: none were logged (add a probes: section to the config)")
     for name, sites in probes.items():
         fig = plots.probe(series, name, sites)
-        add(
+        page.add(
             f"probe-{name}",
             f"Probe: {name}",
             fig,
             "no values",
             wide=fig is not None and len(fig.axes) > 1,
         )
-    add(
+    page.add(
         "attention",
         "Attention entropy per head",
         plots.attention_heads(series),
         "no attention_entropy/<site>/h<i> metrics (no attention layers, or not probed)",
     )
     cycles = sum(e["kind"] == "slingshot" for r in runs for e in r.events)
-    add(
+    page.add(
         "weight-norms",
         "Weight norms",
         plots.weight_norms(series),
@@ -514,10 +489,16 @@ def build_panels(
         else "no slingshot cycle found (Thilak et al. 2022; the rule: learnscope.events)",
     )
 
+
+def _spectrum_panels(page: _Page, runs: list[RunData], series: list) -> None:
+    """``fourier`` and ``ipr``: the first-layer weights of modular-task runs at their latest
+    checkpoint; one note per reason a run has none."""
+    from learnscope.studies.spectrum import first_layer_spectrum  # torch only when drawn
+
     spectra, iprs, what, p, use = [], [], "", None, ""
     why: dict[str, list[str]] = {}  # reason -> runs, one note per reason
     for r, s in zip(runs, series):
-        got = first_layer_spectrum(r)
+        got = first_layer_spectrum(r.config, r.dir)
         if isinstance(got, str):
             why.setdefault(got, []).append(r.label)
             continue
@@ -527,26 +508,26 @@ def build_panels(
         use = frequency_use(power, values, p) if len(runs) == 1 else ""
     for reason, labels in why.items():
         who = labels[0] if len(labels) == 1 else f"{len(labels)} runs"
-        notes.append(f"Fourier power and IPR ({who}): {reason}")
-    if spectra:
-        add(
-            "fourier",
-            "Fourier power of the first-layer weights",
-            plots.fourier(spectra),
-            "",
-            what,
-            wide=len(spectra) == 1,
-        )
-        add(
-            "ipr",
-            "IPR of the neurons",
-            plots.ipr_histogram(iprs, p),
-            "",
-            "IPR = sum_k nu_k^2 of each neuron's normalised spectrum (Doshi et al. 2024), "
-            f"{what.partition('; ')[2]} (the basis of the task's operation: Z_p for add and "
-            "sub, the discrete log for mul and div)" + (f". {use}" if use else ""),
-        )
-    return panels, notes
+        page.notes.append(f"Fourier power and IPR ({who}): {reason}")
+    if not spectra:
+        return
+    page.add(
+        "fourier",
+        "Fourier power of the first-layer weights",
+        plots.fourier(spectra),
+        "",
+        what,
+        wide=len(spectra) == 1,
+    )
+    page.add(
+        "ipr",
+        "IPR of the neurons",
+        plots.ipr_histogram(iprs, p),
+        "",
+        "IPR = sum_k nu_k^2 of each neuron's normalised spectrum (Doshi et al. 2024), "
+        f"{what.partition('; ')[2]} (the basis of the task's operation: Z_p for add and "
+        "sub, the discrete log for mul and div)" + (f". {use}" if use else ""),
+    )
 
 
 def default_output(store: Store, runs: list[RunData], sweep: str | None) -> Path:

@@ -504,7 +504,7 @@ def plain_log(ax, x: bool = True, y: bool = True) -> None:
 def coord_check(table: pd.DataFrame, title: str = "coordinate check") -> Figure | None:
     """The coordinate check (Yang et al. 2022, TP5): ``mean |x|`` of every activation site
     against width, one panel per training step, one line per site (``table``: the long
-    ``width, step, site, value`` table of ``learnscope.coord``). Flat lines: μP-like."""
+    ``width, step, site, value`` table of ``learnscope.studies.coord``). Flat lines: μP-like."""
     if table.empty or table["width"].nunique() < 2:
         return None
     steps = sorted(table["step"].unique())

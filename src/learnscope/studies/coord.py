@@ -6,8 +6,10 @@ with a well-defined infinite-width limit (μP) every curve of ``mean |x|`` again
 flat; under the standard parametrisation with Adam some grow with width after one step (the
 update of a hidden layer is ``O(lr)`` per entry, summed over ``fan_in`` correlated terms).
 
-Each width is an ordinary run through ``runner.execute`` (guard, probes, store, events), all
-recorded under one sweep of the store, so ``learnscope report --sweep`` draws them again.
+The check is a sweep (:func:`coord_spec`: the recipe, a grid over its width), run by the sweep
+backends like any other: each width is a run (guard, probes, store, events), a failed width is
+marked failed, the sweep can be resumed and sent to Ray, and ``learnscope report --sweep``
+draws it again.
 The flatness of a site is the least-squares slope of ``log2 mean|x|`` against ``log2 width``
 at the last step: the factor by which the coordinates grow per doubling of width is
 ``2^slope`` (0: flat).
@@ -20,19 +22,20 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from learnscope.config import RunConfig, validate_config
-from learnscope.dotted import set_path
+from learnscope.config import RunConfig
 from learnscope.errors import UserError
 from learnscope.store import Store
+from learnscope.sweep import SweepSpec, load_spec, run_sweep
 
 #: model kind -> the config field that is its width
 WIDTH_FIELDS = {"mlp": "width", "gpt": "d_model"}
 MAX_WIDTHS, MAX_STEPS = 16, 1000
 
 
-def width_configs(cfg: RunConfig, widths: Sequence[int], steps: int) -> list[RunConfig]:
-    """``cfg`` at each width, trained ``steps`` steps with ``mean_abs`` on every site at every
-    step (and nothing else: no stopping rule, an eval at the start and the end)."""
+def coord_spec(cfg: RunConfig, widths: Sequence[int], steps: int) -> SweepSpec:
+    """The sweep of the check: ``cfg`` trained ``steps`` steps at each width with ``mean_abs``
+    on every site at every step (and nothing else: no stopping rule, no checkpoint before the
+    end, an eval at the start and the end)."""
     field = WIDTH_FIELDS.get(cfg.model.kind)
     if field is None:
         raise UserError(
@@ -44,16 +47,16 @@ def width_configs(cfg: RunConfig, widths: Sequence[int], steps: int) -> list[Run
         raise UserError(f"--widths: every width must be >= 1 (got {list(widths)})")
     if not 1 <= steps <= MAX_STEPS:
         raise UserError(f"--steps: must be in [1, {MAX_STEPS}] (got {steps})")
-    out = []
-    for w in sorted(widths):
-        data = cfg.to_dict()
-        set_path(data, f"model.{field}", w, where="--widths")
-        data["name"] = f"{cfg.name}-coord-w{w}"
-        data["train"].update(steps=steps, eval_every=steps, stop_when=[], checkpoint_every=0)
-        data["probes"] = [{"probe": "mean_abs", "sites": ["*"], "every": 1}]
-        data["expect"] = {}
-        out.append(validate_config(data))
-    return out
+    base = cfg.to_dict()
+    base["train"].update(steps=steps, eval_every=steps, stop_when=[], checkpoint_every=0)
+    base["probes"] = [{"probe": "mean_abs", "sites": ["*"], "every": 1}]
+    return load_spec(
+        {
+            "name": f"coord-check:{cfg.name}",
+            "config": base,
+            "grid": {f"model.{field}": sorted(widths)},
+        }
+    )
 
 
 def coord_table(runs: Sequence[tuple[int, pd.DataFrame]]) -> pd.DataFrame:
@@ -94,24 +97,20 @@ def slopes(table: pd.DataFrame, step: int | None = None) -> pd.Series:
 
 
 def coord_check(
-    cfg: RunConfig, widths: Sequence[int], steps: int, store: Store, sinks=()
+    cfg: RunConfig,
+    widths: Sequence[int],
+    steps: int,
+    store: Store,
+    backend: str = "local",
+    resume: str | None = None,
 ) -> tuple[pd.DataFrame, str]:
-    """Train ``cfg`` at every width (one sweep of ``store``): the long table of
-    :func:`coord_table` and the sweep's id."""
-    from learnscope.runner import execute  # torch only when training
-
-    cfgs = width_configs(cfg, widths, steps)
-    field = WIDTH_FIELDS[cfg.model.kind]
-    spec = {  # a sweep spec (``learnscope sweep show`` reads it back)
-        "name": f"coord-check:{cfg.name}",
-        "config": cfg.to_dict(),
-        "set": {"train.steps": steps},
-        "grid": {f"model.{field}": sorted(widths)},
-    }
-    sweep_id = store.create_sweep(spec["name"], spec, len(cfgs))
-    runs = []
-    for c in cfgs:
-        result = execute(c, store, sinks, sweep_id=sweep_id)
-        runs.append((c.model.params[field], store.metric_table(result.run_id)))
-    store.set_sweep_status(sweep_id, "finished")
-    return coord_table(runs), sweep_id
+    """Train ``cfg`` at every width, as the sweep :func:`coord_spec` (resumable with
+    ``resume``; on Ray with ``backend="ray"``): the long table of :func:`coord_table` over its
+    finished members and the sweep's id."""
+    field = WIDTH_FIELDS.get(cfg.model.kind, "width")
+    spec = coord_spec(cfg, widths, steps)
+    sweep_id = run_sweep(spec, store, backend=backend, resume=resume)
+    runs = store.runs()
+    runs = runs[(runs["sweep_id"] == sweep_id) & runs["status"].isin(["finished", "stopped"])]
+    pairs = [(r.config["model"][field], store.metric_table(r.id)) for r in runs.itertuples()]
+    return coord_table(sorted(pairs, key=lambda pair: pair[0])), sweep_id

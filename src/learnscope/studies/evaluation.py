@@ -36,6 +36,7 @@ import numpy as np
 import torch
 
 from learnscope.errors import UserError
+from learnscope.runner import record as record_run
 from learnscope.tasks import TASKS, make_task
 from learnscope.tasks.sequence import Example, SequenceTask
 
@@ -218,18 +219,17 @@ def evaluate_levels(
 
 
 def record(store, name: str, config: dict[str, Any], axis: str, results: list[LevelResult]) -> str:
-    """The evaluation as a run of ``store`` (config ``kind: eval``): per level ``value`` the
+    """The evaluation as a run of ``store`` (config ``kind: eval``), stored through
+    :func:`learnscope.runner.record` (locked, events, summary): per level ``value`` the
     metrics ``eval/acc``, ``eval/acc_lo``, ``eval/acc_hi``, ``eval/n`` at step ``value``; the
     summary holds the accuracy over all levels (``acc``) and per level."""
     scored = [r for r in results if r.n]
     total, right = sum(r.n for r in scored), sum(r.correct for r in scored)
-    run = store.create_run(name, {**config, "kind": "eval", "axis": axis})
+    rows = []
     for r in scored:
         lo, hi = r.interval
-        store.log(
-            run.id,
-            r.value,
-            {"eval/acc": r.acc, "eval/acc_lo": lo, "eval/acc_hi": hi, "eval/n": r.n},
+        rows.append(
+            (r.value, {"eval/acc": r.acc, "eval/acc_lo": lo, "eval/acc_hi": hi, "eval/n": r.n})
         )
     summary = {
         "acc": right / total if total else None,
@@ -238,5 +238,4 @@ def record(store, name: str, config: dict[str, Any], axis: str, results: list[Le
         "axis": axis,
         "levels": {str(r.value): (r.acc if r.n else None) for r in results},
     }
-    store.finish_run(run.id, "finished", summary)
-    return run.id
+    return record_run(store, name, {**config, "kind": "eval", "axis": axis}, rows, summary).run_id

@@ -1,30 +1,38 @@
-"""Layer pruning of a trained run (``learnscope prune-layers RUN --n K [--heal STEPS]``).
+"""Layer pruning of a trained run (``learnscope prune-layers RUN --n K [--heal STEPS]``;
+Gromov, Tirumala, Shapourian, Glorioso & Roberts 2024, "The unreasonable ineffectiveness of
+the deeper layers").
 
 For each ``K``: the block of ``K`` layers whose input and output are closest at the last prompt
 token (the position that predicts the first answer token), over the first ``rows`` rows of the
-``test`` split (:func:`~learnscope.interventions.layers.most_similar_block`), is removed; the
-pruned model is evaluated on every split of the run's task, and, with ``heal > 0``, fine-tuned
-for ``heal`` steps with the run's own training settings but a constant learning rate (default:
-a tenth of the run's peak rate; at the full rate the fine-tuning undoes more than it heals) and
-no warmup, by the ordinary :class:`~learnscope.train.loop.Trainer` and evaluated again. The
-paper's baseline, removing the deepest ``K`` layers but the last (Gromov et al. 2024), is
-evaluated beside it (and healed the same way).
+``test`` split (:func:`~learnscope.interventions.layers.most_similar_block`), is removed and
+the pruned model is evaluated on every split of the run's task
+(:func:`learnscope.runner.evaluate`). With ``heal > 0`` the pruned model is fine-tuned as a run
+of its own (:func:`learnscope.runner.execute`, started from the pruned weights; named
+``<run>-prune<K>-<block>``): the run's settings with ``model.n_layer`` lowered by ``K``,
+``heal`` steps at a constant learning rate (default: a tenth of the run's peak rate; at the
+full rate the fine-tuning undoes more than it heals), no warmup, no stopping rule; its step-0
+eval is the pruned model, its last the healed one. The paper's baseline, removing the deepest
+``K`` layers but the last, is evaluated beside it (and healed the same way).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 
+from learnscope.config import RunConfig, validate_config
+from learnscope.errors import UserError
 from learnscope.interventions.layers import most_similar_block, remove_blocks, residual_stream
-from learnscope.train.callbacks import Callback
-from learnscope.train.loop import Trainer
+from learnscope.runner import evaluate, execute, restore
+from learnscope.store import Store
 
 
 @dataclass
 class LayerPruning:
-    """One ``K``: the block removed, its distance, and the metrics of each model."""
+    """One ``K``: the block removed, its distance, and the metrics of each model (with the
+    healing runs' ids)."""
 
     n: int
     start: int
@@ -36,95 +44,139 @@ class LayerPruning:
     baseline_start: int | None = None
     baseline_healed: dict[str, float] | None = None
     heal_steps: int = 0
-    extra: dict[str, float] = field(default_factory=dict)
+    heal_runs: list[str] = field(default_factory=list)
 
 
-class _First(Callback):
-    """Keeps the metrics measured at step 0 (the pruned model, before healing)."""
+@dataclass
+class PruningStudy:
+    """The run pruned (its name, id, checkpoint step, layers), the test rows that scored the
+    blocks, the metrics before pruning, and one :class:`LayerPruning` per ``K``."""
 
-    def __init__(self) -> None:
-        self.metrics: dict[str, float] | None = None
+    name: str
+    run_id: str
+    step: int
+    layers: int
+    rows: int
+    before: dict[str, float]
+    heal_lr: float | None
+    results: list[LayerPruning]
 
-    def on_metrics(self, trainer, step: int, values: dict[str, float]) -> None:
-        if step == 0 and self.metrics is None and any(k.endswith("/acc") for k in values):
-            self.metrics = dict(values)
 
-
-def stream_batch(trainer: Trainer, rows: int = 256) -> tuple[torch.Tensor, torch.Tensor]:
+def stream_batch(task, rows: int = 256) -> tuple[torch.Tensor, torch.Tensor]:
     """``tokens: (b, T)`` and the last prompt position ``(b,)`` of the first ``rows`` test rows."""
-    split = trainer.task.split("test").to("cpu")
+    split = task.split("test").to("cpu")
     n = min(rows, len(split))
     return split["tokens"][:n], split["prompt_len"][:n] - 1
 
 
-def _trainer_for(
-    trainer: Trainer, model: torch.nn.Module, steps: int, lr: float | None = None
-) -> Trainer:
-    cfg = trainer.cfg.model_copy(
-        update={
-            "lr": lr if lr is not None else trainer.cfg.lr,
-            "steps": max(steps, 1),
-            "eval_every": max(steps, 1),
-            "schedule": "constant",
-            "warmup_steps": 0,
-            "stop_when": [],
-            "device": "cpu",
-        }
+def heal_config(cfg: RunConfig, layers: int, steps: int, lr: float, name: str) -> RunConfig:
+    """``cfg`` for fine-tuning its model with ``layers`` layers: ``steps`` steps at the
+    constant rate ``lr``, evaluated before and after, on the CPU."""
+    data = cfg.to_dict()
+    data["name"] = name
+    data["model"]["n_layer"] = layers
+    data["train"].update(
+        lr=lr,
+        steps=steps,
+        eval_every=steps,
+        schedule="constant",
+        warmup_steps=0,
+        stop_when=[],
+        device="cpu",
+        checkpoint_every=0,
+        init_from=None,
     )
-    return Trainer(model, trainer.task, cfg, seed=trainer.seed)
+    data["expect"] = {}
+    return validate_config(data)
 
 
-def evaluate(trainer: Trainer, model: torch.nn.Module) -> dict[str, float]:
-    """The split metrics of ``model`` on ``trainer``'s task (as the trainer evaluates)."""
-    return _trainer_for(trainer, model, 1).evaluate()
-
-
-def heal(
-    trainer: Trainer, model: torch.nn.Module, steps: int, lr: float
-) -> tuple[dict, dict, torch.nn.Module]:
-    """Metrics before and after ``steps`` fine-tuning steps of ``model`` at the constant
-    learning rate ``lr`` (a copy is trained)."""
-    import copy
-
-    healer = _trainer_for(trainer, copy.deepcopy(model), steps, lr)
-    first = _First()
-    healer.add_callback(first)
-    after = healer.fit()
-    return first.metrics or {}, after, healer.model
+def _heal(
+    store: Store,
+    cfg: RunConfig,
+    model: torch.nn.Module,
+    steps: int,
+    lr: float,
+    name: str,
+    origin: str,
+) -> tuple[dict[str, float], dict[str, float], str]:
+    """Metrics before and after healing ``model`` as a run of ``store``: (pruned, healed,
+    run id)."""
+    run_cfg = heal_config(cfg, model.cfg.n_layer, steps, lr, name)
+    result = execute(run_cfg, store, weights=model.state_dict(), extra={"pruned_from": origin})
+    table = store.metric_table(result.run_id)
+    first, last = table.iloc[0].dropna().to_dict(), table.iloc[-1].dropna().to_dict()
+    return first, last, result.run_id
 
 
 def prune_layers(
-    trainer: Trainer,
+    store: Store,
+    run_id: str,
     ns: list[int],
     heal_steps: int = 0,
     rows: int = 256,
     baseline: bool = True,
     heal_lr: float | None = None,
-) -> list[LayerPruning]:
-    """Remove the most similar block of each ``K`` in ``ns`` from ``trainer.model`` (left as it
-    is) and measure; see the module docstring."""
+    step: int | None = None,
+) -> PruningStudy:
+    """Remove the most similar block of each ``K`` in ``ns`` from the run's model (at its
+    checkpoint ``step``, default the latest) and measure; see the module docstring."""
+    rec = store.run(run_id)
+    if rec["config"].get("model", {}).get("kind") != "gpt":
+        raise UserError("prune-layers: the run's model must be a GPT (model.kind gpt)")
+    trainer, at = restore(rec["config"], rec["dir"], step)
+    cfg = validate_config(rec["config"])
     model = trainer.model.to("cpu").eval()
-    tokens, positions = stream_batch(trainer, rows)
+    before = evaluate(cfg, model)
+    tokens, positions = stream_batch(trainer.task, rows)
     stream = residual_stream(model, tokens, positions)
     layers = len(stream) - 1
+    lr = heal_lr if heal_lr is not None else cfg.train.lr / 10
     out = []
     for n in ns:
         if not 1 <= n < layers:
-            raise ValueError(f"--n: must be in 1..{layers - 1} (the model has {layers} layers)")
+            raise UserError(f"--n: must be in 1..{layers - 1} (the model has {layers} layers)")
         start, dist, dists = most_similar_block(stream, n)
-        pruned = remove_blocks(model, start, n)
-        if heal_steps:
-            lr = heal_lr if heal_lr is not None else trainer.cfg.lr / 10
-            metrics, healed, _ = heal(trainer, pruned, heal_steps, lr)
-        else:
-            metrics, healed = evaluate(trainer, pruned), None
-        result = LayerPruning(n, start, dist, dists, metrics, healed, heal_steps=heal_steps)
+        result = LayerPruning(n, start, dist, dists, {}, heal_steps=heal_steps)
+        cuts = [("pruned", "healed", start)]
         if baseline:  # Gromov et al.'s baseline: the deepest n layers except the last
             result.baseline_start = max(layers - 1 - n, 0)
-            cut = remove_blocks(model, result.baseline_start, n)
+            cuts.append(("baseline", "baseline_healed", result.baseline_start))
+        for key, healed_key, first in cuts:
+            cut = remove_blocks(model, first, n)
             if heal_steps:
-                result.baseline, result.baseline_healed, _ = heal(trainer, cut, heal_steps, lr)
+                name = f"{rec['name']}-prune{n}-{first}..{first + n - 1}"
+                origin = f"{run_id}@{at} without layers {first}..{first + n - 1}"
+                metrics, healed, heal_id = _heal(store, cfg, cut, heal_steps, lr, name, origin)
+                setattr(result, healed_key, healed)
+                result.heal_runs.append(heal_id)
             else:
-                result.baseline = evaluate(trainer, cut)
+                metrics = evaluate(cfg, cut)
+            setattr(result, key, metrics)
         out.append(result)
-    return out
+    shown = min(rows, len(trainer.task.split("test")))
+    return PruningStudy(
+        rec["name"], run_id, at, layers, shown, before, lr if heal_steps else None, out
+    )
+
+
+def curve(study: PruningStudy, metric: str = "test/acc") -> list[dict[str, Any]]:
+    """The points of the pruning plot: ``n`` (0: the unpruned model) and the metric of the
+    pruned, healed, baseline and baseline-healed models."""
+    healed = study.before[metric] if study.heal_lr is not None else None
+    points: list[dict[str, Any]] = [
+        {
+            "n": 0,
+            "pruned": study.before[metric],
+            "healed": healed,
+            "baseline": study.before[metric],
+            "baseline_healed": healed,
+        }
+    ]
+    for r in study.results:
+        point = {"n": r.n, "pruned": r.pruned.get(metric)}
+        point["baseline"] = r.baseline.get(metric) if r.baseline else None
+        if r.healed is not None:
+            point["healed"] = r.healed.get(metric)
+            point["baseline_healed"] = (r.baseline_healed or {}).get(metric)
+        points.append(point)
+    return points

@@ -25,7 +25,7 @@ from learnscope.errors import UserError
 from learnscope.runner import execute, execute_ensemble
 from learnscope.store import Store
 from learnscope.sweep.calibrate import candidate_sizes, choose_chunk
-from learnscope.sweep.spec import Member, Resources, SweepSpec, expand
+from learnscope.sweep.spec import Member, Resources, SweepSpec, expand, load_spec
 from learnscope.sweep.tables import resolve_sweep
 from learnscope.train.ensemble import ensemble_key
 from learnscope.train.loop import Callback
@@ -128,7 +128,7 @@ def _continue_member(
 # -- running a sweep --------------------------------------------------------------------------
 
 
-def _config_key(config: dict[str, Any]) -> str:
+def config_key(config: dict[str, Any]) -> str:
     return json.dumps(config, sort_keys=True)
 
 
@@ -136,7 +136,7 @@ def member_runs(store: Store, sweep_id: str) -> dict[str, tuple[str, str]]:
     """The newest run of each member of a sweep: config key -> (run id, status)."""
     runs = store.runs()
     runs = runs[runs["sweep_id"] == sweep_id]
-    return {_config_key(r.config): (r.id, r.status) for r in runs.itertuples()}
+    return {config_key(r.config): (r.id, r.status) for r in runs.itertuples()}
 
 
 def resumable(store: Store, spec: SweepSpec, ref: str) -> str:
@@ -144,6 +144,7 @@ def resumable(store: Store, spec: SweepSpec, ref: str) -> str:
     ``spec``: resuming it with another spec would mix two experiments."""
     sweep_id = resolve_sweep(store, ref)
     stored = store.sweeps().set_index("id").loc[sweep_id, "spec"]
+    stored = json.loads(json.dumps(load_spec(stored).model_dump(mode="json")))  # defaults filled
     dump = json.loads(json.dumps(spec.model_dump(mode="json")))
     if stored != dump:
         differ = sorted(k for k in set(stored) | set(dump) if stored.get(k) != dump.get(k))
@@ -198,7 +199,7 @@ def run_sweep(
     previous = member_runs(store, sweep_id) if sweep_id else {}
     todo, cut = [], []  # members never started; members whose run was cut short
     for m in members:
-        run_id, status = previous.get(_config_key(m.config.to_dict()), (None, None))
+        run_id, status = previous.get(config_key(m.config.to_dict()), (None, None))
         if run_id is None:
             todo.append(m)
         elif status not in ENDED:

@@ -37,7 +37,7 @@ import math
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from pydantic import Field, ValidationError
@@ -73,6 +73,9 @@ SHOW_KEYS = ("pivot", "value", "values", "correlate", "by")
 class SweepSpec(StrictModel):
     name: str = "sweep"
     description: str = ""
+    #: ``verify``: the sweep of ``learnscope verify`` (its ``claims`` are checked on its runs)
+    kind: Literal["sweep", "verify"] = "sweep"
+    claims: list[dict[str, Any]] = Field(default_factory=list)
     base: str | None = None
     config: dict[str, Any] | None = None
     set: dict[str, Any] = Field(default_factory=dict)
@@ -236,6 +239,7 @@ def expand(spec: SweepSpec) -> list[Member]:
     for path, value in spec.set.items():
         set_path(base, path, value, where=f"sweep axis {path}")
     base["expect"] = {}  # a recipe's expectation is about the recipe, not about every member
+    base["claims"] = []  # so are its claims (a verification sweep keeps them in its spec)
     draws: list[dict[str, Any]] = [{}]
     if spec.random:
         rng = np.random.default_rng(spec.random.seed)

@@ -26,8 +26,8 @@ from typing import Literal
 import numpy as np
 from pydantic import Field, model_validator
 
+from learnscope.number_theory import is_prime
 from learnscope.tasks.base import make_task
-from learnscope.tasks.modular import is_prime
 from learnscope.tasks.sequence import Example, SequenceParams, SequenceTask
 
 __all__ = ["ArithmeticParams", "ArithmeticTask", "make_task"]

@@ -1,0 +1,104 @@
+"""``learnscope verify``: a recipe's claims checked over seeds (:mod:`learnscope.studies.claims`).
+
+One line per claim: ``holds k/N`` with its 95 % Wilson interval, the median and range of the
+measured value, and the paper's figure. Exit 1 when a ``reproduces`` claim holds at fewer seeds
+than it requires; 2 on bad input.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.text import Text
+
+from learnscope.cli.common import RunsDir, console, fail, member_progress, plain, sigterm_as_ctrl_c
+from learnscope.errors import UserError
+from learnscope.store import Store
+
+
+def verify(
+    recipe: Annotated[
+        str | None, typer.Argument(metavar="[RECIPE]", help="a recipe with claims (or --all)")
+    ] = None,
+    seeds: Annotated[int, typer.Option(help="seeds to train at (model and data seed)")] = 3,
+    seed_start: Annotated[int, typer.Option(help="the first seed")] = 0,
+    all_: Annotated[bool, typer.Option("--all", help="every recipe that states claims")] = False,
+    fast: Annotated[
+        bool,
+        typer.Option(help="--all: seed by seed, a recipe stops once over --budget seconds"),
+    ] = False,
+    budget: Annotated[float, typer.Option(help="--fast: seconds of training per recipe")] = 300,
+    markdown: Annotated[
+        Path | None,
+        typer.Option(
+            help="write the results table (markdown) to this file; in a file with the "
+            "generated block (docs/results.md), replace the verified recipes' rows"
+        ),
+    ] = None,
+    backend: Annotated[str, typer.Option(help="local or ray")] = "local",
+    resume: Annotated[
+        str | None, typer.Option(help="continue this verification sweep (id, prefix, last)")
+    ] = None,
+    runs_dir: RunsDir = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress bar")] = False,
+) -> None:
+    """Train RECIPE (and the matched controls of its claims) at --seeds seeds and print one
+    line per claim: holds k/N with a 95% Wilson interval, the median and range of what was
+    measured, the paper's figure."""
+    from learnscope.config import load_config, recipe_names
+    from learnscope.studies.claims import update_markdown, verify_seed_by_seed
+    from learnscope.studies.claims import verify as run_verify
+
+    if (recipe is None) == (not all_):
+        fail("verify: give a RECIPE or --all (one of them)")
+    if fast and not all_:
+        fail("--fast: goes with --all")
+    if budget <= 0:
+        fail(f"--budget: must be > 0 (got {budget})")
+    if markdown is not None and not markdown.parent.is_dir():
+        fail(f"--markdown: directory {markdown.parent} does not exist")
+    try:
+        names = [recipe] if recipe is not None else [
+            n for n in recipe_names() if load_config(n).claims
+        ]  # fmt: skip
+        store = Store(runs_dir)
+        done = []
+        for name in names:
+            with member_progress(f"verify {name}", quiet) as progress, sigterm_as_ctrl_c():
+                start = time.perf_counter()
+                if fast:
+                    v = verify_seed_by_seed(name, store, seeds, seed_start, budget, backend)
+                else:
+                    v = run_verify(name, store, seeds, seed_start, backend, resume, progress)
+            _print(v, time.perf_counter() - start)
+            done.append(v)
+    except UserError as err:
+        fail(str(err))
+    if markdown is not None:  # a file with the generated block: only its rows are replaced
+        markdown.write_text(
+            update_markdown(markdown.read_text() if markdown.exists() else "", done)
+        )
+        console.print(plain("wrote ", markdown), soft_wrap=True)
+    failed = [f"{v.recipe}: {r.claim.name}" for v in done for r in v.results if not r.passed]
+    if failed:
+        console.print(Text(f"not reproduced: {', '.join(failed)}", style="red"), soft_wrap=True)
+        raise typer.Exit(1)
+
+
+def _print(v, wall: float) -> None:
+    seeds = f"{v.seeds[0]}..{v.seeds[-1]}" if v.seeds else "none"
+    console.print(
+        Text(f"{v.recipe}: {len(v.seeds)} seeds ({seeds}), sweep {v.sweep_id}, {wall:.0f} s"),
+        soft_wrap=True,
+    )
+    if v.note:
+        console.print(Text(f"  {v.note}", style="yellow"), soft_wrap=True)
+    for r in v.results:
+        style = "green" if r.passed and r.claim.kind == "reproduces" else None
+        style = "red" if not r.passed else style
+        console.print(Text("  " + r.line(), style=style or ""), soft_wrap=True)
+    if v.failed_runs:
+        console.print(Text(f"  runs that did not finish: {', '.join(v.failed_runs)}"))

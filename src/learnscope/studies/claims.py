@@ -1,0 +1,375 @@
+"""Claims checked over seeds (``learnscope verify RECIPE --seeds N``).
+
+A recipe's ``claims:`` (:class:`learnscope.config.Claim`) say what it shows. ``verify`` trains
+the recipe, and the matched control of every paired claim, at ``N`` seeds ``S, S+1, ...`` (the
+model's seed and, where the task has one, the data's), as one sweep of the store
+(``kind: verify``; its spec keeps the claims, so the results can be read again from the store
+at any time). Members of one shape train stacked where the engine allows, and a cut-short
+verification resumes (``--resume``) like any sweep.
+
+Per claim: the value measured at each seed (module :class:`learnscope.config.Claim`), whether
+it meets the threshold, and ``holds k/N`` with the 95 % Wilson score interval of ``k/N``
+(:func:`learnscope.studies.evaluation.wilson`). A ``reproduces`` claim passes when it holds at
+``require x N`` seeds or more; a ``null`` claim (an effect of the paper that did not appear,
+with the search that was run) is reported, never counted as a reproduction.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from learnscope.config import (
+    Claim,
+    check_expectation,
+    load_recipe_dict,
+    validate_config,
+)
+from learnscope.errors import UserError
+from learnscope.store import Store
+from learnscope.studies.evaluation import wilson
+from learnscope.sweep import SweepSpec, expand, load_spec, run_sweep
+from learnscope.sweep.backends import config_key, member_runs
+from learnscope.sweep.tables import resolve_sweep
+
+#: the case of the recipe itself (the controls' cases are named after them)
+RECIPE = "recipe"
+MAX_SEEDS = 100
+
+
+@dataclass
+class ClaimResult:
+    """One claim over the seeds: the value measured at each (None: not measured, e.g. a
+    failed run or a missing key) and whether it held there."""
+
+    claim: Claim
+    seeds: list[int]
+    values: list[float | None]
+    holds: list[bool]
+
+    @property
+    def k(self) -> int:
+        return sum(self.holds)
+
+    @property
+    def n(self) -> int:
+        return len(self.holds)
+
+    @property
+    def interval(self) -> tuple[float, float]:
+        return wilson(self.k, self.n)
+
+    @property
+    def measured(self) -> list[float]:
+        return [v for v in self.values if v is not None and math.isfinite(v)]
+
+    @property
+    def median(self) -> float | None:
+        return statistics.median(self.measured) if self.measured else None
+
+    @property
+    def passed(self) -> bool:
+        """A reproduces claim held at ``require x N`` seeds or more; a null claim never fails
+        the verification (it records an absence)."""
+        if self.claim.kind == "null":
+            return True
+        return self.n > 0 and self.k >= math.ceil(self.claim.require * self.n - 1e-9)
+
+    def line(self) -> str:
+        """``name: holds k/N [lo, hi], median m (range a .. b); paper: ...``"""
+        lo, hi = self.interval
+        shown = self.measured
+        where = (
+            f"median {_num(self.median)} (range {_num(min(shown))} .. {_num(max(shown))})"
+            if shown
+            else "not measured"
+        )
+        kind = "null (the effect, not expected): " if self.claim.kind == "null" else ""
+        paper = f"; paper: {self.claim.paper_value}" if self.claim.paper_value else ""
+        return (
+            f"{self.claim.name}: {kind}holds {self.k}/{self.n} [{lo:.2f}, {hi:.2f}] "
+            f"{self.claim.threshold}, {where}{paper}"
+        )
+
+
+@dataclass
+class Verification:
+    """A recipe verified: the sweep that holds its runs, the claims' results, and the median
+    wall time of one seed's runs (the recipe and its controls)."""
+
+    recipe: str
+    sweep_id: str
+    seeds: list[int]
+    results: list[ClaimResult]
+    wall_s: float | None = None
+    failed_runs: list[str] = field(default_factory=list)
+    note: str = ""  # e.g. why fewer seeds than asked were trained
+
+    @property
+    def passed(self) -> bool:
+        return all(r.passed for r in self.results)
+
+
+def _num(x: float | None) -> str:
+    if x is None:
+        return "-"
+    return f"{x:.4g}"
+
+
+# -- measuring one claim at one seed ------------------------------------------------------
+
+
+def measure(claim: Claim, summary: dict[str, Any], events: list[str]) -> float | None:
+    """The claim's quantity in one run: the summary ``key``, the ``ratio`` of two summary
+    keys, or the number of ``events`` (the kinds of the run's events) of kind ``event``.
+
+    >>> c = Claim(name="x", statement="s", ratio=("a", "b"), threshold=">=2")
+    >>> measure(c, {"a": 6, "b": 2}, [])
+    3.0
+    >>> e = Claim(name="y", statement="s", event="slingshot", threshold=">=1")
+    >>> measure(e, {}, ["slingshot", "grokking", "slingshot"])
+    2.0
+    """
+    if claim.event is not None:
+        return float(sum(kind == claim.event for kind in events))
+    if claim.ratio is not None:
+        a, b = (_number(summary.get(k)) for k in claim.ratio)
+        return a / b if a is not None and b not in (None, 0) else None
+    return _number(summary.get(claim.key))
+
+
+def _number(x: Any) -> float | None:
+    if isinstance(x, bool) or not isinstance(x, (int, float)):
+        return None
+    return float(x)
+
+
+def claim_value(
+    claim: Claim, run: tuple[dict, list[str]] | None, control: tuple[dict, list[str]] | None
+) -> float | None:
+    """The value of ``claim`` at one seed from the recipe's run (summary, event kinds) and,
+    for a paired claim, its control's: ``a``, or ``a - b`` / ``a / b``."""
+    if run is None:
+        return None
+    a = measure(claim, *run)
+    if claim.control is None:
+        return a
+    b = measure(claim, *control) if control is not None else None
+    if a is None or b is None:
+        return None
+    if claim.compare == "ratio":
+        return a / b if b != 0 else None
+    return a - b
+
+
+def holds(claim: Claim, value: float | None) -> bool:
+    """Whether ``value`` meets the claim's threshold (a missing value never does)."""
+    return value is not None and math.isfinite(value) and check_expectation(value, claim.threshold)
+
+
+# -- the sweep of a verification ------------------------------------------------------------
+
+
+def _seeded(data: dict[str, Any], seed: int) -> dict[str, Any]:
+    """Overrides that set the model's seed and, where the task takes one, the data's."""
+    out: dict[str, Any] = {"seed": seed}
+    try:
+        validate_config({**data, "seed": seed, "task": {**data["task"], "seed": seed}})
+    except UserError:
+        return out  # the task has no seed of its own
+    out["task.seed"] = seed
+    return out
+
+
+def control_overrides(control, recipe: dict[str, Any]) -> dict[str, Any]:
+    """A control as overrides of the recipe: its ``set``, or every section of another recipe."""
+    if control.recipe is None:
+        return dict(control.set)
+    other = load_recipe_dict(control.recipe)
+    defaults = {"task": {}, "model": {}, "train": {}, "events": {}, "probes": None}
+    return {**{k: other.get(k, v) for k, v in defaults.items()}, **control.set}
+
+
+def verify_spec(recipe: str, seeds: int, seed_start: int = 0) -> SweepSpec:
+    """The sweep that verifies ``recipe``: one case per (recipe or control, seed)."""
+    if not 1 <= seeds <= MAX_SEEDS:
+        raise UserError(f"--seeds: must be in 1..{MAX_SEEDS} (got {seeds})")
+    if seed_start < 0:
+        raise UserError(f"--seed-start: must be >= 0 (got {seed_start})")
+    data = load_recipe_dict(recipe)
+    cfg = validate_config(data)
+    if not cfg.claims:
+        raise UserError(f"verify: recipe {recipe!r} states no claims")
+    controls = {c.control.name: c.control for c in cfg.claims if c.control is not None}
+    cases: dict[str, dict[str, Any]] = {}
+    for s in range(seed_start, seed_start + seeds):
+        cases[f"{RECIPE}-s{s}"] = _seeded(data, s)
+        for name, control in controls.items():
+            cases[f"{name}-s{s}"] = {**control_overrides(control, data), **_seeded(data, s)}
+    return load_spec(
+        {
+            "name": f"verify:{cfg.name}",
+            "kind": "verify",
+            "base": recipe,
+            "cases": cases,
+            "claims": [c.model_dump(mode="json") for c in cfg.claims],
+        }
+    )
+
+
+def verify(
+    recipe: str,
+    store: Store,
+    seeds: int = 3,
+    seed_start: int = 0,
+    backend: str = "local",
+    resume: str | None = None,
+    progress: Callable[[float, int], None] | None = None,
+) -> Verification:
+    """Train ``recipe`` and its controls at ``seeds`` seeds from ``seed_start`` (a sweep of
+    ``store``) and check every claim (module docstring)."""
+    spec = verify_spec(recipe, seeds, seed_start)
+    sweep_id = run_sweep(spec, store, backend=backend, resume=resume, progress=progress)
+    return results_of(store, sweep_id, recipe)
+
+
+def verify_seed_by_seed(
+    recipe: str,
+    store: Store,
+    seeds: int,
+    seed_start: int,
+    budget_s: float,
+    backend: str = "local",
+) -> Verification:
+    """:func:`verify` one seed at a time (one sweep each), stopping once the training time so
+    far is over ``budget_s``: what ``verify --all --fast`` does for each recipe. The results of
+    the seeds trained are merged."""
+    parts: list[Verification] = []
+    spent = 0.0
+    for s in range(seed_start, seed_start + seeds):
+        if parts and spent >= budget_s:
+            break
+        part = verify(recipe, store, 1, s, backend)
+        parts.append(part)
+        spent += part.wall_s or 0.0
+    merged = merge(parts)
+    if len(parts) < seeds:
+        merged.note = (
+            f"over the budget of {budget_s:.0f} s after {len(parts)} of {seeds} seeds "
+            f"({spent:.0f} s of training); run it alone for the rest"
+        )
+    return merged
+
+
+def merge(parts: list[Verification]) -> Verification:
+    """Verifications of one recipe at different seeds as one (seeds in order)."""
+    first = parts[0]
+    results = []
+    for i, r in enumerate(first.results):
+        seeds, values, held = [], [], []
+        for part in parts:
+            seeds += part.results[i].seeds
+            values += part.results[i].values
+            held += part.results[i].holds
+        results.append(ClaimResult(r.claim, seeds, values, held))
+    walls = [p.wall_s for p in parts if p.wall_s is not None]
+    return Verification(
+        first.recipe,
+        ", ".join(p.sweep_id for p in parts),
+        [s for p in parts for s in p.seeds],
+        results,
+        statistics.median(walls) if walls else None,
+        [r for p in parts for r in p.failed_runs],
+    )
+
+
+def results_of(store: Store, ref: str, recipe: str | None = None) -> Verification:
+    """The claims' results of a stored verification sweep (``ref``: id, prefix, name, last)."""
+    sweep_id = resolve_sweep(store, ref)
+    spec = load_spec(store.sweeps().set_index("id").loc[sweep_id, "spec"])
+    if spec.kind != "verify":
+        raise UserError(f"sweep {sweep_id} is not a verification (kind {spec.kind})")
+    claims = [Claim.model_validate(c) for c in spec.claims]
+    runs = member_runs(store, sweep_id)
+    by_case: dict[str, tuple[str, str]] = {}
+    for member in expand(spec):
+        key = config_key(member.config.to_dict())
+        if key in runs:
+            by_case[member.axes["case"]] = runs[key]
+    seeds = sorted({int(case.rpartition("-s")[2]) for case in spec.cases})
+    done: dict[str, tuple[dict, list[str]] | None] = {}
+    walls: dict[int, float] = {}
+    failed = []
+    for case, (run_id, status) in by_case.items():
+        if status not in ("finished", "stopped"):
+            failed.append(run_id)
+            done[case] = None
+            continue
+        rec = store.run(run_id)
+        kinds = store.events(run_id)
+        done[case] = (rec["summary"] or {}, list(kinds["kind"]) if len(kinds) else [])
+        s = int(case.rpartition("-s")[2])
+        walls[s] = walls.get(s, 0.0) + float((rec["summary"] or {}).get("wall_s") or 0.0)
+    results = []
+    for claim in claims:
+        values = []
+        for s in seeds:
+            control = done.get(f"{claim.control.name}-s{s}") if claim.control else None
+            values.append(claim_value(claim, done.get(f"{RECIPE}-s{s}"), control))
+        results.append(ClaimResult(claim, seeds, values, [holds(claim, v) for v in values]))
+    wall = statistics.median(walls.values()) if walls else None
+    name = recipe or spec.base or spec.name
+    return Verification(name, sweep_id, seeds, results, wall, failed)
+
+
+# -- the table of docs/results.md -------------------------------------------------------------
+
+
+BEGIN, END = "<!-- verify:begin -->", "<!-- verify:end -->"
+
+
+def update_markdown(text: str, verifications: list[Verification]) -> str:
+    """``text`` (a markdown file) with the generated table between :data:`BEGIN` and
+    :data:`END` brought up to date: the rows of the recipes verified now replaced, the other
+    recipes' rows kept, sorted by recipe. Without the markers, the table alone."""
+    if BEGIN not in text or END not in text:
+        return markdown(verifications)
+    head, rest = text.split(BEGIN, 1)
+    block, tail = rest.split(END, 1)
+    new = markdown(verifications).splitlines()
+    done = {f"| `{v.recipe}` |" for v in verifications}
+    kept = [
+        r for r in block.splitlines() if r.startswith("| `") and r[: r.index("` |") + 3] not in done
+    ]
+    rows = sorted(kept + new[2:], key=lambda r: r.split("`")[1])
+    return f"{head}{BEGIN}\n" + "\n".join(new[:2] + rows) + f"\n{END}{tail}"
+
+
+def claim_cell(c: Claim) -> str:
+    """The claim as the table's second column: ``name: statement (`threshold`)``."""
+    return f"{c.name}: {c.statement} (`{c.threshold}`)".replace("|", "\\|")
+
+
+def markdown(verifications: list[Verification]) -> str:
+    """One row per claim: recipe, claim, kind, the paper's figure, our median and range over
+    the seeds, ``holds k/N`` with its interval, and the wall time of one seed."""
+    lines = [
+        "| recipe | claim | kind | paper | ours: median (range) | holds | wall per seed |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for v in verifications:
+        for r in v.results:
+            c = r.claim
+            shown = r.measured
+            ours = f"{_num(r.median)} ({_num(min(shown))} .. {_num(max(shown))})" if shown else "-"
+            lo, hi = r.interval
+            paper = ": ".join(x for x in (c.paper, c.paper_value) if x) or "-"
+            wall = f"{v.wall_s:.0f} s" if v.wall_s is not None else "-"
+            lines.append(
+                f"| `{v.recipe}` | {claim_cell(c)} | {c.kind} | {paper.replace('|', '/')} "
+                f"| {ours} | {r.k}/{r.n} [{lo:.2f}, {hi:.2f}] | {wall} |"
+            )
+    return "\n".join(lines) + "\n"
