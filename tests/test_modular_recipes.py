@@ -11,8 +11,6 @@ import json
 
 import pytest
 
-from learnscope.config import load_config
-from learnscope.runner import execute
 from learnscope.store import Store
 from learnscope.sweep import load_spec, member_table, run_sweep
 from tests.test_recipes import check
@@ -43,17 +41,6 @@ def test_modular_polynomials_learnable_split(tmp_path):
     acc = table.assign(rank=rank).sort_values("rank")["test_acc"].to_list()
     assert min(acc[: len(LEARNABLE)]) >= 0.99, acc
     assert max(acc[len(LEARNABLE) :]) <= 0.25, acc
-
-
-@pytest.mark.slow
-def test_slingshot_cycles_and_eps_suppresses_them(tmp_path):
-    result = check("slingshot", tmp_path / "a")
-    assert result.summary["slingshots"] >= 2
-    cfg = load_config("slingshot").model_dump()
-    cfg["train"]["eps"] = 1e-5  # Thilak et al.: a larger Adam epsilon suppresses them
-    cfg["expect"] = {}
-    quiet = execute(cfg, Store(tmp_path / "b"))
-    assert "slingshots" not in quiet.summary
 
 
 @pytest.mark.slow
