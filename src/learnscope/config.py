@@ -290,7 +290,10 @@ class Control(Section):
 class Claim(Section):
     """What a recipe shows, checked over seeds by ``learnscope verify`` (:mod:`learnscope.
     studies.claims`). The value measured at one seed is one of: a summary ``key``; a ``ratio``
-    of two summary keys; the number of events of kind ``event``; with a ``control``, the
+    of two summary keys; the number of events of kind ``event``; a recorded ``metric`` (a
+    pattern like ``attention_entropy/*``: each matching series' last, lowest or highest value,
+    ``over_time``, then the lowest, highest or mean of those, ``over_metrics``); with a
+    ``control``, the
     ``key`` (or ratio, or event count) of this recipe minus (``compare: diff``) or divided by
     (``compare: ratio``) the control's at the same seed. It holds at a seed when it meets
     ``threshold``. A ``null`` claim is an effect of the paper that did not appear here, with
@@ -304,6 +307,9 @@ class Claim(Section):
     key: str | None = Field(None, pattern=r"^[A-Za-z0-9_/.]+$")
     ratio: tuple[str, str] | None = None
     event: str | None = Field(None, pattern=r"^[a-z_]+$")
+    metric: str | None = Field(None, pattern=r"^[A-Za-z0-9_/.*?\[\]-]+$", max_length=200)
+    over_time: Literal["last", "min", "max"] = "last"
+    over_metrics: Literal["min", "max", "mean"] = "min"
     control: Control | None = None
     compare: Literal["diff", "ratio"] = "diff"
     threshold: str
@@ -319,9 +325,11 @@ class Claim(Section):
 
     @model_validator(mode="after")
     def _measure(self) -> Claim:
-        given = [x for x in (self.key, self.ratio, self.event) if x is not None]
+        given = [x for x in (self.key, self.ratio, self.event, self.metric) if x is not None]
         if len(given) != 1:
-            raise ValueError(f"claim {self.name}: give one of key, ratio, event (what is measured)")
+            raise ValueError(
+                f"claim {self.name}: give one of key, ratio, event, metric (what is measured)"
+            )
         if self.kind == "null" and not self.search.strip():
             raise ValueError(f"claim {self.name}: a null claim names the search that was run")
         return self

@@ -128,11 +128,19 @@ def test_verify_command(recipe, tmp_path):
 
 
 def untrained(cfg):
-    """The summary and events of ``cfg``'s model before any training step."""
-    from learnscope.runner import build, summary_of
+    """The summary, events and metric table (its evals and probes) of ``cfg``'s model before
+    any training step."""
+    import pandas as pd
+
+    from learnscope.runner import build, probe_plan, summary_of
 
     trainer = build(cfg)
-    return summary_of(trainer.evaluate(), set(trainer.splits), 0, 0.0, []), []
+    metrics = trainer.evaluate()
+    plan = probe_plan(cfg, trainer)
+    obj = trainer.objective
+    values = {**metrics, **plan.compute(trainer.model, obj.forward, obj.loss)}
+    table = pd.DataFrame([values], index=[0])
+    return summary_of(metrics, set(trainer.splits), 0, 0.0, []), [], table
 
 
 CLAIMED = [n for n in recipe_names() if load_config(n).claims]

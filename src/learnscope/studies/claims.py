@@ -16,11 +16,14 @@ with the search that was run) is reported, never counted as a reproduction.
 
 from __future__ import annotations
 
+import fnmatch
 import math
 import statistics
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+
+import pandas as pd
 
 from learnscope.config import (
     Claim,
@@ -122,9 +125,13 @@ def _num(x: float | None) -> str:
 # -- measuring one claim at one seed ------------------------------------------------------
 
 
-def measure(claim: Claim, summary: dict[str, Any], events: list[str]) -> float | None:
+def measure(
+    claim: Claim, summary: dict[str, Any], events: list[str], table: pd.DataFrame | None = None
+) -> float | None:
     """The claim's quantity in one run: the summary ``key``, the ``ratio`` of two summary
-    keys, or the number of ``events`` (the kinds of the run's events) of kind ``event``.
+    keys, the number of ``events`` (the kinds of the run's events) of kind ``event``, or the
+    ``metric`` series of the metric ``table`` (step x name) reduced over time, then over the
+    matching names.
 
     >>> c = Claim(name="x", statement="s", ratio=("a", "b"), threshold=">=2")
     >>> measure(c, {"a": 6, "b": 2}, [])
@@ -135,10 +142,34 @@ def measure(claim: Claim, summary: dict[str, Any], events: list[str]) -> float |
     """
     if claim.event is not None:
         return float(sum(kind == claim.event for kind in events))
+    if claim.metric is not None:
+        return _metric(claim, table)
     if claim.ratio is not None:
         a, b = (_number(summary.get(k)) for k in claim.ratio)
         return a / b if a is not None and b not in (None, 0) else None
     return _number(summary.get(claim.key))
+
+
+def _metric(claim: Claim, table: pd.DataFrame | None) -> float | None:
+    """``over_metrics`` of (``over_time`` of each series whose name matches ``metric``).
+
+    >>> t = pd.DataFrame({"h/a": [2.0, 1.0], "h/b": [3.0, 0.5], "x": [9.0, 9.0]})
+    >>> c = Claim(name="m", statement="s", metric="h/*", threshold=">=1")
+    >>> _metric(c, t), _metric(c.model_copy(update={"over_time": "max"}), t)
+    (0.5, 2.0)
+    """
+    if table is None:
+        return None
+    cols = [c for c in table.columns if fnmatch.fnmatchcase(str(c), claim.metric)]
+    per = []
+    for col in cols:
+        series = table[col].dropna()
+        if len(series):
+            per.append(float(getattr(series, claim.over_time)() if claim.over_time != "last"
+                             else series.iloc[-1]))  # fmt: skip
+    if not per:
+        return None
+    return {"min": min, "max": max, "mean": statistics.fmean}[claim.over_metrics](per)
 
 
 def _number(x: Any) -> float | None:
@@ -147,11 +178,10 @@ def _number(x: Any) -> float | None:
     return float(x)
 
 
-def claim_value(
-    claim: Claim, run: tuple[dict, list[str]] | None, control: tuple[dict, list[str]] | None
-) -> float | None:
-    """The value of ``claim`` at one seed from the recipe's run (summary, event kinds) and,
-    for a paired claim, its control's: ``a``, or ``a - b`` / ``a / b``."""
+def claim_value(claim: Claim, run: tuple | None, control: tuple | None) -> float | None:
+    """The value of ``claim`` at one seed from the recipe's run (summary, event kinds and,
+    optionally, metric table) and, for a paired claim, its control's: ``a``, or ``a - b`` /
+    ``a / b``."""
     if run is None:
         return None
     a = measure(claim, *run)
@@ -310,7 +340,8 @@ def results_of(store: Store, ref: str, recipe: str | None = None) -> Verificatio
             continue
         rec = store.run(run_id)
         kinds = store.events(run_id)
-        done[case] = (rec["summary"] or {}, list(kinds["kind"]) if len(kinds) else [])
+        table = store.metric_table(run_id) if any(c.metric for c in claims) else None
+        done[case] = (rec["summary"] or {}, list(kinds["kind"]) if len(kinds) else [], table)
         s = int(case.rpartition("-s")[2])
         walls[s] = walls.get(s, 0.0) + float((rec["summary"] or {}).get("wall_s") or 0.0)
     results = []
