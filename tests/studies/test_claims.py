@@ -164,3 +164,14 @@ def test_no_reproduces_claim_is_met_by_the_untrained_model(name):
         value = claim_value(claim, run, control)
         if claim.kind == "reproduces":
             assert not holds(claim, value), f"{name}: {claim.name} holds untrained ({value})"
+
+
+def test_the_sweep_report_of_a_verification_leads_with_its_claims(recipe, tmp_path):
+    from learnscope.report import build_report
+
+    store = Store(tmp_path / "runs")
+    v = verify(str(recipe), store, seeds=1, seed_start=0)
+    report = build_report(store, [], tmp_path / "r.html", v.sweep_id)
+    assert report.panels[0] == "claims"
+    page = (tmp_path / "r.html").read_text()
+    assert "Claims over seeds" in page and "NOT reproduced" in page and "1/1" in page

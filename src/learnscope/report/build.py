@@ -536,6 +536,35 @@ def default_output(store: Store, runs: list[RunData], sweep: str | None) -> Path
     return Path("report.html")
 
 
+def claims_panel(store: Store, sweep: str) -> Panel | None:
+    """For a verification sweep (``learnscope verify``): one row per claim, ``holds k/N`` with
+    its interval, the median and range measured, the paper's figure; else None."""
+    from learnscope.studies.claims import results_of  # torch only for a verification
+
+    spec = store.sweeps().set_index("id")["spec"].get(sweep) or {}
+    if spec.get("kind") != "verify":
+        return None
+    v = results_of(store, sweep)
+    rows = []
+    for r in v.results:
+        lo, hi = r.interval
+        shown = r.measured
+        rows.append(
+            [
+                r.claim.name,
+                r.claim.kind,
+                f"{r.claim.statement} ({r.claim.threshold})",
+                f"{r.k}/{r.n} [{lo:.2f}, {hi:.2f}]",
+                f"{_fmt(r.median)} ({_fmt(min(shown))} .. {_fmt(max(shown))})" if shown else "-",
+                r.claim.paper_value or "-",
+                "passed" if r.passed else "NOT reproduced",
+            ]
+        )
+    headers = ["claim", "kind", "statement", "holds", "median (range)", "paper", "verdict"]
+    caption = f"{v.recipe} at seeds {', '.join(map(str, v.seeds))} (learnscope verify)"
+    return Panel("claims", "Claims over seeds", body=table(headers, rows), caption=caption)
+
+
 def build_report(
     store: Store,
     refs: list[str],
@@ -556,6 +585,8 @@ def build_report(
     if not out.parent.is_dir():
         raise UserError(f"-o: directory {out.parent} does not exist")
     panels, notes = build_panels(runs, sweep, x, y)
+    if sweep is not None and (claims := claims_panel(store, sweep)) is not None:
+        panels.insert(0, claims)
     title = (
         f"learnscope report: {runs[0].name}"
         if len(runs) == 1
