@@ -43,3 +43,21 @@ def test_coord_check_bad_input(tmp_path):
     res = invoke("coord-check", "grokking-mlp", "--steps", "0", "--runs-dir", tmp_path)
     assert res.exit_code == 2 and "--steps" in res.output
     assert not (tmp_path / "learnscope.db").exists() or not len(Store(tmp_path).runs())
+
+
+def test_coord_check_resumes_its_sweep(tmp_path, tiny_config):
+    """The check is a sweep: run again with --resume, nothing is trained twice."""
+    import yaml
+
+    from learnscope.store import Store
+
+    recipe = tmp_path / "tiny.yaml"
+    recipe.write_text(yaml.safe_dump(tiny_config))
+    runs = tmp_path / "runs"
+    args = ["coord-check", recipe, "--widths", "8,16", "--steps", "2", "-o", tmp_path / "c.png"]
+    assert invoke(*args, "--runs-dir", runs).exit_code == 0
+    res = invoke(*args, "--resume", "last", "--runs-dir", runs)
+    assert res.exit_code == 0, res.output
+    store = Store(runs)
+    assert len(store.sweeps()) == 1 and len(store.runs()) == 2
+    assert set(store.runs()["status"]) == {"finished"}

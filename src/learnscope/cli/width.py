@@ -34,6 +34,10 @@ def coord_check(
     out: Annotated[Path, typer.Option("--out", "-o", help="the plot (PNG)")] = Path(
         "coord-check.png"
     ),
+    backend: Annotated[str, typer.Option(help="local or ray (the check is a sweep)")] = "local",
+    resume: Annotated[
+        str | None, typer.Option(help="continue this coordinate-check sweep (id, prefix, last)")
+    ] = None,
     runs_dir: RunsDir = None,
 ) -> None:
     """Train RECIPE for a few steps at each width and print mean |x| of every activation
@@ -49,7 +53,9 @@ def coord_check(
         fail(f"--out: directory {out.parent} does not exist")
     try:
         cfg = load_config(recipe, list(set_ or []))
-        data, sweep_id = run_check(cfg, _widths(widths), steps, Store(runs_dir))
+        data, sweep_id = run_check(
+            cfg, _widths(widths), steps, Store(runs_dir), backend=backend, resume=resume
+        )
     except UserError as err:
         fail(str(err))
     last = int(data["step"].max())
