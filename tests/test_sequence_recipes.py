@@ -61,7 +61,7 @@ def test_seq_vcr_keeps_intermediate_representations_from_collapsing():
         assert seq_vcr[site] > 1.5 * vanilla[site], (site, vanilla, seq_vcr)
 
 
-@pytest.mark.slow
+@pytest.mark.heavy  # ~3-4 min on one core (7 min with two jobs beside it): over CI's 3
 def test_grokking_transformer_delay_starts_with_a_long_plateau(tmp_path):
     """The first 4 000 steps of grokking-transformer-delay (its >= 10x grok at step ~25 000 is
     the heavy test in test_recipes.py): the training set is fitted by step 2 500 while the test
@@ -76,7 +76,7 @@ def test_grokking_transformer_delay_starts_with_a_long_plateau(tmp_path):
     assert s["test_acc"] < 0.1, s
 
 
-@pytest.mark.slow
+@pytest.mark.heavy  # ~5 min on one core: over CI's 3 (figures: docs/results.md)
 def test_ut_with_act_learns_the_training_hops_and_takes_more_steps_for_more(tmp_path):
     """pvr-hops-rope (Abnar et al. 2023): with rotary positions the UT + ACT learns 1-3 hops
     exactly, and halts later on rows with more hops (seed 0: 2.44 / 2.58 / 2.88 steps)."""
