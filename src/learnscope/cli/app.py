@@ -19,8 +19,10 @@ from rich.text import Text
 from learnscope.cli import analysis, criticality, estimate, evaluate, hf, layers, verify, width
 from learnscope.cli.capacity import capacity as _capacity
 from learnscope.cli.common import (
+    App,
     RunsDir,
     cell,
+    check_recipe,
     console,
     err_console,
     fail,
@@ -48,7 +50,7 @@ from learnscope.config import (
 from learnscope.errors import UserError
 from learnscope.store import Store
 
-app = typer.Typer(
+app = App(
     add_completion=False,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
@@ -117,6 +119,7 @@ def _config_to_run(
         run_id = resolve_run(store, resume)
         return resumed_config(store.run(run_id)["config"], overrides), run_id
     if recipe:
+        check_recipe(recipe)
         return load_config(recipe, overrides), None
     fail(f"recipe: give a recipe ({', '.join(recipe_names())}) or a YAML file")
 
@@ -298,12 +301,12 @@ def show(
         norms = [c for c in wide.columns if c.startswith("weight_norm/")]
         n = min(rows, len(wide))
         pick = wide.iloc[sorted({round(i * (len(wide) - 1) / max(1, n - 1)) for i in range(n)})]
-        metrics = table("step", *cols)
-        for column in metrics.columns:
-            column.overflow = "fold"
-        for step, row in pick[cols].iterrows():
-            metrics.add_row(str(step), *(cell(v) for v in row))
+        # headers whole, or where that is too wide broken after a '/' (train_step/ loss), never
+        # inside a word; the columns on the right that still do not fit are named instead
+        rows_shown = [[str(step), *(_fmt(v) for v in row)] for step, row in pick[cols].iterrows()]
+        metrics, left = fitted_table(["step", *cols], rows_shown, 1, console.width, whole=True)
         console.print(metrics)
+        print_left_out(left)
         if norms:
             console.print(
                 plain(
@@ -321,7 +324,7 @@ def show(
 def report(
     run_refs: Annotated[
         list[str] | None,
-        typer.Argument(metavar="RUN...", help="run ids, unique prefixes or 'last'"),
+        typer.Argument(metavar="RUN", help="run ids, unique prefixes or 'last'"),
     ] = None,
     sweep: Annotated[
         str | None,
@@ -338,6 +341,11 @@ def report(
     """One self-contained HTML report (plots embedded, also saved as PNGs next to it)."""
     from learnscope.report import build_report  # matplotlib only for this command
 
+    if not run_refs and sweep is None:
+        fail(
+            "report: nothing to report; give a RUN (id, unique prefix or 'last'), several RUNs, "
+            "or --sweep SWEEP (e.g. learnscope report last)"
+        )
     try:
         store = Store(runs_dir)
         refs = [resolve_run(store, r) for r in run_refs or []]

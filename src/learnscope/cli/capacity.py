@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 from rich.text import Text
 
-from learnscope.cli.common import RunsDir, cell, console, plain, table, user_errors
+from learnscope.cli.common import RunsDir, cell, check_recipe, console, plain, table, user_errors
 from learnscope.errors import UserError
 from learnscope.store import Store
 
@@ -60,6 +60,7 @@ def capacity(
         )
 
     with user_errors():
+        check_recipe(recipe)
         store = Store(runs_dir)
         base = apply_overrides(load_recipe_dict(recipe), list(set_ or []))
         key, values = _values(over) if over else (None, [None])

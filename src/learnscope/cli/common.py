@@ -7,6 +7,9 @@ typed."""
 
 from __future__ import annotations
 
+import difflib
+import inspect
+import re
 import signal
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -18,11 +21,86 @@ import typer
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
+from typer.core import TyperCommand, TyperGroup
 
 from learnscope.errors import UserError
 
 console = Console()
 err_console = Console(stderr=True)
+
+
+def prose(help_text: str | None) -> str | None:
+    """A docstring as help that the terminal wraps: each paragraph on one line (the line breaks
+    of the source would otherwise break the help mid-sentence, ``Gromov`` / ``2023``); a
+    paragraph that starts with ``\\b`` is kept as written.
+
+    >>> prose("Train (Gromov\\n    2023).\\n\\n    More\\n    text.")
+    'Train (Gromov 2023).\\n\\nMore text.'
+    """
+    if not help_text:
+        return help_text
+    paragraphs = inspect.cleandoc(help_text).split("\n\n")
+    return "\n\n".join(p if p.startswith("\b") else " ".join(p.split()) for p in paragraphs)
+
+
+_LIST_TYPE = re.compile(r"^<list\[(?P<item>.+)\]>$")
+
+
+def readable_params(params: list, ctx: Any) -> list:
+    """``params`` as the help shows them: a flag without a type tag (``--quiet``, not
+    ``--quiet <bool>``), an option or argument given several times as ``<str>...`` (not
+    ``<list[str]>``). Only what the help shows changes; parsing is the same."""
+    for param in params:
+        kind = getattr(param, "param_type_name", "")
+        many = _LIST_TYPE.match(str(param.display_type(ctx) or ""))
+        if kind == "option" and param.metavar is None:
+            if param.is_flag or param.count:
+                param.metavar = ""
+            elif many:
+                param.metavar = f"<{many['item']}>..."
+        elif kind == "argument" and many:  # its name stays the metavar; typer asks the type
+            dots = "..." if param.metavar is not None else ""  # else typer dots the name
+            param.display_type_rich = lambda ctx, shown=f"<{many['item']}>{dots}": shown
+    return params
+
+
+class Command(TyperCommand):
+    """A command whose ``--help`` reads well: :func:`prose` paragraphs, no type tag on a flag
+    (:func:`readable_params`)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.help = prose(self.help)
+
+    def get_params(self, ctx: Any) -> list:
+        return readable_params(super().get_params(ctx), ctx)
+
+
+class Group(TyperGroup):
+    """A command group (``learnscope``, ``learnscope sweep``) whose help reads like its
+    commands' (:class:`Command`)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.help = prose(self.help)
+
+    def get_params(self, ctx: Any) -> list:
+        return readable_params(super().get_params(ctx), ctx)
+
+
+class App(typer.Typer):
+    """A Typer app whose commands are :class:`Command` and whose group is :class:`Group`
+    (unless given another ``cls``)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("cls", Group)
+        super().__init__(*args, **kwargs)
+
+    def command(self, *args: Any, **kwargs: Any):
+        if kwargs.get("cls") is None:
+            kwargs["cls"] = Command
+        return super().command(*args, **kwargs)
+
 
 RunsDir = Annotated[
     Path | None,
@@ -69,15 +147,26 @@ def table(*headers: str, **kw: Any) -> Table:
     return t
 
 
+def header_lines(header: str) -> list[str]:
+    """The lines a column header may take: broken at spaces and after a ``/``, never inside a
+    word.
+
+    >>> header_lines("train_step/loss"), header_lines("grok step")
+    (['train_step/', 'loss'], ['grok', 'step'])
+    """
+    return [part for word in header.split() for part in re.findall(r"[^/]+/*|/+", word)]
+
+
 def fit_columns(
     headers: list[str], rows: list[list[str]], keep: int, width: int
 ) -> tuple[list[int], list[str]]:
     """The columns of a table that fit in ``width`` characters: the first ``keep`` always,
     then the others in order while they fit (each as wide as its widest cell, its header
-    allowed to wrap at spaces). Returns the kept column indices and the left-out headers."""
+    allowed to wrap at spaces and after a ``/``: :func:`header_lines`). Returns the kept column
+    indices and the left-out headers."""
 
     def need(i: int) -> int:
-        words = max((len(w) for w in headers[i].split()), default=0)
+        words = max((len(w) for w in header_lines(headers[i])), default=0)
         return max([words, *(len(r[i]) for r in rows)]) + 3  # padding and the rule
 
     used, kept, left = 1 + sum(need(i) for i in range(keep)), list(range(keep)), []
@@ -91,15 +180,34 @@ def fit_columns(
 
 
 def fitted_table(
-    headers: list[str], rows: list[list[str]], keep: int, width: int, wrap: int | None = None
+    headers: list[str],
+    rows: list[list[str]],
+    keep: int,
+    width: int,
+    wrap: int | None = None,
+    whole: bool = False,
 ) -> tuple[Table, list[str]]:
     """A table of the columns that fit in ``width`` (:func:`fit_columns`; column ``wrap``, a
     name, measured at 16 characters at most and folded), the others left out and named.
     Every other column is as wide as its widest cell: nothing in it is ever cut, a header
-    wraps at its spaces."""
+    wraps at its spaces and after a ``/`` (:func:`header_lines`), never inside a word; with
+    ``whole``, a header stays on one line unless breaking it is what makes the table fit
+    (the longest ones are broken first)."""
     measured = [[c[:16] if i == wrap else c for i, c in enumerate(r)] for r in rows]
     kept, left = fit_columns(headers, measured, keep, width)
-    out = table(*("\n".join(headers[i].split()) for i in kept))
+    lines = {i: header_lines(headers[i]) for i in kept}
+    if whole:
+        cells = {i: max((len(r[i]) for r in measured), default=0) for i in kept}
+        need = {i: max(len(headers[i]), cells[i]) + 3 for i in kept}
+        broken = {i: max([*map(len, lines[i]), cells[i]]) + 3 for i in kept}
+        order = sorted(kept, key=lambda i: broken[i] - need[i])  # the biggest saving first
+        whole_ones = set(kept)
+        for i in order:
+            if 1 + sum(need[j] if j in whole_ones else broken[j] for j in kept) <= width:
+                break
+            whole_ones.discard(i)
+        lines.update({i: [headers[i]] for i in whole_ones})
+    out = table(*("\n".join(lines[i]) for i in kept))
     for i, column in zip(kept, out.columns):
         column.no_wrap = i != wrap
         column.overflow = "fold"
@@ -114,6 +222,25 @@ def print_left_out(left: list[str]) -> None:
             Text(f"left out at this width ({console.width} columns): {', '.join(left)}"),
             style="dim",
             soft_wrap=True,
+        )
+
+
+def check_recipe(recipe: str) -> None:
+    """A :class:`UserError` for a misspelt recipe name (not a built-in recipe, not a YAML file)
+    that names the closest recipe (``did you mean 'grokking-mlp'?``) rather than listing all
+    of them; any other name is left to :func:`learnscope.config.load_config` to judge."""
+    from learnscope.config import recipe_names
+
+    if recipe.endswith((".yaml", ".yml")) or Path(recipe).exists():
+        return
+    names = recipe_names()
+    if recipe in names:
+        return
+    close = difflib.get_close_matches(recipe, names, n=1)
+    if close:
+        raise UserError(
+            f"recipe: unknown recipe {recipe!r}; did you mean {close[0]!r}? "
+            f"(learnscope recipes lists all {len(names)}, or give a YAML file)"
         )
 
 

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 from rich.text import Text
 
-from learnscope.cli.common import RunsDir, cell, console, fail, table, user_errors
+from learnscope.cli.common import RunsDir, cell, check_recipe, console, fail, table, user_errors
 from learnscope.store import Store
 
 COLUMNS = ("train_acc", "train_real_acc", "train_real_loss", "test_acc", "test_loss")
@@ -51,6 +51,7 @@ def generations(
         return row
 
     with user_errors():
+        check_recipe(recipe)
         store = Store(runs_dir)
         cfg = load_config(recipe, list(set_ or []))
         for m in modes:

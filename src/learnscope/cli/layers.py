@@ -18,7 +18,7 @@ from learnscope.store import Store
 
 def prune_layers(
     run_ref: Annotated[
-        str | None, typer.Argument(metavar="[RUN]", help="run id, unique prefix or 'last'")
+        str | None, typer.Argument(metavar="RUN", help="run id, unique prefix or 'last'")
     ] = None,
     n: Annotated[
         list[int] | None, typer.Option("--n", help="layers to remove (repeat: --n 1 --n 2)")

@@ -9,9 +9,10 @@ from typing import Annotated
 
 import typer
 from rich.text import Text
-from typer.core import TyperGroup
 
 from learnscope.cli.common import (
+    App,
+    Group,
     RunsDir,
     cell,
     console,
@@ -28,7 +29,7 @@ from learnscope.errors import UserError
 from learnscope.store import Store
 
 
-class _DefaultRun(TyperGroup):
+class _DefaultRun(Group):
     """Anything that is not a subcommand is the SPEC of ``run``."""
 
     def parse_args(self, ctx, args):
@@ -37,7 +38,7 @@ class _DefaultRun(TyperGroup):
         return super().parse_args(ctx, args)
 
 
-sweep_app = typer.Typer(
+sweep_app = App(
     cls=_DefaultRun,
     no_args_is_help=True,
     pretty_exceptions_enable=False,

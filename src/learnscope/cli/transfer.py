@@ -35,7 +35,7 @@ def _regularized(config: dict) -> str:
 
 def transfer(
     run_refs: Annotated[
-        list[str] | None, typer.Argument(metavar="RUN...", help="run ids, prefixes or 'last'")
+        list[str] | None, typer.Argument(metavar="RUN", help="run ids, prefixes or 'last'")
     ] = None,
     sweep: Annotated[str | None, typer.Option(help="every finished run of this sweep")] = None,
     task: Annotated[

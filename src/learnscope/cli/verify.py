@@ -21,7 +21,7 @@ from learnscope.store import Store
 
 def verify(
     recipe: Annotated[
-        str | None, typer.Argument(metavar="[RECIPE]", help="a recipe with claims (or --all)")
+        str | None, typer.Argument(metavar="RECIPE", help="a recipe with claims (or --all)")
     ] = None,
     seeds: Annotated[int, typer.Option(help="seeds to train at (model and data seed)")] = 3,
     seed_start: Annotated[int, typer.Option(help="the first seed")] = 0,

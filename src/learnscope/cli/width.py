@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.text import Text
 
-from learnscope.cli.common import RunsDir, cell, console, fail, plain, table
+from learnscope.cli.common import RunsDir, cell, check_recipe, console, fail, plain, table
 from learnscope.errors import UserError
 from learnscope.store import Store
 
@@ -52,6 +52,7 @@ def coord_check(
     if not out.parent.is_dir():
         fail(f"--out: directory {out.parent} does not exist")
     try:
+        check_recipe(recipe)
         cfg = load_config(recipe, list(set_ or []))
         data, sweep_id = run_check(
             cfg, _widths(widths), steps, Store(runs_dir), backend=backend, resume=resume

@@ -5,7 +5,9 @@ label and colour) and returns a figure, or ``None`` when the runs hold no data f
 caller then leaves the panel out with a note. Matplotlib runs on the Agg backend (no display).
 
 Every text a figure draws (run names, config values, site names) is literal: mathtext is off
-inside these functions, so a run named ``$\\foo$`` is drawn as typed instead of failing.
+inside these functions, so a run named ``$\\foo$`` is drawn as typed instead of failing. The
+tick labels of log axes are therefore plain numbers (``0.001``, ``10``, ``1e4``:
+:class:`PlainLogFormatter`), never matplotlib's mathtext ``10^{n}``, which would print raw.
 """
 
 from __future__ import annotations
@@ -25,6 +27,13 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.ticker import (  # noqa: E402
+    FuncFormatter,
+    Locator,
+    LogFormatter,
+    NullFormatter,
+    NullLocator,
+)
 
 from learnscope.probes.registry import is_probe_metric  # noqa: E402
 
@@ -42,13 +51,16 @@ _HEAD = re.compile(r"^attention_entropy/(?P<site>.+)/h(?P<head>\d+)$")
 
 def literal_text(fn: Callable[..., Figure | None]) -> Callable[..., Figure | None]:
     """Draw ``fn``'s figure with mathtext off: ``$`` in a label is a dollar sign (each text
-    keeps the setting it was created with, so saving later draws it the same way)."""
+    keeps the setting it was created with, so saving later draws it the same way). Log axes
+    then need :func:`readable_log` (or :func:`log_steps`): their default labels are mathtext.
+    Marks ``fn`` as one of the report's figures (``.literal``; the tests draw each one)."""
 
     @functools.wraps(fn)
     def drawn(*args, **kwargs):
         with plt.rc_context({"text.parse_math": False}):
             return fn(*args, **kwargs)
 
+    drawn.literal = True  # type: ignore[attr-defined]
     return drawn
 
 
@@ -79,11 +91,100 @@ def legend(ax, runs: list[Series], **kw) -> None:
         ax.legend(fontsize=7, **kw)
 
 
+def plain_number(x: float) -> str:
+    """A tick value as plain text: from ``0.001`` to ``9999`` as written, beyond that in short
+    e-notation.
+
+    >>> [plain_number(v) for v in (0, 1e-5, 0.002, 1, 30, 1000, 1e4, 2.5e6, -0.1)]
+    ['0', '1e-5', '0.002', '1', '30', '1000', '1e4', '2.5e6', '-0.1']
+    """
+    if x == 0 or not math.isfinite(x):
+        return "0" if x == 0 else str(x)
+    e = math.floor(math.log10(abs(x)) + 1e-9)
+    if -3 <= e <= 3:
+        return f"{x:.4g}"
+    return f"{x / 10.0**e:.3g}e{e}"
+
+
+class PlainLogFormatter(LogFormatter):
+    """Matplotlib's :class:`~matplotlib.ticker.LogFormatter` (the same choice of which ticks get
+    a label: decades, and some ticks between them on a short axis) with :func:`plain_number`
+    labels: mathtext such as ``$\\mathdefault{10^{2}}$`` is off in these figures and would
+    print as typed."""
+
+    def __call__(self, x, pos=None):
+        s = super().__call__(x, pos)
+        return self.fix_minus("-" + s) if s and x < 0 else s
+
+    def _num_to_string(self, x, vmin, vmax):
+        return plain_number(x)
+
+
+def readable_log(axis) -> None:
+    """Plain-number labels on a log ``axis`` (call after setting the scale, which resets them):
+    every major tick, and the minor ticks matplotlib would label (an axis of few decades)."""
+    axis.set_major_formatter(PlainLogFormatter(labelOnlyBase=False, minor_thresholds=(1e9, 1e9)))
+    axis.set_minor_formatter(PlainLogFormatter(labelOnlyBase=False))
+
+
+class StepTicks(Locator):
+    """The major ticks of the step axis (symlog with linear threshold ``linthresh``, the first
+    recorded step after 0): 0, ``linthresh`` when the next power of ten is well clear of it,
+    and the powers of ten from ``linthresh`` up, at most ``numticks`` of them (every other
+    decade, ... on a long run); no tick inside the linear stretch, where it would sit on top
+    of the 0. An axis that reaches no power of ten gets 0, ``linthresh`` and a round step near
+    the end."""
+
+    def __init__(self, linthresh: float, numticks: int = 7) -> None:
+        self.linthresh, self.numticks = linthresh, numticks
+
+    def __call__(self):
+        return self.tick_values(*self.axis.get_view_interval())
+
+    def tick_values(self, vmin, vmax):
+        """
+        >>> StepTicks(1).tick_values(-5, 3500)
+        [0.0, 1.0, 10.0, 100.0, 1000.0]
+        >>> StepTicks(20).tick_values(-5, 3500), StepTicks(5).tick_values(-5, 3500)
+        ([0.0, 20.0, 100.0, 1000.0], [0.0, 10.0, 100.0, 1000.0])
+        >>> StepTicks(1).tick_values(0, 2e7)
+        [0.0, 1.0, 100.0, 10000.0, 1000000.0]
+        >>> StepTicks(20).tick_values(0, 90)
+        [0.0, 20.0, 50.0]
+        """
+        vmin, vmax = sorted((vmin, vmax))
+        ticks = [0.0] if vmin <= 0 <= vmax else []
+        if vmax <= 0:
+            return ticks
+        lo = math.ceil(math.log10(max(self.linthresh, vmin)) - 1e-9)
+        hi = math.floor(math.log10(vmax) + 1e-9)
+        decades = list(range(lo, hi + 1))
+        stride = max(1, math.ceil(len(decades) / max(self.numticks - 1, 1)))
+        if decades and vmin <= self.linthresh and 10.0 ** decades[0] >= 3 * self.linthresh:
+            ticks.append(float(self.linthresh))
+        ticks += [10.0**k for k in decades if (k - lo) % stride == 0]
+        if len(decades) < 2:  # a short axis: the first step, a round one near the end
+            ticks = [t for t in ticks if t == 0]
+            if vmin <= self.linthresh <= vmax:
+                ticks.append(float(self.linthresh))
+            e = 10.0 ** math.floor(math.log10(vmax))
+            end = max(m * e for m in (1, 2, 5) if m * e <= vmax)
+            if end >= 2 * self.linthresh:
+                ticks.append(end)
+        return ticks
+
+
 def log_steps(ax, tables: list[pd.DataFrame]) -> None:
-    """Steps on a log scale; step 0 stays visible on a short linear stretch (symlog)."""
+    """Steps on a log scale; step 0 stays visible on a short linear stretch (symlog). Ticks at
+    0 and the powers of ten, labelled ``0``, ``1``, ``10``, ``1000``, ``1e4``
+    (:class:`StepTicks`)."""
     steps = np.concatenate([t.index.to_numpy(float) for t in tables if len(t)] or [[1.0]])
     positive = steps[steps > 0]
-    ax.set_xscale("symlog", linthresh=float(positive.min()) if len(positive) else 1.0)
+    linthresh = float(positive.min()) if len(positive) else 1.0
+    ax.set_xscale("symlog", linthresh=linthresh)
+    ax.xaxis.set_major_locator(StepTicks(linthresh))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: plain_number(v)))
+    ax.xaxis.set_minor_formatter(NullFormatter())
     ax.set_xlabel("step (log)")
 
 
@@ -137,6 +238,7 @@ def curves(runs: list[Series], metric: str, title: str, logy: bool = False) -> F
     log_steps(ax, [r.table for r in runs])
     if logy:
         ax.set_yscale("log")
+        readable_log(ax.yaxis)
     mark_events(ax, runs)
     ax.set_title(title)
     ax.set_ylabel(metric)
@@ -285,6 +387,7 @@ def weight_norms(runs: list[Series]) -> Figure | None:
                 shaded = True
     log_steps(ax, [r.table for r in runs])
     ax.set_yscale("log")
+    readable_log(ax.yaxis)
     ax.set_title("weight norms ||W||_F" + (" (slingshot cycles shaded)" if shaded else ""))
     ax.grid(alpha=0.3)
     legend(ax, runs)
@@ -489,15 +592,12 @@ def per_class_accuracy(groups: list[tuple[str, Any, list[Series]]]) -> Figure | 
 
 
 def plain_log(ax, x: bool = True, y: bool = True) -> None:
-    """Log axes whose tick labels are plain numbers (``0.01``, ``1e-05``): the default ones
-    are mathtext, which :func:`literal_text` turns off."""
-    from matplotlib.ticker import FuncFormatter, NullFormatter
-
+    """Log axes whose tick labels are plain numbers (``0.01``, ``1e-5``: :func:`readable_log`);
+    the default ones are mathtext, which :func:`literal_text` turns off."""
     for on, axis, scale in ((x, ax.xaxis, ax.set_xscale), (y, ax.yaxis, ax.set_yscale)):
         if on:
             scale("log")
-            axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
-            axis.set_minor_formatter(NullFormatter())
+            readable_log(axis)
 
 
 @literal_text
@@ -520,7 +620,8 @@ def coord_check(table: pd.DataFrame, title: str = "coordinate check") -> Figure 
             rows = at[at["site"] == site].sort_values("width")
             ax.plot(rows["width"], rows["value"], "o-", ms=3, color=colour, label=site)
         plain_log(ax)
-        ax.set_xticks(sorted(at["width"].unique()))
+        ax.set_xticks(sorted(at["width"].unique()))  # the widths, and no ticks between them
+        ax.xaxis.set_minor_locator(NullLocator())
         ax.set_title(f"t = {step}", fontsize=9)
         ax.set_xlabel("width")
     axes[0].set_ylabel("mean |x|")
