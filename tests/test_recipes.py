@@ -50,6 +50,9 @@ ELSEWHERE |= HEAVY
 CLAIMED = {n for n in recipe_names() if load_config(n).claims}
 #: the seeds of the slow check: thresholds were set from seeds 0..4, these were never used
 NEW_SEEDS = 10
+#: recipes whose thresholds were set again after seeds 10-11 failed them (the seeds that set
+#: them are named in the recipe): verified at seeds not used since
+FRESH = {"sigma-reparam": 30, "sigma-reparam-baseline": 30}
 
 
 @pytest.mark.slow
@@ -57,7 +60,7 @@ NEW_SEEDS = 10
 def test_claims_hold_at_new_seeds(name, tmp_path):
     from learnscope.studies.claims import verify
 
-    v = verify(name, Store(tmp_path), seeds=2, seed_start=NEW_SEEDS)
+    v = verify(name, Store(tmp_path), seeds=2, seed_start=FRESH.get(name, NEW_SEEDS))
     failed = [r.line() for r in v.results if not r.passed]
     assert not failed, f"{name}: {failed}"
 
