@@ -12,14 +12,9 @@ from learnscope.runner import build
 from learnscope.store import Store
 from learnscope.studies.model_collapse import run_chain, sample_answers
 from learnscope.tasks import Split
+from tests.conftest import tiny
 
-TINY = {
-    "name": "chain",
-    "task": {"name": "modular", "op": "add", "p": 7, "train_fraction": 0.5},
-    "model": {"kind": "mlp", "width": 32, "depth": 2, "activation": "relu"},
-    "train": {"lr": 0.01, "steps": 20, "eval_every": 10, "loss": "ce"},
-    "probes": [],
-}
+TINY = tiny(name="chain", task={"p": 7}, train={"steps": 20}, probes=[])
 
 
 @pytest.mark.parametrize("mode, rows", [("replace", [1, 1]), ("accumulate", [2, 3])])
