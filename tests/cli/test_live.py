@@ -10,6 +10,7 @@ from typer.testing import CliRunner
 
 from learnscope.cli import app
 from learnscope.cli.live import EventWatcher
+from learnscope.config import load_config
 from learnscope.events import describe
 from learnscope.models import site_sizes
 from learnscope.runner import build, execute
@@ -240,3 +241,31 @@ def test_resumed_run_prints_only_new_events_with_the_runs_own_steps(tmp_path, ru
         app, ["run", "--resume", run_id, "--set", "train.steps=310", "--runs-dir", str(runs_dir)]
     )
     assert again.exit_code == 0 and "grokked at step" not in again.output, again.output
+
+
+def test_a_run_that_stops_early_fills_its_bar_and_says_where(runs_dir):
+    """grokking-mlp stops once it has grokked (train.stop_when): the bar ends full, at the step
+    it stopped, not at 100 of 300."""
+    args = ["run", "grokking-mlp", "--set", "probes=[]", "--runs-dir", str(runs_dir)]
+    res = CliRunner(env={"COLUMNS": "200"}).invoke(app, args)
+    assert res.exit_code == 0, res.output
+    s = Store(runs_dir).runs()["summary"][0]
+    assert s["steps"] < load_config("grokking-mlp").train.steps  # it did stop early
+    assert f"(stopped at step {s['steps']} of {load_config('grokking-mlp').train.steps})" in (
+        " ".join(res.output.split())
+    )
+    assert f"{s['steps']}/{s['steps']}" in res.output
+
+
+def test_ctrl_c_before_training_says_so_and_exits_130(runs_dir, tiny_config, tmp_path, monkeypatch):
+    import learnscope.runner
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(learnscope.runner, "execute", interrupted)
+    recipe = tmp_path / "tiny.yaml"
+    recipe.write_text(yaml.safe_dump(tiny_config))
+    res = CliRunner().invoke(app, ["run", str(recipe), "--runs-dir", str(runs_dir)])
+    assert res.exit_code == 130
+    assert "interrupted before training started" in res.output

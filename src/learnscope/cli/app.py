@@ -94,6 +94,12 @@ def run(
             result = execute(cfg, store, sinks, resume=run_id)
     except UserError as err:
         fail(str(err))
+    except KeyboardInterrupt:  # during training the trainer catches it: the run ends interrupted
+        err_console.print(
+            Text("interrupted before training started: nothing was trained", style="yellow"),
+            soft_wrap=True,
+        )
+        raise typer.Exit(130) from None
     except (OSError, sqlite3.OperationalError) as err:
         if (line := storage_error(err)) is None:
             raise

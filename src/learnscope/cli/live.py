@@ -287,4 +287,12 @@ class LiveProgress(Callback):
 
     def on_train_end(self, trainer: Trainer, status: str) -> None:
         self.watcher.check()
+        if status == "stopped" and self.task_id is not None:  # the question was answered
+            self.progress.update(
+                self.task_id,
+                total=trainer.step,
+                completed=trainer.step,
+                description=f"{self.description} (stopped at step {trainer.step} of "
+                f"{trainer.cfg.steps})",
+            )
         self.progress.stop()
