@@ -246,15 +246,17 @@ def test_resumed_run_prints_only_new_events_with_the_runs_own_steps(tmp_path, ru
 def test_a_run_that_stops_early_fills_its_bar_and_says_where(runs_dir):
     """grokking-mlp stops once it has grokked (train.stop_when): the bar ends full, at the step
     it stopped, not at 100 of 300."""
-    args = ["run", "grokking-mlp", "--set", "probes=[]", "--runs-dir", str(runs_dir)]
-    res = CliRunner(env={"COLUMNS": "200"}).invoke(app, args)
-    assert res.exit_code == 0, res.output
-    s = Store(runs_dir).runs()["summary"][0]
-    assert s["steps"] < load_config("grokking-mlp").train.steps  # it did stop early
-    assert f"(stopped at step {s['steps']} of {load_config('grokking-mlp').train.steps})" in (
-        " ".join(res.output.split())
-    )
-    assert f"{s['steps']}/{s['steps']}" in res.output
+    from rich.console import Console
+
+    from learnscope.cli.live import LiveProgress
+
+    cfg = load_config("grokking-mlp", ["probes=[]"])
+    bar = LiveProgress(Console(file=io.StringIO(), width=200), cfg.name)
+    result = execute(cfg, Store(runs_dir), [bar])
+    assert result.status == "stopped" and result.summary["steps"] < cfg.train.steps
+    (task,) = bar.progress.tasks
+    assert task.completed == task.total == result.summary["steps"]
+    assert task.description.endswith(f"(stopped at step {task.total:.0f} of {cfg.train.steps})")
 
 
 def test_ctrl_c_before_training_says_so_and_exits_130(runs_dir, tiny_config, tmp_path, monkeypatch):
