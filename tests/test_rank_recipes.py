@@ -28,7 +28,9 @@ def test_local_rank_of_the_last_layer_falls_late(tmp_path):
     assert table["local_rank/layers.0.hook_pre"].dropna().min() == 32.0
 
 
-@pytest.mark.slow
+# heavy: fragile across CPU kernels. On ATEN_CPU_CAPABILITY=default the recipe's seed 0 ends
+# at train acc 0.85 (expect >= 0.99), and the exact direction counts below are one trajectory's
+@pytest.mark.heavy
 def test_incremental_rank_of_w_q_grows_after_its_first_direction(tmp_path):
     """Measured: the effective rank of W_Q - W_Q(0) is 2.9 at step 150 and rises to ~6 by
     step 1000, while the training loss falls to ~0.01; its count of directions 2 -> 3 -> 4."""
