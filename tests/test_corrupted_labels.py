@@ -13,7 +13,7 @@ from learnscope.cli import app
 from learnscope.config import load_config
 from learnscope.runner import execute
 from learnscope.store import Store
-from learnscope.studies.claims import holds, measure
+from learnscope.measures import holds, measure
 
 
 @pytest.mark.slow

@@ -291,8 +291,9 @@ class Claim(Section):
     """What a recipe shows, checked over seeds by ``learnscope verify`` (:mod:`learnscope.
     studies.claims`). The value measured at one seed is one of: a summary ``key``; a ``ratio``
     of two summary keys; the number of events of kind ``event``; a recorded ``metric`` (a
-    pattern like ``attention_entropy/*``: each matching series' last, lowest or highest value,
-    ``over_time``, then the lowest, highest or mean of those, ``over_metrics``); with a
+    pattern like ``attention_entropy/*``: each matching series' last, lowest, highest or first
+    value, or one of them over the first (``last/first``: what is left of the value at the first
+    evaluation), ``over_time``, then the lowest, highest or mean of those, ``over_metrics``); with a
     ``control``, the
     ``key`` (or ratio, or event count) of this recipe minus (``compare: diff``) or divided by
     (``compare: ratio``) the control's at the same seed. It holds at a seed when it meets
@@ -308,7 +309,9 @@ class Claim(Section):
     ratio: tuple[str, str] | None = None
     event: str | None = Field(None, pattern=r"^[a-z_]+$")
     metric: str | None = Field(None, pattern=r"^[A-Za-z0-9_/.*?\[\]-]+$", max_length=200)
-    over_time: Literal["last", "min", "max"] = "last"
+    over_time: Literal["last", "min", "max", "first", "last/first", "min/first", "max/first"] = (
+        "last"
+    )
     over_metrics: Literal["min", "max", "mean"] = "min"
     control: Control | None = None
     compare: Literal["diff", "ratio"] = "diff"

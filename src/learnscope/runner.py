@@ -27,6 +27,7 @@ from learnscope import checkpoint
 from learnscope import events as events_mod
 from learnscope.config import ProbeSpec, RunConfig, check_expectation, validate_config
 from learnscope.errors import UserError
+from learnscope.measures import run_claims
 from learnscope.models import build_model, hook_names, memory_limit, model_config
 from learnscope.probes.plan import ProbePlan, plan_probes
 from learnscope.probes.registry import PROBES
@@ -205,6 +206,8 @@ def _finish(
         summary["stopped_by"] = watch.stop.reason
     if cfg.expect:
         summary["expect_met"] = check_expectations(cfg.expect, summary)
+    if cfg.claims:  # those a single run can check (a paired claim needs its control)
+        summary["claims"] = run_claims(cfg.claims, summary, [e.kind for e in found], table)
     store.finish_run(run_id, trainer.status, summary)
     return RunResult(run_id, store.root / run_id, trainer.status, summary, found)
 

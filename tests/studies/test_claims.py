@@ -10,8 +10,9 @@ import yaml
 
 from learnscope.config import Claim, load_config, recipe_names, validate_config
 from learnscope.errors import UserError
+from learnscope.measures import claim_value, holds
 from learnscope.store import Store
-from learnscope.studies.claims import claim_value, holds, markdown, results_of, verify
+from learnscope.studies.claims import markdown, results_of, verify
 from tests.cli.test_output import invoke
 
 
@@ -125,6 +126,38 @@ def test_verify_command(recipe, tmp_path):
     assert res.exit_code == 2 and "RECIPE or --all" in res.output
     res = invoke("verify", "grokking-mlp", "--seeds", "0", "--runs-dir", runs)
     assert res.exit_code == 2
+
+
+def test_recheck_reads_revised_claims_without_training(recipe, tmp_path):
+    """A threshold revised after the runs: ``--recheck`` checks the YAML as it reads now on the
+    stored runs (no new run), merging two verification sweeps' seeds."""
+    runs = tmp_path / "runs"
+    store = Store(runs)
+    first = verify(str(recipe), store, seeds=1, seed_start=0)
+    second = verify(str(recipe), store, seeds=1, seed_start=1)
+    before = len(store.runs())
+    data = yaml.safe_load(recipe.read_text())
+    data["claims"][1]["threshold"] = ">=0"  # the impossible claim, revised
+    recipe.write_text(yaml.safe_dump(data))
+    res = invoke("verify", str(recipe), "--recheck", first.sweep_id, "--recheck",
+                 second.sweep_id, "--runs-dir", runs, "-q")  # fmt: skip
+    assert "impossible: holds 2/2" in res.output and "fits: holds 2/2" in res.output, res.output
+    assert len(store.runs()) == before  # nothing trained
+    res = invoke("verify", "--all", "--recheck", first.sweep_id, "--runs-dir", runs)
+    assert res.exit_code == 2 and "--recheck" in res.output
+
+
+def test_a_run_checks_the_claims_it_can(recipe, tmp_path):
+    """A single run's summary holds the claims that need no control (value and verdict); the
+    run screen shows them and points to verify for the paired ones."""
+    res = invoke("run", str(recipe), "--runs-dir", tmp_path / "runs")
+    assert res.exit_code == 0, res.output
+    summary = Store(tmp_path / "runs").runs()["summary"].iloc[0]
+    assert set(summary["claims"]) == {"fits", "impossible", "memorises-all"}  # not lr-helps
+    assert summary["claims"]["fits"]["holds"] and not summary["claims"]["impossible"]["holds"]
+    assert summary["claims"]["fits"]["value"] == summary["train_acc"]
+    assert "claim impossible >1.5" in res.output and "fails" in res.output
+    assert "learnscope verify" in res.output
 
 
 def untrained(cfg):

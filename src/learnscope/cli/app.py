@@ -150,7 +150,7 @@ SUMMARY_KEYS = (
 
 def _summary_table(cfg: RunConfig, result) -> Table:
     """The final metrics of ``result`` (a :class:`learnscope.runner.RunResult`), its
-    ``expect:`` checks, its id and directory."""
+    ``expect:`` checks, the claims one run can check, its id and directory."""
     s = result.summary
     out = Table(title=Text(f"{cfg.name}: {result.status}"), show_header=False)
     out.add_column(no_wrap=True)
@@ -163,9 +163,23 @@ def _summary_table(cfg: RunConfig, result) -> Table:
             Text(f"expect {key} {cfg.expect[key]}"),
             Text("met", style="green") if ok else Text("not met", style="red"),
         )
+    thresholds = {c.name: c.threshold for c in cfg.claims}
+    for name, c in s.get("claims", {}).items():
+        out.add_row(Text(f"claim {name} {thresholds.get(name, '')}"), claim_cell(c))
+    if any(c.control is not None for c in cfg.claims):
+        out.add_row("", Text("paired claims: learnscope verify " + cfg.name, style="dim"))
     out.add_row("run", Text(result.run_id, no_wrap=True))
     out.add_row("dir", Text(str(result.dir)))
     return out
+
+
+def claim_cell(c: dict) -> Text:
+    """A claim checked on one run: its value and whether it holds (for a null claim, whether
+    the paper's effect appeared)."""
+    value = Text(f"{cell(c['value'])}  ")
+    if c["kind"] == "null":
+        return value + (Text("effect appeared", style="yellow") if c["holds"] else Text("null"))
+    return value + (Text("holds", style="green") if c["holds"] else Text("fails", style="red"))
 
 
 def _print_outcome(result) -> None:

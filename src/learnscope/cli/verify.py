@@ -42,6 +42,13 @@ def verify(
     resume: Annotated[
         str | None, typer.Option(help="continue this verification sweep (id, prefix, last)")
     ] = None,
+    recheck: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="no training: check RECIPE's claims as they read now on the runs of this "
+            "stored verification sweep (repeat to merge several)"
+        ),
+    ] = None,
     runs_dir: RunsDir = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress bar")] = False,
 ) -> None:
@@ -49,6 +56,7 @@ def verify(
     line per claim: holds k/N with a 95% Wilson interval, the median and range of what was
     measured, the paper's figure."""
     from learnscope.config import load_config, recipe_names
+    from learnscope.studies.claims import recheck as run_recheck
     from learnscope.studies.claims import update_markdown, verify_seed_by_seed
     from learnscope.studies.claims import verify as run_verify
 
@@ -56,6 +64,8 @@ def verify(
         fail("verify: give a RECIPE or --all (one of them)")
     if fast and not all_:
         fail("--fast: goes with --all")
+    if recheck and (recipe is None or resume is not None):
+        fail("--recheck: goes with a RECIPE, not with --all or --resume")
     if budget <= 0:
         fail(f"--budget: must be > 0 (got {budget})")
     if markdown is not None and not markdown.parent.is_dir():
@@ -66,13 +76,18 @@ def verify(
         ]  # fmt: skip
         store = Store(runs_dir)
         done = []
-        for name in names:
+        for name in names if not recheck else []:
             with member_progress(f"verify {name}", quiet) as progress, sigterm_as_ctrl_c():
                 start = time.perf_counter()
                 if fast:
                     v = verify_seed_by_seed(name, store, seeds, seed_start, budget, backend)
                 else:
                     v = run_verify(name, store, seeds, seed_start, backend, resume, progress)
+            _print(v, time.perf_counter() - start)
+            done.append(v)
+        if recheck:
+            start = time.perf_counter()
+            v = run_recheck(recipe, store, recheck)
             _print(v, time.perf_counter() - start)
             done.append(v)
     except UserError as err:

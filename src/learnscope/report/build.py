@@ -287,6 +287,11 @@ def summary_html(runs: list[RunData]) -> str:
             [f"expect {k} {r.config.get('expect', {}).get(k, '')}", "met" if ok else "NOT met"]
             for k, ok in expect.items()
         ]
+        thresholds = {c["name"]: c["threshold"] for c in r.config.get("claims", [])}
+        summary += [
+            [f"claim {k} {thresholds.get(k, '')}", f"{_fmt(c['value'])} {_verdict(c)}"]
+            for k, c in (r.summary.get("claims") or {}).items()
+        ]
         evs = [
             [
                 e["kind"],
@@ -305,6 +310,13 @@ def summary_html(runs: list[RunData]) -> str:
             + "</pre></details></div>"
         )
     return "".join(parts)
+
+
+def _verdict(c: dict[str, Any]) -> str:
+    """A claim checked on one run: holds or fails; a null claim: null, or the effect appeared."""
+    if c.get("kind") == "null":
+        return "(effect appeared)" if c["holds"] else "(null)"
+    return "holds" if c["holds"] else "FAILS"
 
 
 def _fmt(v: Any) -> str:

@@ -16,22 +16,15 @@ with the search that was run) is reported, never counted as a reproduction.
 
 from __future__ import annotations
 
-import fnmatch
 import math
 import statistics
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import pandas as pd
-
-from learnscope.config import (
-    Claim,
-    check_expectation,
-    load_recipe_dict,
-    validate_config,
-)
+from learnscope.config import Claim, load_recipe_dict, validate_config
 from learnscope.errors import UserError
+from learnscope.measures import claim_value, holds
 from learnscope.store import Store
 from learnscope.studies.evaluation import wilson
 from learnscope.sweep import SweepSpec, expand, load_spec, run_sweep
@@ -122,84 +115,6 @@ def _num(x: float | None) -> str:
     return f"{x:.4g}"
 
 
-# -- measuring one claim at one seed ------------------------------------------------------
-
-
-def measure(
-    claim: Claim, summary: dict[str, Any], events: list[str], table: pd.DataFrame | None = None
-) -> float | None:
-    """The claim's quantity in one run: the summary ``key``, the ``ratio`` of two summary
-    keys, the number of ``events`` (the kinds of the run's events) of kind ``event``, or the
-    ``metric`` series of the metric ``table`` (step x name) reduced over time, then over the
-    matching names.
-
-    >>> c = Claim(name="x", statement="s", ratio=("a", "b"), threshold=">=2")
-    >>> measure(c, {"a": 6, "b": 2}, [])
-    3.0
-    >>> e = Claim(name="y", statement="s", event="slingshot", threshold=">=1")
-    >>> measure(e, {}, ["slingshot", "grokking", "slingshot"])
-    2.0
-    """
-    if claim.event is not None:
-        return float(sum(kind == claim.event for kind in events))
-    if claim.metric is not None:
-        return _metric(claim, table)
-    if claim.ratio is not None:
-        a, b = (_number(summary.get(k)) for k in claim.ratio)
-        return a / b if a is not None and b not in (None, 0) else None
-    return _number(summary.get(claim.key))
-
-
-def _metric(claim: Claim, table: pd.DataFrame | None) -> float | None:
-    """``over_metrics`` of (``over_time`` of each series whose name matches ``metric``).
-
-    >>> t = pd.DataFrame({"h/a": [2.0, 1.0], "h/b": [3.0, 0.5], "x": [9.0, 9.0]})
-    >>> c = Claim(name="m", statement="s", metric="h/*", threshold=">=1")
-    >>> _metric(c, t), _metric(c.model_copy(update={"over_time": "max"}), t)
-    (0.5, 2.0)
-    """
-    if table is None:
-        return None
-    cols = [c for c in table.columns if fnmatch.fnmatchcase(str(c), claim.metric)]
-    per = []
-    for col in cols:
-        series = table[col].dropna()
-        if len(series):
-            per.append(float(getattr(series, claim.over_time)() if claim.over_time != "last"
-                             else series.iloc[-1]))  # fmt: skip
-    if not per:
-        return None
-    return {"min": min, "max": max, "mean": statistics.fmean}[claim.over_metrics](per)
-
-
-def _number(x: Any) -> float | None:
-    if isinstance(x, bool) or not isinstance(x, (int, float)):
-        return None
-    return float(x)
-
-
-def claim_value(claim: Claim, run: tuple | None, control: tuple | None) -> float | None:
-    """The value of ``claim`` at one seed from the recipe's run (summary, event kinds and,
-    optionally, metric table) and, for a paired claim, its control's: ``a``, or ``a - b`` /
-    ``a / b``."""
-    if run is None:
-        return None
-    a = measure(claim, *run)
-    if claim.control is None:
-        return a
-    b = measure(claim, *control) if control is not None else None
-    if a is None or b is None:
-        return None
-    if claim.compare == "ratio":
-        return a / b if b != 0 else None
-    return a - b
-
-
-def holds(claim: Claim, value: float | None) -> bool:
-    """Whether ``value`` meets the claim's threshold (a missing value never does)."""
-    return value is not None and math.isfinite(value) and check_expectation(value, claim.threshold)
-
-
 # -- the sweep of a verification ------------------------------------------------------------
 
 
@@ -266,6 +181,16 @@ def verify(
     return results_of(store, sweep_id, recipe)
 
 
+def recheck(recipe: str, store: Store, refs: list[str]) -> Verification:
+    """The recipe's claims as they read now, checked on the runs of stored verification sweeps
+    (``refs``; their seeds merged): after a threshold or a statement is revised, without
+    training again."""
+    claims = validate_config(load_recipe_dict(recipe)).claims
+    if not claims:
+        raise UserError(f"verify: recipe {recipe!r} states no claims")
+    return merge([results_of(store, ref, recipe, claims) for ref in refs])
+
+
 def verify_seed_by_seed(
     recipe: str,
     store: Store,
@@ -316,13 +241,18 @@ def merge(parts: list[Verification]) -> Verification:
     )
 
 
-def results_of(store: Store, ref: str, recipe: str | None = None) -> Verification:
-    """The claims' results of a stored verification sweep (``ref``: id, prefix, name, last)."""
+def results_of(
+    store: Store, ref: str, recipe: str | None = None, claims: list[Claim] | None = None
+) -> Verification:
+    """The claims' results of a stored verification sweep (``ref``: id, prefix, name, last):
+    the claims it was run with, or ``claims`` (e.g. a recipe's claims as they read now, checked
+    on the runs already trained; a control the sweep did not train is not measured)."""
     sweep_id = resolve_sweep(store, ref)
     spec = load_spec(store.sweeps().set_index("id").loc[sweep_id, "spec"])
     if spec.kind != "verify":
         raise UserError(f"sweep {sweep_id} is not a verification (kind {spec.kind})")
-    claims = [Claim.model_validate(c) for c in spec.claims]
+    if claims is None:
+        claims = [Claim.model_validate(c) for c in spec.claims]
     runs = member_runs(store, sweep_id)
     by_case: dict[str, tuple[str, str]] = {}
     for member in expand(spec):
