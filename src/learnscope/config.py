@@ -279,11 +279,16 @@ class Control(Section):
     name: str = Field(description="what the control is, e.g. 'without BatchNorm'")
     recipe: str | None = None
     set: dict[str, Any] = Field(default_factory=dict)
+    case: str | None = Field(None, description="in a sweep spec: the case that is the control")
 
     @model_validator(mode="after")
     def _one_way(self) -> Control:
-        if self.recipe is None and not self.set:
-            raise ValueError("a control needs its overrides (set) or a recipe")
+        ways = [self.recipe is not None, bool(self.set), self.case is not None]
+        if sum(ways) != 1:
+            raise ValueError(
+                "a control needs one of: its overrides (set), a recipe, or (in a sweep spec) "
+                "the sweep's case"
+            )
         return self
 
 
@@ -298,7 +303,11 @@ class Claim(Section):
     ``key`` (or ratio, or event count) of this recipe minus (``compare: diff``) or divided by
     (``compare: ratio``) the control's at the same seed. It holds at a seed when it meets
     ``threshold``. A ``null`` claim is an effect of the paper that did not appear here, with
-    the ``search`` that was run: its threshold is the effect, expected not to hold."""
+    the ``search`` that was run: its threshold is the effect, expected not to hold.
+
+    In a sweep spec, a claim is checked on the sweep's members: those of its ``case`` (default
+    every member outside the control's case), each against the member of the control's
+    ``case`` at the same grid point and seed; it holds at ``k`` of those ``N`` members."""
 
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]*$", max_length=64)
     statement: str = Field(min_length=1, max_length=500)
@@ -318,6 +327,7 @@ class Claim(Section):
     threshold: str
     require: float = Field(1.0, gt=0, le=1, description="fraction of seeds it must hold at")
     search: str = Field("", max_length=500, description="null: the search that was run")
+    case: str | None = Field(None, description="in a sweep spec: the case whose members count")
 
     @field_validator("threshold")
     @classmethod
@@ -361,6 +371,9 @@ class RunConfig(Section):
         names = [c.name for c in v]
         if len(set(names)) != len(names):
             raise ValueError(f"claim names must differ (got {names})")
+        for c in v:
+            if c.case is not None or (c.control is not None and c.control.case is not None):
+                raise ValueError(f"claim {c.name}: case is for a sweep spec's claims (its cases)")
         return v
 
     @field_validator("expect")

@@ -103,6 +103,8 @@ def test_values_and_thresholds():
         ([{"name": "n", "statement": "s", "key": "a", "threshold": ">=1", "kind": "null"},
           {"name": "m", "statement": "s", "key": "a", "threshold": ">=1"}], "search"),
         ([{"name": "n", "statement": "s", "threshold": ">=1"}], "one of key, ratio, event"),
+        ([{"name": "n", "statement": "s", "key": "a", "threshold": ">=1", "case": "x"}],
+         "case is for a sweep spec"),
         ([{"name": "n", "statement": "s", "key": "a", "threshold": "big"}], "comparison"),
         ([{"name": "n", "statement": "s", "key": "a", "threshold": ">=1"},
           {"name": "n", "statement": "t", "key": "b", "threshold": ">=1"}], "must differ"),
@@ -208,3 +210,44 @@ def test_the_sweep_report_of_a_verification_leads_with_its_claims(recipe, tmp_pa
     assert report.panels[0] == "claims"
     page = (tmp_path / "r.html").read_text()
     assert "Claims over seeds" in page and "NOT reproduced" in page and "1/1" in page
+
+
+def test_a_sweep_spec_states_claims_on_its_members(tiny_config, tmp_path):
+    """A sweep's claims: a case against its control case member by member (same seed), a
+    claim on every member; printed by ``learnscope sweep``, in the sweep's report; a case the
+    sweep does not have is refused before anything trains."""
+    spec = {
+        "name": "tiny-lr",
+        "config": tiny_config,
+        "cases": {"fast": {"train.lr": 0.01}, "slow": {"train.lr": 1.0e-5}},
+        "seeds": 2,
+        "claims": [
+            {"name": "lr-helps", "statement": "lr 0.01 fits better than 1e-5", "case": "fast",
+             "key": "train_acc", "control": {"name": "slow lr", "case": "slow"},
+             "threshold": ">=0.2"},
+            {"name": "perfect", "statement": "every member reaches test accuracy 1.5",
+             "key": "test_acc", "threshold": ">=1.5"},
+        ],
+    }  # fmt: skip
+    path = tmp_path / "s.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    runs = tmp_path / "runs"
+    res = invoke("sweep", "run", path, "--runs-dir", runs, "-q")
+    assert "claim lr-helps: holds 2/2" in res.output, res.output
+    assert "claim perfect: holds 0/4" in res.output
+    assert res.exit_code == 1  # a reproduces claim that does not hold
+    store = Store(runs)
+    v = results_of(store, "last")
+    mine = store.runs().set_index("id")
+    lr = {(c["seed"], c["train"]["lr"]): s["train_acc"]
+          for c, s in zip(mine["config"], mine["summary"])}  # fmt: skip
+    assert v.results[0].values == pytest.approx([lr[0, 0.01] - lr[0, 1e-5],
+                                                 lr[1, 0.01] - lr[1, 1e-5]])  # fmt: skip
+    out = tmp_path / "r.html"
+    assert invoke("report", "--sweep", "last", "--runs-dir", runs, "-o", out).exit_code == 0
+    assert "lr-helps" in out.read_text() and "control case" in out.read_text()
+    spec["claims"][0]["control"]["case"] = "slower"
+    path.write_text(yaml.safe_dump(spec))
+    res = invoke("sweep", "run", path, "--runs-dir", tmp_path / "other")
+    assert res.exit_code == 2 and "'slower' is not a case of the sweep" in res.output
+    assert not (tmp_path / "other").exists() or not Store(tmp_path / "other").runs().shape[0]

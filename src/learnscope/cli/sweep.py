@@ -92,6 +92,21 @@ def run(
         _print_interrupted(store, parsed, spec)
         raise typer.Exit(1) from None
     _print_sweep(store, sweep_id, None, None)
+    if parsed.claims:
+        _print_claims(store, sweep_id)
+
+
+def _print_claims(store: Store, sweep_id: str) -> None:
+    """The sweep spec's claims on its members: one line each, ``holds k/N`` (exit 1 when a
+    reproduces claim does not hold where it must)."""
+    from learnscope.studies.claims import results_of
+
+    v = results_of(store, sweep_id)
+    for r in v.results:
+        style = "red" if not r.passed else ("green" if r.claim.kind == "reproduces" else "")
+        console.print(Text("claim " + r.line(), style=style), soft_wrap=True)
+    if not v.passed:
+        raise typer.Exit(1)
 
 
 def _print_interrupted(store: Store, parsed, spec_ref: str) -> None:

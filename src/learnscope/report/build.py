@@ -549,12 +549,13 @@ def default_output(store: Store, runs: list[RunData], sweep: str | None) -> Path
 
 
 def claims_panel(store: Store, sweep: str) -> Panel | None:
-    """For a verification sweep (``learnscope verify``): one row per claim, ``holds k/N`` with
-    its interval, the median and range measured, the paper's figure; else None."""
+    """For a verification sweep (``learnscope verify``) or a sweep whose spec states claims:
+    one row per claim, ``holds k/N`` with its interval, the median and range measured, the
+    paper's figure; else None."""
     from learnscope.studies.claims import results_of  # torch only for a verification
 
     spec = store.sweeps().set_index("id")["spec"].get(sweep) or {}
-    if spec.get("kind") != "verify":
+    if spec.get("kind") != "verify" and not spec.get("claims"):
         return None
     v = results_of(store, sweep)
     rows = []
@@ -573,7 +574,12 @@ def claims_panel(store: Store, sweep: str) -> Panel | None:
             ]
         )
     headers = ["claim", "kind", "statement", "holds", "median (range)", "paper", "verdict"]
-    caption = f"{v.recipe} at seeds {', '.join(map(str, v.seeds))} (learnscope verify)"
+    caption = (
+        f"{v.recipe} at seeds {', '.join(map(str, v.seeds))} (learnscope verify)"
+        if spec.get("kind") == "verify"
+        else f"the claims of sweep {v.recipe} on its {len(v.seeds)} members (each against its "
+        "control case's member at the same grid point and seed)"
+    )
     return Panel("claims", "Claims over seeds", body=table(headers, rows), caption=caption)
 
 

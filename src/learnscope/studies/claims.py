@@ -250,7 +250,9 @@ def results_of(
     sweep_id = resolve_sweep(store, ref)
     spec = load_spec(store.sweeps().set_index("id").loc[sweep_id, "spec"])
     if spec.kind != "verify":
-        raise UserError(f"sweep {sweep_id} is not a verification (kind {spec.kind})")
+        if spec.claims:
+            return sweep_results(store, sweep_id, spec)
+        raise UserError(f"sweep {sweep_id} is neither a verification nor states claims")
     if claims is None:
         claims = [Claim.model_validate(c) for c in spec.claims]
     runs = member_runs(store, sweep_id)
@@ -334,3 +336,52 @@ def markdown(verifications: list[Verification]) -> str:
                 f"| {ours} | {r.k}/{r.n} [{lo:.2f}, {hi:.2f}] | {wall} |"
             )
     return "\n".join(lines) + "\n"
+
+
+# -- the claims of a sweep spec --------------------------------------------------------------
+
+
+def sweep_results(store: Store, sweep_id: str, spec: SweepSpec) -> Verification:
+    """The claims of a (non-verification) sweep spec on its members: each member of a claim's
+    ``case`` (default: every member outside its control's case) against the member of the
+    control's case at the same grid point and seed. ``seeds`` are the measured members'
+    indices; a member that did not finish (or has no matching control) is not measured."""
+    claims = [Claim.model_validate(c) for c in spec.claims]
+    runs = member_runs(store, sweep_id)
+    members = expand(spec)
+    data: dict[int, tuple | None] = {}
+    for m in members:
+        run_id, status = runs.get(config_key(m.config.to_dict()), (None, None))
+        if run_id is None or status not in ("finished", "stopped"):
+            data[m.index] = None
+            continue
+        rec = store.run(run_id)
+        kinds = store.events(run_id)
+        table = store.metric_table(run_id) if any(c.metric for c in claims) else None
+        data[m.index] = (rec["summary"] or {}, list(kinds["kind"]) if len(kinds) else [], table)
+
+    def point(m) -> tuple:  # the member's place apart from its case
+        return tuple(sorted((k, repr(v)) for k, v in m.axes.items() if k != "case"))
+
+    results = []
+    for claim in claims:
+        control_case = claim.control.case if claim.control else None
+        controls = {point(m): m.index for m in members if m.axes.get("case") == control_case}
+        measured = [
+            m
+            for m in members
+            if (m.axes.get("case") == claim.case if claim.case else
+                claim.control is None or m.axes.get("case") != control_case)
+        ]  # fmt: skip
+        values = []
+        for m in measured:
+            control = data.get(controls.get(point(m), -1)) if claim.control else None
+            values.append(claim_value(claim, data[m.index], control))
+        results.append(
+            ClaimResult(
+                claim, [m.index for m in measured], values, [holds(claim, v) for v in values]
+            )
+        )
+    failed = [m.index for m in members if data[m.index] is None]
+    return Verification(spec.name, sweep_id, [m.index for m in members], results, None,
+                        [f"member {i}" for i in failed])  # fmt: skip

@@ -42,7 +42,14 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import Field, ValidationError
 
-from learnscope.config import RunConfig, load_recipe_dict, load_yaml, read_text, validate_config
+from learnscope.config import (
+    Claim,
+    RunConfig,
+    load_recipe_dict,
+    load_yaml,
+    read_text,
+    validate_config,
+)
 from learnscope.dotted import get_path, set_path
 from learnscope.errors import UserError, cut, from_validation, shown, unknown_field
 from learnscope.strict import MAX_SEED, StrictModel
@@ -75,6 +82,8 @@ class SweepSpec(StrictModel):
     description: str = ""
     #: ``verify``: the sweep of ``learnscope verify`` (its ``claims`` are checked on its runs)
     kind: Literal["sweep", "verify"] = "sweep"
+    #: what the sweep shows (:class:`learnscope.config.Claim`), checked on its members once
+    #: they have trained: a claim's case against its control's case, member by member
     claims: list[dict[str, Any]] = Field(default_factory=list)
     base: str | None = None
     config: dict[str, Any] | None = None
@@ -146,6 +155,8 @@ def load_spec(ref: str | dict[str, Any]) -> SweepSpec:
         for path, dist in spec.random.params.items():
             _check_distribution(path, dist)
     _check_show(spec)
+    if spec.kind == "sweep":
+        _check_claims(spec)
     total = math.prod(len(v) for v in spec.grid.values()) * spec.seeds * max(1, len(spec.cases))
     total *= spec.random.count if spec.random else 1
     if total > MAX_MEMBERS:
@@ -153,6 +164,29 @@ def load_spec(ref: str | dict[str, Any]) -> SweepSpec:
             f"sweep: {total} members (grid x random.count x seeds); at most {MAX_MEMBERS}"
         )
     return spec
+
+
+def _check_claims(spec: SweepSpec) -> None:
+    """A sweep's ``claims`` (:class:`learnscope.config.Claim`): valid claims whose ``case`` and
+    control ``case`` are cases of this sweep (a sweep's control is one of its cases)."""
+    names = []
+    for i, data in enumerate(spec.claims):
+        try:
+            claim = Claim.model_validate(data)
+        except ValidationError as err:
+            raise from_validation(err, f"sweep.claims[{i}]", model=Claim) from None
+        where = f"sweep.claims[{i}] ({claim.name})"
+        if claim.control is not None and claim.control.case is None:
+            raise UserError(f"{where}: control: a sweep's control is one of its cases (case: NAME)")
+        for case in (claim.case, claim.control.case if claim.control else None):
+            if case is not None and case not in spec.cases:
+                allowed = ", ".join(spec.cases) or "none: the sweep has no cases"
+                raise UserError(
+                    f"{where}: case {case!r} is not a case of the sweep; allowed: {allowed}"
+                )
+        names.append(claim.name)
+    if len(set(names)) != len(names):
+        raise UserError(f"sweep.claims: claim names must differ (got {names})")
 
 
 def _check_show(spec: SweepSpec) -> None:
