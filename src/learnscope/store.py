@@ -2,7 +2,7 @@
 
 Layout under the root (default ``./runs``; ``--runs-dir`` or ``LEARNSCOPE_RUNS`` override)::
 
-    learnscope.db            runs, metrics, events, sweeps
+    learnscope.db            runs, metrics, events, labels (tags, notes), sweeps
     <run id>/config.yaml     the validated config, written when the run starts
     <run id>/checkpoints/    step_00000300.pt ... (see learnscope.checkpoint)
 
@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 import shutil
 import sqlite3
@@ -37,6 +38,10 @@ except ImportError:  # pragma: no cover - not POSIX
     fcntl = None
 
 DB_NAME = "learnscope.db"
+#: what a tag may be (``learnscope tag RUN TAG...``); a note is free text up to MAX_NOTE
+TAG = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}")
+MAX_NOTE = 2000
+_LABELS = "SELECT text FROM labels WHERE run_id = ? AND kind = ? ORDER BY created, rowid"
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -50,6 +55,10 @@ CREATE INDEX IF NOT EXISTS metrics_run ON metrics (run_id, name, step);
 CREATE TABLE IF NOT EXISTS events (
     run_id TEXT NOT NULL, step INTEGER, kind TEXT NOT NULL, data TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS labels (
+    run_id TEXT NOT NULL, kind TEXT NOT NULL, text TEXT NOT NULL, created REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS labels_run ON labels (run_id);
 CREATE TABLE IF NOT EXISTS sweeps (
     id TEXT PRIMARY KEY, name TEXT NOT NULL, status TEXT NOT NULL, spec TEXT NOT NULL,
     members INTEGER NOT NULL, created REAL NOT NULL, finished REAL
@@ -266,6 +275,49 @@ class Store:
             db.execute("DELETE FROM metrics WHERE run_id = ? AND step >= ?", (run_id, from_step))
             db.execute("DELETE FROM events WHERE run_id = ?", (run_id,))
 
+    # -- tags and notes on runs ---------------------------------------------------------
+    def tag(self, run_id: str, tags: list[str], remove: bool = False) -> list[str]:
+        """Add ``tags`` to a run (those it has already are kept once), or ``remove`` them;
+        returns the run's tags after."""
+        for t in tags:
+            if not TAG.fullmatch(t):
+                raise UserError(
+                    f"tag: {t!r} is not a tag: letters, digits and _ . : - (at most 64, "
+                    "starting with a letter or digit)"
+                )
+        self.run(run_id)  # a run that exists
+        with _transaction(self._db()) as db:
+            have = {r[0] for r in db.execute(_LABELS, (run_id, "tag"))}
+            if remove:
+                db.executemany(
+                    "DELETE FROM labels WHERE run_id = ? AND kind = 'tag' AND text = ?",
+                    [(run_id, t) for t in tags],
+                )
+            else:
+                new = [t for t in dict.fromkeys(tags) if t not in have]
+                db.executemany(
+                    "INSERT INTO labels VALUES (?, 'tag', ?, ?)",
+                    [(run_id, t, time.time()) for t in new],
+                )
+        return self.labels(run_id)["tag"]
+
+    def note(self, run_id: str, text: str) -> None:
+        """Add a note (free text) to a run; a run keeps every note, oldest first."""
+        if not text.strip() or len(text) > MAX_NOTE:
+            raise UserError(f"note: give 1 to {MAX_NOTE} characters (got {len(text)})")
+        self.run(run_id)
+        with _transaction(self._db()) as db:
+            db.execute("INSERT INTO labels VALUES (?, 'note', ?, ?)", (run_id, text, time.time()))
+
+    def labels(self, run_id: str) -> dict[str, list[str]]:
+        """A run's ``tag`` and ``note`` lists, in the order they were added."""
+        if not self.path.exists():
+            return {"tag": [], "note": []}
+        db = self._db(create=False)
+        return {
+            kind: [r[0] for r in db.execute(_LABELS, (run_id, kind))] for kind in ("tag", "note")
+        }
+
     # -- sweeps (members are runs whose sweep_id is the sweep's id) ----------------------
     def create_sweep(self, name: str, spec: dict[str, Any], members: int) -> str:
         sweep_id = "sw-" + new_run_id()
@@ -302,15 +354,22 @@ class Store:
 
     # -- reading --------------------------------------------------------------------------
     def runs(self) -> pd.DataFrame:
-        """One row per run, newest last; ``summary`` and ``config`` parsed from JSON."""
+        """One row per run, newest last; ``summary`` and ``config`` parsed from JSON, and the
+        run's ``tags`` (a list)."""
         cols = ["id", "name", "status", "created", "finished", "sweep_id", "config", "summary"]
         if not self.path.exists():
-            return pd.DataFrame(columns=cols)
+            return pd.DataFrame(columns=[*cols, "tags"])
         df = pd.read_sql_query(
             f"SELECT {', '.join(cols)} FROM runs ORDER BY created, id", self._db(create=False)
         )
         df["config"] = df["config"].map(json.loads)
         df["summary"] = df["summary"].map(lambda s: json.loads(s) if isinstance(s, str) else {})
+        tags: dict[str, list[str]] = {}
+        for run_id, text in self._db(create=False).execute(
+            "SELECT run_id, text FROM labels WHERE kind = 'tag' ORDER BY created, rowid"
+        ):
+            tags.setdefault(run_id, []).append(text)
+        df["tags"] = df["id"].map(lambda i: tags.get(i, []))
         return df
 
     def resolve(self, ref: str) -> str:

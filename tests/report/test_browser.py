@@ -72,3 +72,22 @@ def test_screenshot_is_saved_and_shows_the_page(report):
     pixels = mpimg.imread(shot)
     assert pixels.shape[1] == 1280 and pixels.shape[0] >= min(page["height"], 6000) - 1
     assert float(pixels[..., :3].std()) > 0.02
+
+
+def test_a_comparison_page_shows_its_overlay(tmp_path):
+    """``learnscope compare A B --html``: two real short runs (lr 0.01 and 0.003), the page
+    loads with no error, its overlay image decodes and is drawn."""
+    pytest.importorskip("websocket", reason="websocket-client is not installed")
+    from learnscope.report.compare import compare, write_page
+
+    store = Store(tmp_path / "runs")
+    a = execute(load_config("grokking-mlp", SHORT), store).run_id
+    b = execute(load_config("grokking-mlp", [*SHORT, "train.lr=0.003"]), store).run_id
+    cmp = compare(store, [a, b])
+    out = write_page(cmp, cmp.metric(None), tmp_path / "compare.html")
+    page = inspect_page(out, tmp_path / "compare.png", CHROMIUM)
+    assert page["errors"] == [] and page["title"] == f"compare {a} · {b}"
+    assert page["panels"] == ["compare-config", "compare-overlay", "compare-summary"]
+    [overlay] = page["images"]
+    assert overlay["panel"] == "compare-overlay" and overlay["width"] > 100, overlay
+    assert overlay["std"] > 5.0, overlay

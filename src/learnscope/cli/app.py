@@ -16,7 +16,17 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from learnscope.cli import analysis, criticality, estimate, evaluate, hf, layers, verify, width
+from learnscope.cli import (
+    analysis,
+    criticality,
+    estimate,
+    evaluate,
+    hf,
+    layers,
+    runs,
+    verify,
+    width,
+)
 from learnscope.cli.capacity import capacity as _capacity
 from learnscope.cli.common import (
     App,
@@ -245,7 +255,12 @@ def recipes() -> None:
 
 
 @app.command("ls")
-def ls(runs_dir: RunsDir = None) -> None:
+def ls(
+    runs_dir: RunsDir = None,
+    tag: Annotated[
+        list[str] | None, typer.Option(help="only the runs with this tag (repeat: all of them)")
+    ] = None,
+) -> None:
     """List the runs in the store."""
     from learnscope.cli.common import no_runs_hint
 
@@ -254,7 +269,14 @@ def ls(runs_dir: RunsDir = None) -> None:
     if not len(runs):
         console.print(Text(no_runs_hint(store)), soft_wrap=True)
         return
+    if tag:
+        runs = runs[runs["tags"].map(lambda have: set(tag) <= set(have))]
+        if not len(runs):
+            console.print(Text(f"no run has the tag(s) {', '.join(tag)}"), soft_wrap=True)
+            return
     headers = ["id", "name", "status", "test acc", "grok step", "steps"]
+    tagged = any(len(t) for t in runs["tags"])
+    headers += ["tags"] if tagged else []
     rows = [
         [
             r.id,
@@ -263,6 +285,7 @@ def ls(runs_dir: RunsDir = None) -> None:
             _fmt(r.summary.get("test_acc")),
             _fmt(r.summary.get("grok_test_step")),
             _fmt(r.summary.get("steps")),
+            *([", ".join(r.tags)] if tagged else []),
         ]
         for r in runs.itertuples()
     ]
@@ -294,6 +317,11 @@ def show(
     console.rule()
     status = shown_status(store, run_id, rec["status"])
     console.print(Text(f"{run_id}  {rec['name']}  [{status}]"), soft_wrap=True)  # id whole
+    labels = store.labels(run_id)
+    if labels["tag"]:
+        console.print(plain("tags: ", ", ".join(labels["tag"])), soft_wrap=True)
+    for text in labels["note"]:
+        console.print(plain("note: ", text), soft_wrap=True)
     console.print_json(json.dumps(rec["config"]))
     summary = table("summary", "value")
     summary.columns[1].overflow = "fold"
@@ -463,6 +491,9 @@ app.command("criticality")(criticality.criticality)
 app.command("estimate-accuracy")(estimate.estimate_accuracy)
 app.command("coord-check")(width.coord_check)
 app.command("verify")(verify.verify)
+app.command("compare")(runs.compare)
+app.command("tag")(runs.tag)
+app.command("note")(runs.note)
 
 
 def main() -> None:  # pragma: no cover - the console script

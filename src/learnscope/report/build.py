@@ -52,6 +52,8 @@ class RunData:
     table: pd.DataFrame
     events: list[dict[str, Any]]
     label: str = ""
+    tags: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -84,6 +86,7 @@ def load_runs(store: Store, refs: list[str], sweep: str | None = None) -> list[R
     for run_id in dict.fromkeys(ids):
         rec = store.run(run_id)
         evs = store.events(run_id)
+        labels = store.labels(run_id)
         out.append(
             RunData(
                 id=run_id,
@@ -101,6 +104,8 @@ def load_runs(store: Store, refs: list[str], sweep: str | None = None) -> list[R
                     }
                     for e in evs.itertuples()
                 ],
+                tags=labels["tag"],
+                notes=labels["note"],
             )
         )
     return out
@@ -303,6 +308,8 @@ def summary_html(runs: list[RunData]) -> str:
         parts.append(
             f'<div class="run" data-run="{esc(r.id)}"><h3>{esc(r.name)} · {esc(r.id)} · '
             f'{esc(r.status)}</h3><p class="note">{esc(r.label)}</p>'
+            + (f'<p class="tags">tags: {esc(", ".join(r.tags))}</p>' if r.tags else "")
+            + "".join(f'<p class="note">note: {esc(n)}</p>' for n in r.notes)
             + table(["final metric", "value"], summary)
             + (table(["event", "step", "what"], evs) if evs else '<p class="note">no events</p>')
             + "<details><summary>config</summary><pre>"

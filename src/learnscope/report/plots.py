@@ -248,6 +248,31 @@ def curves(runs: list[Series], metric: str, title: str, logy: bool = False) -> F
     return fig
 
 
+@literal_text
+def overlay(runs: list[Series], metric: str, title: str) -> Figure | None:
+    """One metric (a full name such as ``test/acc``) of several runs on one axes, a colour a
+    run, over log-scaled steps, with their events marked (``learnscope compare --html``)."""
+    fig, axes = figure(runs=len(runs))
+    ax, drawn = axes[0, 0], 0
+    for run in runs:
+        if metric not in run.table.columns or run.table[metric].dropna().empty:
+            continue
+        s = run.table[metric].dropna()
+        ax.plot(s.index, s.to_numpy(), color=run.colour, label=run.label, lw=1.4)
+        drawn += 1
+    if not drawn:
+        plt.close(fig)
+        return None
+    log_steps(ax, [r.table for r in runs])
+    mark_events(ax, runs, ("grokking", "slingshot", "divergence"))
+    ax.set_title(title)
+    ax.set_ylabel(metric)
+    ax.grid(alpha=0.3)
+    legend(ax, runs)
+    fig.tight_layout()
+    return fig
+
+
 LINE_STYLES = ["-", "--", ":", "-."]
 
 
