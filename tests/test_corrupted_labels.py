@@ -11,9 +11,9 @@ from typer.testing import CliRunner
 
 from learnscope.cli import app
 from learnscope.config import load_config
+from learnscope.measures import holds, measure
 from learnscope.runner import execute
 from learnscope.store import Store
-from learnscope.measures import holds, measure
 
 
 @pytest.mark.slow
