@@ -511,6 +511,20 @@ def stop_condition(
     return found[0] if found else None
 
 
+def label(event: Event) -> str:
+    """The event's name for a person: its kind in words, and ``fitted`` for a grokking event
+    whose test threshold was never reached (only the training set was fitted).
+
+    >>> label(Event("grokking", 56, {"train_step": 56, "test_step": None}))
+    'fitted'
+    >>> label(Event("attention_collapse", 10, {}))
+    'attention collapse'
+    """
+    if event.kind == "grokking" and event.data.get("test_step") is None:
+        return "fitted"
+    return event.kind.replace("_", " ")
+
+
 def describe(event: Event) -> str:
     """One line for a person: ``grokked at step 4 200 (5.3x after fitting)``.
 

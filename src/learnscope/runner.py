@@ -241,8 +241,9 @@ def summary_of(
                 sas_onset_step=e.step, sas_loss_drop_step=e.data["loss_step"], sas_lag=e.data["lag"]
             )
     cycles = [e.step for e in found if e.kind == "slingshot"]
-    if cycles:  # Thilak et al. 2022: how many cycles, and when the first began
-        summary.update(slingshots=len(cycles), slingshot_step=min(cycles))
+    summary["slingshots"] = len(cycles)  # Thilak et al. 2022: how many cycles (0: none) ...
+    if cycles:  # ... and when the first began
+        summary["slingshot_step"] = min(cycles)
     return summary
 
 

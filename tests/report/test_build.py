@@ -151,7 +151,8 @@ def test_sweep_phase_diagrams(tmp_path):
         x="train.weight_decay",
         y="task.train_fraction",
     )
-    assert rep.panels[:3] == ["summary", "phase-grok-step", "phase-test-acc"]
+    assert rep.panels[:2] == ["phase-grok-step", "phase-test-acc"]  # a sweep's point first
+    assert rep.panels.index("parallel") < rep.panels.index("summary")  # its cards folded below
     for p in rep.files:
         check_png(p)
     # axes picked automatically from what varies, in config order (the seed does not count)

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from learnscope.report import build_report, difficulty, layers, plots
+from learnscope.report.compare import compare, write_page
 from learnscope.store import Store
 from tests.report.test_build import config, synthetic_run
 
@@ -112,6 +113,7 @@ def test_every_figure_has_plain_readable_ticks(tmp_path, tiny_config, drawn):
     a = synthetic_run(store, config(weight_decay=0.0))
     b = synthetic_run(store, {**config(weight_decay=5.0), "name": "$x^2$"})
     build_report(store, [a, b], tmp_path / "two.html")
+    write_page(compare(store, [a, b]), "test/acc", tmp_path / "compare.html")  # the overlay
     # a real tiny modular run: the Fourier spectrum and the IPR histogram
     tiny_config["train"].update(steps=20, eval_every=5)
     build_report(store, [execute(tiny_config, store).run_id], tmp_path / "m.html")
@@ -121,6 +123,7 @@ def test_every_figure_has_plain_readable_ticks(tmp_path, tiny_config, drawn):
             sweep_run(store, lr, width, "sweep-lrw")
     rep = build_report(store, [], tmp_path / "sweep.html", sweep="sweep-lrw")
     assert {"phase-grok-step", "per-class", "lr-transfer", "coord-check"} <= set(rep.panels)
+    assert rep.panels.index("parallel") < rep.panels.index("summary")
     # eval runs: accuracy against difficulty
     results = [LevelResult(v, 200, 200 - 30 * v) for v in range(1, 6)]
     evals = [record(store, f"eval-{m}", {"model": {"ref": m}}, "length", results) for m in "ab"]

@@ -330,13 +330,14 @@ def show(
     console.print(summary)
     events = store.events(run_id)
     if len(events):
-        from learnscope.events import Event, describe
+        from learnscope.events import Event, describe, label
 
         ev = table("event", "step", "what", "data")
         ev.columns[3].overflow = "fold"
         for e in events.itertuples():
-            what = describe(Event(e.kind, None if e.step != e.step else int(e.step), e.data))
-            ev.add_row(Text(e.kind), cell(e.step), Text(what), Text(json.dumps(e.data)))
+            event = Event(e.kind, None if e.step != e.step else int(e.step), e.data)
+            what, data = Text(describe(event)), Text(json.dumps(e.data))
+            ev.add_row(Text(label(event)), cell(e.step), what, data)
         console.print(ev)
     _print_frequency_use(store, run_id)
     wide = store.metric_table(run_id)

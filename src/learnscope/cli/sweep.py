@@ -206,7 +206,7 @@ def _print_sweep(store, sweep_id, pivot, value, members: bool = False) -> None:
     show_cfg = sw.SweepSpec.model_validate(rec["spec"]).show
     axes = pivot or tuple(show_cfg.get("pivot", ()))
     if len(axes) == 2 and len(frame):
-        values = [value] if value else list(show_cfg.get("values", ["grok_test_step", "test_acc"]))
+        values = [value] if value else headlined(show_cfg)
         by = show_cfg.get("by") if not pivot else None
         groups = [(None, frame)]
         if by in frame.columns:  # one grid per value of show.by (e.g. model.param)
@@ -216,6 +216,15 @@ def _print_sweep(store, sweep_id, pivot, value, members: bool = False) -> None:
                 _print_grid(part, axes, v, None if label is None else f"{by} = {label}")
     if show_cfg.get("correlate") and len(frame):
         _print_correlations(store, frame, show_cfg["correlate"])
+
+
+def headlined(show_cfg: dict) -> list[str]:
+    """The values a sweep's grids show: its ``headline`` first, then its ``values`` (default
+    the grok step and the test accuracy)."""
+    values = show_cfg.get("values", show_cfg.get("value", ["grok_test_step", "test_acc"]))
+    values = [values] if isinstance(values, str) else list(values)
+    head = show_cfg.get("headline")
+    return [head, *(v for v in values if v != head)] if head else values
 
 
 def _print_grid(frame, axes, v: str, label: str | None) -> None:
@@ -254,7 +263,7 @@ def _print_correlations(store, frame, corr: dict) -> None:
 
     target, metrics = corr["target"], list(corr["metrics"])
     values = sw.final_values(store, list(frame["run"]), [target, *metrics])
-    axes = [c for c in frame.columns if c not in ("run", "status", *MEMBER_COLUMNS)]
+    axes = frame.attrs["axes"]
     t = table("run", *(a.split(".")[-1] for a in axes), target, *metrics)
     by_run = frame.set_index("run")
     for run in frame["run"]:
@@ -277,8 +286,9 @@ def _header(column: str) -> str:
 def _print_members(frame) -> None:
     """One row per member; the run id, status and axes always, the other columns as the
     terminal's width allows."""
-    axes = [c for c in frame.columns if c not in ("run", "status", *MEMBER_COLUMNS)]
-    order = ["run", "status", *axes, *(c for c in MEMBER_COLUMNS if c in frame.columns)]
+    axes = frame.attrs["axes"]
+    shown = [c for c in frame.attrs["shown"] if c in frame.columns and c not in MEMBER_COLUMNS]
+    order = ["run", "status", *axes, *shown, *(c for c in MEMBER_COLUMNS if c in frame.columns)]
     headers = [MEMBER_COLUMNS.get(c) or _header(c) for c in order]
     rows = [[_fmt(v) for v in row] for row in frame[order].itertuples(index=False)]
     out, left = fitted_table(headers, rows, 2 + len(axes), console.width)

@@ -187,10 +187,18 @@ def frequency_use(power: np.ndarray, ipr: np.ndarray, p: int, threshold: float =
 SWEEP_SKIP = {"name", "description", "seed", "task.seed"}
 
 
-def sweep_cells(runs: list[RunData], x: str | None, y: str | None) -> tuple[pd.DataFrame, str, str]:
-    """One row per run: the two axes' values, the grok step and the final test accuracy."""
+def sweep_cells(
+    runs: list[RunData],
+    x: str | None,
+    y: str | None,
+    values: tuple[str, ...] = ("grok_test_step", "test_acc"),
+) -> tuple[pd.DataFrame, str, str]:
+    """One row per run: the two axes' values (a config path, or its last dotted part) and
+    ``values`` (summary keys, or a metric's last value): by default the grok step and the
+    final test accuracy."""
     varying = [k for k in differing([r.config for r in runs]) if k not in SWEEP_SKIP]
     flats = [flatten(r.config) for r in runs]
+    x, y = (_config_path(flats, a) for a in (x, y))
     for axis, name in ((x, "--x"), (y, "--y")):
         if axis is not None and not any(axis in f for f in flats):
             raise UserError(
@@ -203,18 +211,29 @@ def sweep_cells(runs: list[RunData], x: str | None, y: str | None) -> tuple[pd.D
         return pd.DataFrame(), "", ""
     rows = []
     for r, f in zip(runs, flats):
-        rows.append(
-            {
-                x: f.get(x),
-                (y or "all"): f.get(y) if y else "all",
-                "grok_test_step": r.summary.get("grok_test_step"),
-                "test_acc": r.summary.get("test_acc"),
-            }
-        )
+        row = {x: f.get(x), (y or "all"): f.get(y) if y else "all"}
+        rows.append(row | {v: final_value(r, v) for v in values})
     cells = pd.DataFrame(rows)
-    for col in ("grok_test_step", "test_acc"):
+    for col in values:
         cells[col] = pd.to_numeric(cells[col], errors="coerce")
     return cells, x, y or "all"
+
+
+def _config_path(flats: list[dict[str, Any]], name: str | None) -> str | None:
+    """``name`` as a config path of the runs: itself, or the one path ending in ``.name``."""
+    if name is None or any(name in f for f in flats):
+        return name
+    hits = {k for f in flats for k in f if k.endswith("." + name)}
+    return hits.pop() if len(hits) == 1 else name
+
+
+def final_value(run: RunData, name: str) -> Any:
+    """A run's summary value ``name``, else the last value of its metric ``name``, else None."""
+    if name in run.summary:
+        return run.summary[name]
+    if name in run.table.columns and run.table[name].notna().any():
+        return float(run.table[name].dropna().iloc[-1])
+    return None
 
 
 #: config paths that are a model's width
@@ -299,7 +318,7 @@ def summary_html(runs: list[RunData]) -> str:
         ]
         evs = [
             [
-                e["kind"],
+                events_mod.label(events_mod.Event(e["kind"], e["step"], e["data"])),
                 _fmt(e["step"]),
                 events_mod.describe(events_mod.Event(e["kind"], e["step"], e["data"])),
             ]
@@ -350,7 +369,11 @@ class _Page:
 
 
 def build_panels(
-    runs: list[RunData], sweep: str | None, x: str | None, y: str | None
+    runs: list[RunData],
+    sweep: str | None,
+    x: str | None,
+    y: str | None,
+    show: dict[str, Any] | None = None,
 ) -> tuple[list[Panel], list[str]]:
     """The report's panels in page order, and a note for each one left out (see the module
     docstring): the summary, eval runs' accuracy against difficulty, the panels that compare
@@ -363,15 +386,19 @@ def build_panels(
         plots.Series(r.id, r.label, colours(i % 10), r.table, r.events, splits_of(r.table))
         for i, r in enumerate(runs)
     ]
-    page = _Page(
-        [Panel("summary", "Run summary" if len(runs) == 1 else "Runs", body=summary_html(runs))],
-        overlaid=len(runs),
-    )
+    cards = Panel("summary", "Run summary" if len(runs) == 1 else "Runs", body=summary_html(runs))
+    page = _Page([cards] if sweep is None else [], overlaid=len(runs))
+    if sweep is not None:  # a sweep leads with what it exists for; its run cards fold below
+        cards.title, cards.body = f"Runs ({len(runs)})", _folded(cards.body, len(runs))
+        _headline_panel(page, runs, sweep, show or {}, x, y)
     runs, series = _eval_panels(page, runs, series)
     if not runs:
-        return page.panels, page.notes
+        return page.panels + ([cards] if sweep is not None else []), page.notes
     page.overlaid = len(runs)
     _comparison_panels(page, runs, series, sweep, x, y)
+    if sweep is not None:
+        _parallel_panel(page, runs, (show or {}).get("headline") or "grok_test_step")
+        page.panels.append(cards)
     if len(series) > MAX_OVERLAID:
         page.notes.append(
             f"curves: {len(series)} runs are too many to overlay (at most "
@@ -381,6 +408,63 @@ def build_panels(
     _curve_panels(page, runs, series)
     _spectrum_panels(page, runs, series)
     return page.panels, page.notes
+
+
+def _folded(body: str, n: int) -> str:
+    return f"<details><summary>the {n} runs, one card each</summary>{body}</details>"
+
+
+def _headline_panel(
+    page: _Page, runs: list[RunData], sweep: str, show: dict[str, Any], x: str | None, y: str | None
+) -> None:
+    """A sweep's headline (``show.headline`` of its spec, e.g. ``slingshots``): its mean over
+    seeds on the spec's pivot axes (``show.pivot``; ``--x/--y`` override) as a table and a
+    phase diagram. Without one, the grok step's phase diagram leads."""
+    head = show.get("headline")
+    if head is None or head in ("grok_test_step", "test_acc"):
+        return
+    pivot = show.get("pivot") or [None, None]
+    cells, ax, ay = sweep_cells(runs, x or pivot[0], y or pivot[1], (head,))
+    if not cells.empty and cells[head].notna().any():
+        grid = cells.pivot_table(index=ay, columns=ax, values=head, aggfunc="mean", dropna=False)
+        rows = [[_fmt(i), *(_fmt(v) for v in row)] for i, row in zip(grid.index, grid.values)]
+        corner = f"{ay.split('.')[-1]} \\ {ax.split('.')[-1]}"
+        page.panels.append(
+            Panel(
+                "headline",
+                f"Headline: {head}",
+                plots_png(plots.phase_diagram(cells, ax, ay, head, f"{head} (sweep {sweep})")),
+                body=table([corner, *map(_fmt, grid.columns)], rows),
+                caption=f"mean of {head} over the seeds of each cell (the sweep spec's "
+                "show.headline)",
+            )
+        )
+    else:
+        page.notes.append(f"headline {head}: no member has a value")
+
+
+def _parallel_panel(page: _Page, runs: list[RunData], head: str) -> None:
+    """Every member on parallel coordinates: the varying config values, then the headline,
+    coloured by it."""
+    varying = [k for k in differing([r.config for r in runs]) if k not in SWEEP_SKIP]
+    if varying:
+        flats = [flatten(r.config) for r in runs]
+        members = pd.DataFrame([{k: f.get(k) for k in varying} for f in flats])
+        members[head] = pd.to_numeric(
+            pd.Series([final_value(r, head) for r in runs]), errors="coerce"
+        )
+        page.add(
+            "parallel",
+            "Parallel coordinates",
+            plots.parallel_coordinates(members, head, f"{len(runs)} members, coloured by {head}"),
+            f"no member has a value of {head}",
+            "one line a member: its hyperparameters, then the headline; grey: no value",
+            wide=True,
+        )
+
+
+def plots_png(fig) -> bytes | None:
+    return None if fig is None else png(fig)
 
 
 def _eval_panels(page: _Page, runs: list[RunData], series: list) -> tuple[list[RunData], list]:
@@ -555,6 +639,15 @@ def default_output(store: Store, runs: list[RunData], sweep: str | None) -> Path
     return Path("report.html")
 
 
+def sweep_show(store: Store, sweep: str | None) -> dict[str, Any]:
+    """The ``show`` section of the sweep's spec (headline, pivot), or {}."""
+    if not sweep:
+        return {}
+    specs = store.sweeps()
+    hits = specs[specs["id"].str.startswith(sweep)]
+    return dict(hits["spec"].iloc[-1].get("show") or {}) if len(hits) else {}
+
+
 def claims_panel(store: Store, sweep: str) -> Panel | None:
     """For a verification sweep (``learnscope verify``) or a sweep whose spec states claims:
     one row per claim, ``holds k/N`` with its interval, the median and range measured, the
@@ -609,7 +702,7 @@ def build_report(
     out = Path(out) if out is not None else default_output(store, runs, sweep)
     if not out.parent.is_dir():
         raise UserError(f"-o: directory {out.parent} does not exist")
-    panels, notes = build_panels(runs, sweep, x, y)
+    panels, notes = build_panels(runs, sweep, x, y, sweep_show(store, sweep))
     if sweep is not None and (claims := claims_panel(store, sweep)) is not None:
         panels.insert(0, claims)
     title = (

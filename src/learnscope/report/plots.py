@@ -198,8 +198,9 @@ def mark_events(ax, runs: list[Series], kinds: tuple[str, ...] = tuple(EVENT_COL
             if kind not in kinds or e["step"] is None:
                 continue
             colour = EVENT_COLOURS[kind] if len(runs) == 1 else run.colour
-            label = None if kind in labelled else kind.replace("_", " ")
-            labelled.add(kind)
+            name = "fitted" if kind == "grokking" and data.get("test_step") is None else kind
+            label = None if name in labelled else name.replace("_", " ")
+            labelled.add(name)
             if kind == "grokking":
                 ax.axvline(data["train_step"], color=colour, ls=":", lw=1.2, alpha=0.8)
                 if data.get("test_step") is not None:
@@ -524,6 +525,56 @@ def phase_diagram(
     ax.set_ylabel(y)
     ax.set_title(title)
     fig.colorbar(im, ax=ax)
+    fig.tight_layout()
+    return fig
+
+
+@literal_text
+def parallel_coordinates(members: pd.DataFrame, colour_by: str, title: str) -> Figure | None:
+    """One line a member across vertical axes, one per column of ``members`` (the sweep's
+    hyperparameters, then its headline values), coloured by ``colour_by``. A numeric axis
+    spanning more than a factor 20 of positive values is log-scaled; a categorical one spaces
+    its values evenly; each axis is labelled with its values at the bottom and top."""
+    if members.empty or colour_by not in members or members[colour_by].notna().sum() == 0:
+        return None
+    cols = list(members.columns)
+    scaled, ends = {}, {}
+    for col in cols:
+        raw = members[col]
+        num = pd.to_numeric(raw, errors="coerce")
+        if num.notna().all() and num.notna().any():
+            low, high = float(num.min()), float(num.max())
+            logged = low > 0 and high / low > 20
+            v = np.log10(num) if logged else num
+            lo, hi = float(v.min()), float(v.max())
+            scaled[col] = (v - lo) / (hi - lo) if hi > lo else v * 0 + 0.5
+            ends[col] = (plain_number(low), plain_number(high) + (" (log)" if logged else ""))
+        else:
+            names = list(dict.fromkeys(raw.map(str)))
+            pos = {n: i / (len(names) - 1) if len(names) > 1 else 0.5 for i, n in enumerate(names)}
+            scaled[col] = raw.map(str).map(pos)
+            ends[col] = (names[0], names[-1])
+    values = pd.to_numeric(members[colour_by], errors="coerce")
+    finite = values.dropna()
+    norm = plt.Normalize(float(finite.min()), float(finite.max()) or 1.0)
+    cmap = plt.get_cmap("viridis")
+    fig, axes = figure(width=max(6.0, 1.6 * len(cols)), height=4.2)
+    ax = axes[0, 0]
+    xs = np.arange(len(cols))
+    for i in range(len(members)):
+        ys = [float(scaled[c].iloc[i]) for c in cols]
+        v = values.iloc[i]
+        colour = "lightgrey" if pd.isna(v) else cmap(norm(float(v)))
+        ax.plot(xs, ys, color=colour, lw=1.2, alpha=0.85)
+    for x, col in zip(xs, cols):
+        ax.axvline(x, color="black", lw=0.8)
+        ax.text(x, -0.06, ends[col][0], ha="center", va="top", fontsize=7)
+        ax.text(x, 1.06, ends[col][1], ha="center", va="bottom", fontsize=7)
+    ax.set_xticks(xs, [c.split(".")[-1] if "/" not in c else c for c in cols], fontsize=8)
+    ax.set_yticks([])
+    ax.set_ylim(-0.15, 1.15)
+    ax.set_title(title)
+    fig.colorbar(plt.cm.ScalarMappable(norm=norm, cmap=cmap), ax=ax, label=colour_by)
     fig.tight_layout()
     return fig
 

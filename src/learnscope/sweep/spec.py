@@ -22,6 +22,8 @@ A sweep spec (YAML; built-in ones live in ``recipes/sweeps/``)::
     resources: {num_cpus: 1, num_gpus: 0}   # per group, for Ray
     show: {pivot: [train.weight_decay, task.train_fraction], value: grok_test_step}
     # show.by: an axis; one grid per value of it (e.g. model.param) instead of their mean
+    # show.headline: the value the sweep exists for (any summary key, e.g. slingshots, or a
+    # metric): `sweep show` and the sweep's report lead with its grid and phase diagram
 
 ``cases`` make one axis, ``case``, out of settings that must change together (a format and
 its number of pause tokens, a list of regularisers): a member gets its case's overrides, then
@@ -74,7 +76,7 @@ class Resources(StrictModel):
 
 
 #: keys of a spec's ``show`` (read by ``learnscope sweep show``)
-SHOW_KEYS = ("pivot", "value", "values", "correlate", "by")
+SHOW_KEYS = ("headline", "pivot", "value", "values", "correlate", "by")
 
 
 class SweepSpec(StrictModel):
@@ -195,6 +197,9 @@ def _check_show(spec: SweepSpec) -> None:
     for key in spec.show:
         if key not in SHOW_KEYS:
             raise unknown_field("sweep.show", str(key), list(SHOW_KEYS))
+    head = spec.show.get("headline")
+    if head is not None and not isinstance(head, str):
+        raise UserError(f"sweep.show.headline: give one value's name (got {shown(head)})")
     corr = spec.show.get("correlate")
     if corr is not None and not (
         isinstance(corr, dict)

@@ -36,10 +36,10 @@ def resolve_sweep(store: Store, ref: str) -> str:
 
 
 def member_table(store: Store, sweep_id: str) -> pd.DataFrame:
-    """One row per member: its run's axis values, status and final metrics and events, and the
-    values its spec's ``show`` names (a summary key, or a metric such as a probe series, its
-    last value); a member has one run (should the store hold several for one member config,
-    the newest)."""
+    """One row per member: its run's axis values, status, every scalar of its summary (final
+    metrics, event counts such as ``slingshots``), and the values its spec's ``show`` names (a
+    summary key, or a metric such as a probe series, its last value); a member has one run
+    (should the store hold several for one member config, the newest)."""
     rec = store.sweeps().set_index("id").loc[sweep_id]
     spec = SweepSpec.model_validate(rec["spec"])
     runs = store.runs()
@@ -57,13 +57,19 @@ def member_table(store: Store, sweep_id: str) -> pd.DataFrame:
         keys = ("train_acc", "test_acc", "test_loss", "grok_train_step")
         for key in (*keys, "grok_test_step"):
             row[key] = r.summary.get(key)
+        for key, value in r.summary.items():  # every scalar of the summary (slingshots, ...)
+            if key not in row and isinstance(value, int | float | str | None):
+                row[key] = value
         for key in _shown_values(spec):  # other values the spec's show asks for: a summary
             if key not in row:  # value (test_len_8_acc), or a metric's last value (a probe)
                 value = r.summary.get(key)
                 row[key] = _last(store, r.id, key) if value is None else value
         row["mode"] = r.summary.get("mode")
         rows.append(row)
-    return pd.DataFrame(rows)
+    frame = pd.DataFrame(rows)
+    # which columns are the sweep's axes, and which values its show names (headline first)
+    frame.attrs.update(axes=[a for a in spec.axes if a in frame.columns], shown=_shown_values(spec))
+    return frame
 
 
 def final_values(store: Store, runs: list[str], names: list[str]) -> pd.DataFrame:
@@ -111,8 +117,11 @@ def _last(store: Store, run_id: str, name: str) -> float | None:
 
 
 def _shown_values(spec: SweepSpec) -> list[str]:
+    """The values ``show`` names: its ``headline`` first, then ``value``/``values``."""
     values = spec.show.get("values", spec.show.get("value", []))
-    return [values] if isinstance(values, str) else list(values)
+    values = [values] if isinstance(values, str) else list(values)
+    head = spec.show.get("headline")
+    return [head, *(v for v in values if v != head)] if head else values
 
 
 def _axis(table: pd.DataFrame, name: str) -> str:
