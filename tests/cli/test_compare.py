@@ -85,3 +85,18 @@ def test_compare_prints_what_differs_the_summaries_and_a_metric(store, tmp_path)
     for colour in ((31, 119, 180), (255, 127, 14)):  # tab:blue, tab:orange
         near = np.abs(pixels * 255 - np.array(colour)).max(axis=-1) < 30
         assert near.sum() > 20, colour
+
+
+def test_show_says_what_it_leaves_out_and_when_the_summary_is_stale(tmp_path):
+    """``show`` names how many metric rows it printed of how many, and says so when a resumed
+    run's metrics go beyond its summary (the summary of its earlier end)."""
+    store = Store(tmp_path / "runs")
+    run_id = fake_run(store, "long", summary={"test_acc": 0.9, "steps": 10})
+    for step in range(20, 130, 10):  # resumed and trained on, not ended since
+        store.log(run_id, step, {"train/loss": 0.05, "test/acc": 0.95})
+    store.flush()
+    out = invoke("show", run_id, "--rows", "5", "--runs-dir", store.root).output
+    assert "5 of 13 evaluation rows, evenly spaced (--rows N)" in out
+    assert "the summary is from step 10; metrics go on to step 120" in out
+    whole = invoke("show", run_id, "--rows", "50", "--runs-dir", store.root).output
+    assert "evaluation rows" not in whole

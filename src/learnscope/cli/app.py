@@ -327,7 +327,19 @@ def show(
     summary.columns[1].overflow = "fold"
     for key, value in rec["summary"].items():
         summary.add_row(Text(key), cell(value))
-    console.print(summary)
+    console.print(summary if rec["summary"] else Text("summary: none yet (the run has not ended)"))
+    wide = store.metric_table(run_id)
+    last = int(wide.index.max()) if len(wide) else None
+    done = rec["summary"].get("steps")
+    if done is not None and last is not None and last > done:  # resumed, not ended again
+        console.print(
+            Text(
+                f"the summary is from step {done}; metrics go on to step {last} (the run was "
+                "resumed and has not ended since)",
+                style="yellow",
+            ),
+            soft_wrap=True,
+        )
     events = store.events(run_id)
     if len(events):
         from learnscope.events import Event, describe, label
@@ -340,7 +352,6 @@ def show(
             ev.add_row(Text(label(event)), cell(e.step), what, data)
         console.print(ev)
     _print_frequency_use(store, run_id)
-    wide = store.metric_table(run_id)
     probe_cols = _probe_columns(wide.columns)
     if probe_cols:
         _print_probe_series(wide[probe_cols])
@@ -355,6 +366,8 @@ def show(
         rows_shown = [[str(step), *(_fmt(v) for v in row)] for step, row in pick[cols].iterrows()]
         metrics, left = fitted_table(["step", *cols], rows_shown, 1, console.width, whole=True)
         console.print(metrics)
+        if n < len(wide):
+            console.print(plain(f"{n} of {len(wide)} evaluation rows, evenly spaced (--rows N)"))
         print_left_out(left)
         if norms:
             console.print(
