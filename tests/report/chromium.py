@@ -57,8 +57,10 @@ INSPECT = """
       }
       const m = s / n; std = Math.sqrt(Math.max(0, s2 / n - m * m));
     }
+    const r = img.getBoundingClientRect();
     return {panel: img.dataset.panelImage || null, width: img.naturalWidth,
-            height: img.naturalHeight, std: std};
+            height: img.naturalHeight, std: std,
+            box: [r.left + window.scrollX, r.top + window.scrollY, r.width, r.height]};
   });
   return {
     title: document.title,
@@ -128,7 +130,8 @@ def inspect_page(
     html: Path, screenshot: Path | None = None, chromium: str | None = None
 ) -> dict[str, Any]:
     """Load ``html`` in a fresh headless Chromium; findings as a dict (``errors``, ``panels``,
-    ``images`` with width, height and pixel std, ``resources``), screenshot saved if asked."""
+    ``images`` with width, height, pixel std and ``box``: left, top, width, height on the
+    page; ``resources``), screenshot saved if asked."""
     chromium = chromium or find_chromium()
     if chromium is None:
         raise FileNotFoundError("no chromium")

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
+import numpy as np
 import pytest
 from matplotlib import image as mpimg
 
@@ -65,6 +69,44 @@ def test_every_image_decodes_and_is_not_blank(report):
     for img in images:
         assert img["width"] > 100 and img["height"] > 100, img
         assert img["std"] > 5.0, img  # grey-level spread on 0..255: something is drawn
+
+
+REFERENCE = Path(__file__).parent / "reference" / "accuracy-panel.png"
+#: the accuracy panel as the browser shows it, averaged over 48 x 96 blocks (grey 0..1);
+#: regenerate with LEARNSCOPE_UPDATE_REFERENCE=1 after a deliberate change of the figure
+GRID = (48, 96)
+
+
+def blocks(shot: Path, box: list[float]) -> np.ndarray:
+    """The screenshot's region ``box`` (left, top, width, height) in grey, averaged over
+    :data:`GRID` blocks: coarse enough that resampling by another browser does not count."""
+    grey = mpimg.imread(shot)[..., :3].mean(axis=-1)
+    left, top, width, height = (int(round(v)) for v in box)
+    crop = grey[top : top + height, left : left + width]
+    rows = np.array_split(np.arange(crop.shape[0]), GRID[0])
+    cols = np.array_split(np.arange(crop.shape[1]), GRID[1])
+    return np.array([[crop[np.ix_(r, c)].mean() for c in cols] for r in rows])
+
+
+def test_the_accuracy_panel_looks_like_its_reference(report):
+    """The accuracy panel's region of the screenshot against a reference image: the same
+    page on this machine and on PyTorch's plain CPU kernels differ by 0; the loss panel
+    against the accuracy reference by 0.018 on average (0.39 at most), so the tolerance
+    (mean 0.008, 99th percentile 0.08; the reference PNG is 8-bit: 0.002 on average) tells a
+    changed figure from a resampled one."""
+    _, page, shot = report
+    [box] = [i["box"] for i in page["images"] if i["panel"] == "accuracy"]
+    seen = blocks(shot, box)
+    if os.environ.get("LEARNSCOPE_UPDATE_REFERENCE"):
+        mpimg.imsave(REFERENCE, seen, cmap="gray", vmin=0, vmax=1)
+    reference = mpimg.imread(REFERENCE)[..., :3].mean(axis=-1)
+    diff = np.abs(seen - reference)
+    assert diff.mean() < 0.008 and np.percentile(diff, 99) < 0.08, (
+        f"accuracy panel differs from {REFERENCE.name}: mean {diff.mean():.4f}, "
+        f"p99 {np.percentile(diff, 99):.4f}"
+    )
+    [loss] = [i["box"] for i in page["images"] if i["panel"] == "loss"]
+    assert np.abs(blocks(shot, loss) - reference).mean() > 0.008  # another figure does not pass
 
 
 def test_screenshot_is_saved_and_shows_the_page(report):
