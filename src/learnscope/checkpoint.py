@@ -17,11 +17,10 @@ else (a planted file that would run code when unpickled) is refused with a
 
 from __future__ import annotations
 
-import os
+import io
 import pickle
 import re
 import signal
-import tempfile
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -31,6 +30,7 @@ from typing import Any
 import torch
 
 from learnscope.errors import UserError
+from learnscope.files import write_atomic
 
 _NAME = re.compile(r"step_(\d{8})\.pt$")
 
@@ -74,25 +74,15 @@ def save(directory: Path, step: int, state: dict[str, Any]) -> Path:
 
 
 def write(target: Path, obj: Any) -> Path:
-    """``torch.save(obj)`` to ``target`` atomically (temporary file, fsync, rename, fsync of
-    the directory), with Ctrl-C and SIGTERM deferred until the file is in place."""
+    """``torch.save(obj)`` to ``target`` atomically (:func:`write_atomic`), with Ctrl-C and
+    SIGTERM deferred until the file is in place. torch serialises into memory first, so a disk
+    that fills up mid-write is an ``OSError(ENOSPC)`` from the write, never torch's "unexpected
+    pos" from inside its zip writer."""
     target = Path(target)
     with _interrupts_deferred():
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-", suffix=".pt")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                torch.save(obj, f)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, target)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        dir_fd = os.open(target.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
+        buf = io.BytesIO()
+        torch.save(obj, buf)
+        write_atomic(target, buf.getbuffer(), suffix=".pt")
     return target
 
 

@@ -113,3 +113,60 @@ def from_validation(
     if len(errors) > MAX_ERRORS:
         lines.append(f"and {len(errors) - MAX_ERRORS} more")
     return UserError("; ".join(lines))
+
+
+class StorageError(OSError):
+    """The disk or the run store failed (full, read-only, an I/O error, a damaged database):
+    not the user's input. The CLI prints its message on one line and exits with code 1."""
+
+
+#: errno values that mean the disk cannot take the write
+_FULL = {"ENOSPC", "EDQUOT"}
+#: errno values that mean the file cannot be written (read-only, I/O error, not allowed)
+_UNWRITABLE = {"EROFS", "EIO", "EACCES", "EPERM", "EFBIG"}
+
+
+def storage_message(err: BaseException) -> str | None:
+    """One line for a storage fault (``disk full: ...``, ``cannot write ...``, a damaged
+    store), else None.
+
+    >>> import errno
+    >>> storage_message(OSError(errno.ENOSPC, "No space left on device", "/r/x.pt"))
+    'disk full: No space left on device (/r/x.pt)'
+    >>> storage_message(OSError(errno.EROFS, "Read-only file system", "/r/x.pt"))
+    'cannot write /r/x.pt: Read-only file system'
+    >>> storage_message(ValueError("x")) is None
+    True
+    """
+    import errno as errno_
+    import sqlite3
+
+    if isinstance(err, StorageError) and err.errno is None:
+        return str(err)
+    if isinstance(err, OSError) and err.errno is not None:
+        name = errno_.errorcode.get(err.errno, "")
+        where = cut(str(err.filename), 200) if err.filename else "the runs directory"
+        if name in _FULL:
+            return f"disk full: {err.strerror} ({where})"
+        if name in _UNWRITABLE:
+            return f"cannot write {where}: {err.strerror}"
+        return None
+    if isinstance(err, sqlite3.DatabaseError):
+        text = str(err)
+        if "full" in text:
+            return f"disk full: the run store cannot grow ({text})"
+        if "malformed" in text or "not a database" in text:
+            return damaged_message(None, text)
+        if any(s in text for s in ("disk I/O", "readonly", "unable to open", "read-only")):
+            return f"cannot write the run store: {text}"
+    return None
+
+
+def damaged_message(path: Any, detail: str) -> str:
+    """The line for a damaged run store: which file, and how to recover."""
+    where = f" {path}" if path is not None else ""
+    return (
+        f"damaged run store{where}: {cut(detail, 160)}; the runs' directories still hold their "
+        "configs and checkpoints: `learnscope doctor --rebuild` moves the damaged file aside "
+        "and re-creates the rows from them"
+    )

@@ -6,6 +6,7 @@ mappings inside a field:
 
 - a boolean where the field's type has no ``bool`` (``train.steps: true``),
 - a float that is not finite (``.nan``, ``.inf``, ``1e400``),
+- text that cannot be written as UTF-8 (a lone surrogate such as ``"\\ud83d"``),
 - nesting deeper than :data:`MAX_DEPTH`.
 
 >>> class P(StrictModel):
@@ -28,6 +29,12 @@ from pydantic import BaseModel, ConfigDict, ValidationInfo, field_validator
 
 #: seeds are 64-bit (torch and NumPy take 0..2**63 - 1)
 MAX_SEED = 2**63 - 1
+#: a count of steps (train.steps, warmup_steps, checkpoint_every, ...), at most
+MAX_STEPS = 10**9
+#: a count of rows (batch_size, probe_batch.size, eval_examples), at most
+MAX_SIZE = 10**8
+#: a regulariser's projector width, at most
+MAX_PROJ_DIM = 16_384
 #: lists and mappings nested inside one field, at most
 MAX_DEPTH = 16
 
@@ -65,6 +72,14 @@ def check_value(value: Any, annotation: Any) -> None:
                 raise ValueError("must be a number, not a boolean")
         elif isinstance(v, float) and not math.isfinite(v):
             raise ValueError("must be a finite number")
+        elif isinstance(v, str) and not v.isascii():
+            try:
+                v.encode("utf-8")
+            except UnicodeEncodeError as err:
+                raise ValueError(
+                    f"text must be Unicode that UTF-8 can encode (character {err.start} is a "
+                    "lone surrogate)"
+                ) from None
         elif isinstance(v, (list, tuple)):
             stack.extend((x, depth + 1) for x in v)
         elif isinstance(v, dict):

@@ -316,14 +316,26 @@ def check_set(tmp_path: Path, path: str, raw: str) -> None:
 
 
 def check_spec(mutations) -> None:
+    """A spec is refused in one line, or expands and its ``show`` reads back the way ``sweep
+    show`` and the sweep's report read it (a ``show`` that passed the check used to crash every
+    ``sweep show`` after training)."""
+    from learnscope.cli.sweep import headlined
+    from learnscope.sweep.tables import _shown_values
+
     spec = copy.deepcopy(SPEC)
     for path, value in mutations:
         set_path(spec, path, value)
     with time_limit():
         try:
-            expand(load_spec(spec))
+            parsed = load_spec(spec)
+            expand(parsed)
         except UserError as err:
             assert "\n" not in str(err) and len(str(err)) < 2000, str(err)
+            return
+    for name in [*headlined(parsed.show), *_shown_values(parsed)]:
+        assert isinstance(name, str) and name, parsed.show
+    by = parsed.show.get("by")
+    assert by is None or by in parsed.axes, parsed.show
 
 
 SPEC_PATHS = [
@@ -331,7 +343,55 @@ SPEC_PATHS = [
     "random.params.train.lr.uniform", "random.params.model.width.choice", "random.params",
     "show.pivot", "show.values", "show.pivott", "set.train.lr", "config.train.lr",
     "config.model.width", "resources.num_cpus", "base", "config",
+    # issue 28: show and cases
+    "show.value", "show.by", "show.headline", "show.correlate", "cases", "cases.a",
+    "cases.a.seed", "cases.a.train.steps", "cases.b.model.width", "cases.a.train.lr",
 ]  # fmt: skip
+
+
+# regularisers and probe entries (issue 28): each field of an entry drawn from VALUES or a
+# few meaningful values, the entry set as ``train.regularizers`` or ``probes``
+REGULARIZER = st.fixed_dictionaries(
+    {"kind": st.sampled_from(["vcr", "seq_vcr", "sas", "bogus"])},
+    optional={
+        "layers": st.sampled_from([["layers.0.hook_post"], ["nope"], [], "layers.*"]) | VALUES,
+        "positions": st.sampled_from(["all", [], [0], [-1], [100000], [0, 0]]) | VALUES,
+        "proj_dim": INTS | VALUES,
+        "lambda_var": FLOATS,
+        "lambda_cov": FLOATS,
+        "eps": FLOATS,
+        "until_step": INTS,
+    },
+)
+PROBE_NAMES = [
+    "lidar", "mmcr", "effective_rank", "matrix_entropy", "local_rank", "partial_jacobian_norm",
+    "incremental_rank", "ipr", "fourier_power", "angular_distance", "hessian_top_eigenvalue",
+    "ntk_distance", "nope",
+]  # fmt: skip
+PROBE_OPTIONS = [
+    "views", "delta", "eps", "alpha", "rows", "threshold", "n", "n_proj", "exact_max", "iters",
+    "parts", "p", "basis", "input", "source", "every", "bogus",
+]  # fmt: skip
+PROBE_ENTRY = st.builds(
+    lambda probe, sites, options: {"probe": probe, "sites": sites, **options},
+    st.sampled_from(PROBE_NAMES),
+    st.sampled_from([["layers.*.hook_post"], ["layers.0.linear.weight"], [], ["nope"]]),
+    st.dictionaries(st.sampled_from(PROBE_OPTIONS), SCALARS | VALUES, max_size=2),
+)
+
+
+def _fuzz_entries(tmp_path, n):
+    @settings(FUZZ, max_examples=n)
+    @given(
+        st.one_of(
+            st.lists(REGULARIZER, min_size=1, max_size=2).map(lambda r: ("train.regularizers", r)),
+            st.lists(PROBE_ENTRY, min_size=1, max_size=2).map(lambda p: ("probes", p)),
+        )
+    )
+    def case(mutation):
+        check_config(tmp_path, [mutation])
+
+    case()
 
 
 def _fuzz_run_configs(tmp_path, n):
@@ -373,8 +433,13 @@ def test_fuzz_sweep_specs():
     _fuzz_specs(60)
 
 
+def test_fuzz_regularizers_and_probe_options(tmp_path):
+    _fuzz_entries(tmp_path, 40)
+
+
 @pytest.mark.slow
 def test_fuzz_large(tmp_path):
     _fuzz_run_configs(tmp_path, 500)
     _fuzz_set(tmp_path, 400)
     _fuzz_specs(1500)
+    _fuzz_entries(tmp_path, 400)

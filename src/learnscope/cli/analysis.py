@@ -13,6 +13,11 @@ from rich.text import Text
 from learnscope.cli.common import RunsDir, console, fail, open_run
 from learnscope.cli.common import fmt as _fmt
 from learnscope.errors import UserError
+from learnscope.strict import MAX_SEED
+
+#: ``analytic --width`` at most: the table is evaluated 16 384 rows at a time, each row a
+#: hidden layer of this width (16 384 x 10 000 floats: 0.6 GiB)
+MAX_WIDTH = 10_000
 
 
 def _frequencies(freqs: list[int]) -> str:
@@ -27,9 +32,10 @@ def analytic(
     p: Annotated[int, typer.Option("--p", help="an odd prime")] = 97,
     terms: Annotated[int, typer.Option(help="operands summed (or multiplied)")] = 2,
     width: Annotated[
-        int | None, typer.Option(help="hidden neurons (default: a width that is exact)")
+        int | None,
+        typer.Option(min=1, max=MAX_WIDTH, help="hidden neurons (default: a width that is exact)"),
     ] = None,
-    seed: Annotated[int, typer.Option(help="seed of the random phases")] = 0,
+    seed: Annotated[int, typer.Option(min=0, max=MAX_SEED, help="seed of the random phases")] = 0,
 ) -> None:
     """Build the analytic network for (a + b) mod p or a * b mod p (Gromov 2023; Doshi et al.
     2024) without training and print its accuracy on the full table."""

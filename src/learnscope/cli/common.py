@@ -23,7 +23,7 @@ from rich.table import Table
 from rich.text import Text
 from typer.core import TyperCommand, TyperGroup
 
-from learnscope.errors import UserError
+from learnscope.errors import UserError, cut
 
 console = Console()
 err_console = Console(stderr=True)
@@ -64,9 +64,37 @@ def readable_params(params: list, ctx: Any) -> list:
     return params
 
 
+#: click's usage error (a misused option or argument), from the click that typer uses
+_USAGE = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "UsageError")
+
+
+@contextmanager
+def one_line(command_path: str = "learnscope") -> Iterator[None]:
+    """The root of every command: whatever a command lets through ends in one line, never a
+    traceback. A :class:`UserError` or a misused option (click's usage error) exits 2; a
+    storage fault (a full disk, a read-only or failing file system, a damaged store:
+    :func:`learnscope.errors.storage_message`) exits 1."""
+    import sqlite3
+
+    from learnscope.errors import storage_message
+
+    try:
+        yield
+    except UserError as err:
+        fail(str(err))
+    except _USAGE as err:
+        if type(err).__name__ == "NoArgsIsHelpError":
+            raise  # the help, as asked
+        fail(f"{cut(err.format_message(), 300)} (see {command_path} --help)")
+    except (OSError, sqlite3.DatabaseError) as err:
+        if (line := storage_message(err)) is None:
+            raise
+        fail(line, code=1)
+
+
 class Command(TyperCommand):
     """A command whose ``--help`` reads well: :func:`prose` paragraphs, no type tag on a flag
-    (:func:`readable_params`)."""
+    (:func:`readable_params`), and whose failures are one line (:func:`one_line`)."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -74,11 +102,20 @@ class Command(TyperCommand):
 
     def get_params(self, ctx: Any) -> list:
         return readable_params(super().get_params(ctx), ctx)
+
+    def make_context(self, info_name, args, parent=None, **extra):  # noqa: ANN001, ANN201
+        path = " ".join(p for p in (parent.command_path if parent else "", info_name) if p)
+        with one_line(path or "learnscope"):
+            return super().make_context(info_name, args, parent=parent, **extra)
+
+    def invoke(self, ctx: Any) -> Any:
+        with one_line(ctx.command_path):
+            return super().invoke(ctx)
 
 
 class Group(TyperGroup):
     """A command group (``learnscope``, ``learnscope sweep``) whose help reads like its
-    commands' (:class:`Command`)."""
+    commands' (:class:`Command`), and whose unknown commands are one line."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -86,6 +123,15 @@ class Group(TyperGroup):
 
     def get_params(self, ctx: Any) -> list:
         return readable_params(super().get_params(ctx), ctx)
+
+    def make_context(self, info_name, args, parent=None, **extra):  # noqa: ANN001, ANN201
+        path = " ".join(p for p in (parent.command_path if parent else "", info_name) if p)
+        with one_line(path or "learnscope"):
+            return super().make_context(info_name, args, parent=parent, **extra)
+
+    def resolve_command(self, ctx: Any, args: list[str]) -> Any:
+        with one_line(ctx.command_path):
+            return super().resolve_command(ctx, args)
 
 
 class App(typer.Typer):
@@ -110,12 +156,25 @@ RunsDir = Annotated[
 ]
 
 
-def fail(message: str) -> None:
-    """A user's mistake: one red line on stderr, exit code 2."""
+_LONG_WORD = re.compile(r"\S{160,}")
+
+
+def fail(message: str, code: int = 2) -> None:
+    """A user's mistake: one red line on stderr, exit code 2 (1 for a storage fault). A value
+    that no message should echo whole (a word of over 160 characters) is cut."""
+    message = _LONG_WORD.sub(lambda m: m.group()[:100] + "...", message)
     err_console.print(
         Text("error: ", style="bold red") + Text(message), highlight=False, soft_wrap=True
     )
-    raise typer.Exit(2)
+    raise typer.Exit(code)
+
+
+def writable_dir(path: Path, option: str) -> None:
+    """A :class:`UserError` unless ``path`` is (or can become) a directory this process may
+    write in (:func:`learnscope.store.check_writable`)."""
+    from learnscope.store import check_writable
+
+    check_writable(path, option)
 
 
 def fmt(value: Any) -> str:
@@ -348,29 +407,16 @@ def sigterm_as_ctrl_c() -> Iterator[None]:
 
 @contextmanager
 def user_errors() -> Iterator[None]:
-    """A :class:`UserError`, a full disk or an unwritable runs directory inside the block ends
-    the command with its one-line message (exit code 2); any other error propagates."""
-    import sqlite3
-
-    try:
+    """A :class:`UserError` inside the block ends the command with its one-line message (exit
+    code 2), a storage fault with its line (exit code 1: :func:`storage_error`); any other
+    error propagates."""
+    with one_line():
         yield
-    except UserError as err:
-        fail(str(err))
-    except (OSError, sqlite3.OperationalError) as err:
-        if (line := storage_error(err)) is None:
-            raise
-        fail(line)
 
 
 def storage_error(err: BaseException) -> str | None:
-    """One line for a full disk or an unwritable runs directory, else None."""
-    import errno
-    import sqlite3
+    """One line for a full disk, a file system that cannot be written or a damaged store,
+    else None (:func:`learnscope.errors.storage_message`)."""
+    from learnscope.errors import storage_message
 
-    if isinstance(err, OSError) and err.errno in (errno.ENOSPC, errno.EDQUOT):
-        return f"disk full: {err.strerror} ({err.filename or 'runs directory'})"
-    if isinstance(err, sqlite3.OperationalError) and "full" in str(err):
-        return f"disk full: the run store cannot grow ({err})"
-    if isinstance(err, PermissionError):
-        return f"runs directory not writable: {err.strerror} ({err.filename})"
-    return None
+    return storage_message(err)

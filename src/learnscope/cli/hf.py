@@ -28,6 +28,10 @@ def parse_params(items: list[str] | None, where: str = "--params") -> dict[str, 
     return out
 
 
+#: ``probe-hf --text`` reads at most this much of a file (rows x context tokens is far less)
+MAX_TEXT_BYTES = 16 << 20
+
+
 def task_texts(name: str, params: dict[str, Any], rows: int, seed: int) -> list[str]:
     """``rows`` fresh instances of task ``name``, each as the text ``question answer``
     (:func:`learnscope.hf.prompts.line`)."""
@@ -52,8 +56,10 @@ def probe_hf(
         list[str] | None, typer.Option("--probe", help="probes (repeat; default: all)")
     ] = None,
     n: Annotated[int, typer.Option("--n", help="angular distance between layers l and l+n")] = 1,
-    rows: Annotated[int, typer.Option(help="text windows or task instances")] = 32,
-    context: Annotated[int, typer.Option(help="--text: tokens per window")] = 128,
+    rows: Annotated[int, typer.Option(min=1, max=4096, help="text windows or task instances")] = 32,
+    context: Annotated[
+        int, typer.Option(min=2, max=1 << 20, help="--text: tokens per window")
+    ] = 128,
     seed: Annotated[int, typer.Option(help="--task: seed of the instances")] = 0,
     report: Annotated[Path | None, typer.Option(help="write an HTML report here")] = None,
 ) -> None:
@@ -63,7 +69,7 @@ def probe_hf(
         fail("probe-hf: give --text FILE or --task NAME (one of them)")
     if rows < 1 or context < 2 or n < 1:
         fail("--rows and --n must be >= 1, --context >= 2")
-    from learnscope.hf.hooks import chunks, load, tokenize
+    from learnscope.hf.hooks import chunks, load, positions, tokenize
     from learnscope.hf.probe import HF_PROBES
     from learnscope.hf.probe import probe as run_probe
 
@@ -78,10 +84,16 @@ def probe_hf(
         else:
             from learnscope.config import read_text
 
-            body = read_text(text, "--text")
+            body = read_text(text, "--text", limit=MAX_TEXT_BYTES)
         net, tokenizer = load(model)
+        most = positions(net)
+        if text is not None and most is not None and context > most:
+            raise UserError(
+                f"--context: {context} tokens, but the model takes at most {most} positions; "
+                f"give --context {most} or less"
+            )
         if task is not None:
-            batch = tokenize(tokenizer, texts)
+            batch = tokenize(tokenizer, texts, max_len=min(256, most or 256))
             where = f"{len(texts)} instances of {task}"
         else:
             batch = chunks(tokenizer, body, context, rows)

@@ -20,17 +20,27 @@ implementation: :func:`load` asks for it.
 
 from __future__ import annotations
 
+import pickle
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
-from learnscope.errors import UserError
+from learnscope.errors import UserError, cut
 from learnscope.hf.install import INSTALL, require
 from learnscope.interventions.layers import layer_list
 
 ATTENTION_NAMES = ("attn", "self_attn", "attention")
+#: files of which a saved tokenizer has at least one
+TOKENIZER_FILES = (
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "vocab.json",
+    "vocab.txt",
+    "tokenizer.model",
+    "spiece.model",
+)
 MLP_NAMES = ("mlp", "feed_forward")
 
 
@@ -39,12 +49,18 @@ def load(name: str | Path, where: str = "MODEL") -> tuple[nn.Module, Any]:
     directory written by ``save_pretrained`` or a hub name, with eager attention, in eval mode.
     Anything that cannot be loaded is a :class:`UserError` naming ``where``."""
     transformers = require()
+    if Path(name).is_dir() and not any((Path(name) / f).is_file() for f in TOKENIZER_FILES):
+        raise UserError(
+            f"{where}: {cut(str(name))} has no tokenizer (none of {', '.join(TOKENIZER_FILES)}); "
+            "save it beside the model with tokenizer.save_pretrained(DIR)"
+        )
+    transformers.utils.logging.disable_progress_bar()  # the command prints one line or a table
     try:
         tokenizer = transformers.AutoTokenizer.from_pretrained(str(name))
         model = transformers.AutoModelForCausalLM.from_pretrained(
             str(name), attn_implementation="eager"
         )
-    except (OSError, ValueError, KeyError) as err:
+    except (OSError, ValueError, KeyError, RuntimeError, EOFError, pickle.UnpicklingError) as err:
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise UserError(
             f"{where}: cannot load {str(name)!r} as a Hugging Face causal LM ({first}); give a "
@@ -54,6 +70,16 @@ def load(name: str | Path, where: str = "MODEL") -> tuple[nn.Module, Any]:
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     return model.eval(), tokenizer
+
+
+def positions(model: nn.Module) -> int | None:
+    """The most tokens ``model`` takes at once (its position table), where its config says."""
+    cfg = getattr(model, "config", None)
+    for key in ("max_position_embeddings", "n_positions", "n_ctx"):
+        value = getattr(cfg, key, None)
+        if isinstance(value, int) and value > 0:
+            return value
+    return None
 
 
 def _child(layer: nn.Module, names: tuple[str, ...]) -> nn.Module | None:

@@ -59,7 +59,7 @@ def model_config(kind: str, params: dict[str, Any], dims: dict[str, int] | None 
     Sizes that come from the task (``dims``) may not be set by hand to something else.
     """
     if kind not in MODELS:
-        raise UserError(f"model.kind: unknown model {kind!r}; allowed: {', '.join(MODELS)}")
+        raise UserError(f"model.kind: unknown model {shown(kind)}; allowed: {', '.join(MODELS)}")
     cfg_cls = MODELS[kind][0]
     allowed = [f.name for f in dataclasses.fields(cfg_cls)]
     unknown = sorted(set(params) - set(allowed), key=str)

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
-from learnscope.errors import UserError
+from learnscope.errors import UserError, storage_message
+from learnscope.files import write_atomic
 from learnscope.report import plots
 from learnscope.report.build import png
 from learnscope.report.html import Panel, render
@@ -95,8 +96,10 @@ def write_layer_report(values: dict[str, float], out: Path, title: str, caption:
         raise UserError(f"--report: directory {out.parent} does not exist")
     page = render(title, layer_panels(values), [], caption)
     try:
-        out.write_text(page, encoding="utf-8")
+        write_atomic(out, page)
     except OSError as err:
+        if storage_message(err) is not None:
+            raise  # a full disk: one line, exit 1
         raise UserError(f"--report: cannot write {out}: {err.strerror or err}") from None
     return out
 

@@ -39,7 +39,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from learnscope.errors import UserError
+from learnscope.errors import UserError, shown
 from learnscope.models.hooks import capture, eval_mode, match_sites
 
 
@@ -64,6 +64,16 @@ def variance_covariance(z: torch.Tensor, eps: float = 1e-3) -> tuple[torch.Tenso
     return l_var, l_cov
 
 
+def check_positions(positions: list[int], t: int, site: str = "") -> None:
+    """A :class:`UserError` unless every position indexes a sequence of length ``t``."""
+    if any(not -t <= p < t for p in positions):
+        at = f" at {site}" if site else ""
+        raise UserError(
+            f"train.regularizers.positions: {shown(positions)} out of range for sequences of "
+            f"length {t}{at}; allowed: -{t}..{t - 1}"
+        )
+
+
 class VarianceCovarianceRegularizer(nn.Module):
     """One ``seq_vcr`` or ``vcr`` entry of ``train.regularizers`` (a ``RegularizerConfig``)."""
 
@@ -83,12 +93,7 @@ class VarianceCovarianceRegularizer(nn.Module):
         """``h: (b, t, d)`` restricted to the configured positions."""
         if self.cfg.positions == "all":
             return h
-        t = h.shape[1]
-        if any(not -t <= p < t for p in self.cfg.positions):
-            raise UserError(
-                f"train.regularizers.positions: {self.cfg.positions} out of range for "
-                f"sequences of length {t}; allowed: -{t}..{t - 1}"
-            )
+        check_positions(self.cfg.positions, h.shape[1])
         return h[:, list(self.cfg.positions)]
 
     def forward(self, acts: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict]:
@@ -155,6 +160,11 @@ class Regularizers(nn.Module):
             with torch.no_grad(), eval_mode(model), capture(model, self.sites) as acts:
                 run_forward()
             dims = {s: a.shape[-1] for s, a in acts.items()}
+            lengths = {s: a.shape[1] if a.dim() == 3 else 1 for s, a in acts.items()}
+            for c, sites in zip(cfgs, site_lists):  # checked here, before anything trains
+                if c.kind != "sas" and c.positions != "all":
+                    for site in sites:
+                        check_positions(c.positions, lengths[site], site)
         for c, sites in zip(cfgs, site_lists):
             if c.kind == "sas":
                 bad = [s for s in sites if not s.endswith("hook_pattern")]
