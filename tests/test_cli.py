@@ -35,6 +35,9 @@ def test_run_ls_show_end_to_end(tiny_yaml, runs_dir):
     assert res.exit_code == 0 and run_id in res.output and "finished" in res.output
     res = invoke("show", run_id[:15], "--runs-dir", runs_dir)
     assert res.exit_code == 0 and "train/acc" in res.output and '"p": 11' in res.output
+    assert "learnscope show RUN --spectrum" in res.output  # the checkpoint is read on request
+    res = invoke("show", run_id, "--spectrum", "--runs-dir", runs_dir)
+    assert res.exit_code == 0 and "frequencies used" in res.output, res.output
 
 
 def test_progress_bar_and_env_runs_dir(tiny_yaml, tmp_path, monkeypatch):

@@ -17,12 +17,28 @@ Every run goes through one pipeline, :mod:`learnscope.runner` (``execute`` for o
 code is laid out" names the layers and what each may import.
 """
 
-from learnscope.config import RunConfig, load_config, validate_config
-from learnscope.errors import UserError
-from learnscope.notebook import metrics, run, runs
-from learnscope.runner import RunResult, build, execute, execute_ensemble
-from learnscope.store import Store
-from learnscope.tasks import make_task
+from learnscope.lazy import exports
+
+#: the public API: name -> the module it lives in, imported on first use (PEP 562), so that
+#: ``import learnscope`` (and the commands that train nothing) do not pay for torch
+__getattr__, __dir__ = exports(
+    __name__,
+    {
+        "RunConfig": "learnscope.config",
+        "load_config": "learnscope.config",
+        "validate_config": "learnscope.config",
+        "UserError": "learnscope.errors",
+        "metrics": "learnscope.notebook",
+        "run": "learnscope.notebook",
+        "runs": "learnscope.notebook",
+        "RunResult": "learnscope.runner",
+        "build": "learnscope.runner",
+        "execute": "learnscope.runner",
+        "execute_ensemble": "learnscope.runner",
+        "Store": "learnscope.store",
+        "make_task": "learnscope.tasks",
+    },
+)
 
 __version__ = "0.1.0"
 

@@ -17,6 +17,7 @@ config dataclass, so a typo anywhere is an error naming its field.
 from __future__ import annotations
 
 import copy
+import math
 import re
 from importlib import resources
 from pathlib import Path
@@ -34,10 +35,9 @@ from pydantic import (
 
 from learnscope.dotted import set_path
 from learnscope.errors import UserError, cut, from_validation, unknown_field
-from learnscope.models import model_config
-from learnscope.probes.registry import PROBES
-from learnscope.strict import MAX_SEED, StrictModel
-from learnscope.tasks import validate_task_params
+from learnscope.files import read_capped
+from learnscope.probes.names import PROBE_NAMES
+from learnscope.strict import MAX_PROJ_DIM, MAX_SEED, MAX_SIZE, MAX_STEPS, StrictModel
 
 #: YAML nested deeper than this is refused (a run config is 3 levels deep)
 MAX_YAML_DEPTH = 32
@@ -83,8 +83,12 @@ class RegularizerConfig(Section):
     layers: list[str] = Field(
         ["ln_final.hook_normalized"], min_length=1, description="hook-name globs"
     )
-    positions: Literal["all"] | list[int] = Field("all", description="'all' or position indices")
-    proj_dim: int | None = Field(None, ge=1, description="projector width d'; None: none")
+    positions: Literal["all"] | list[int] = Field(
+        "all", description="'all' or position indices (at least one)"
+    )
+    proj_dim: int | None = Field(
+        None, ge=1, le=MAX_PROJ_DIM, description="projector width d'; None: none"
+    )
     lambda_var: float = Field(1.0, ge=0, le=1e6)
     lambda_cov: float = Field(0.004, ge=0, le=1e6)
     eps: float = Field(1e-3, gt=0, le=1)
@@ -92,8 +96,15 @@ class RegularizerConfig(Section):
         1.0, ge=-1e6, le=1e6, description="sas: > 0 suppresses syntactic attention, < 0 promotes"
     )
     until_step: int | None = Field(
-        None, ge=1, description="sas: applied for steps < until_step (None: always)"
+        None, ge=1, le=MAX_STEPS, description="sas: applied for steps < until_step (None: always)"
     )
+
+    @field_validator("positions")
+    @classmethod
+    def _positions(cls, v: Any) -> Any:
+        if isinstance(v, list) and not 1 <= len(v) <= 4096:
+            raise ValueError("give 'all' or 1 to 4096 position indices")
+        return v
 
     @model_validator(mode="after")
     def _sas_layers(self) -> RegularizerConfig:
@@ -139,6 +150,24 @@ class RFTConfig(Section):
     probe_samples: int = Field(16, ge=2, le=4096, description="answers sampled per probe input")
 
 
+class GradFilterConfig(Section):
+    """Grokfast (Lee et al. 2024, PAPERS.md 30): a low-pass filter of each parameter's gradient
+    added back to it between the backward pass and the step, ``g + lamb * h``. ``ema``: ``h =
+    alpha h + (1 - alpha) g``, ``h`` starting at the first gradient; ``ma``: ``h`` the mean of
+    the last ``window`` gradients, applied once the window is full."""
+
+    kind: Literal["ema", "ma"] = "ema"
+    alpha: float = Field(0.98, ge=0, lt=1, description="ema: the filter's momentum")
+    window: int = Field(100, ge=1, le=10_000, description="ma: gradients averaged")
+    lamb: float | None = Field(
+        None, ge=0, le=1e3, description="the filtered gradient's weight (ema 2, ma 5)"
+    )
+
+    @property
+    def weight(self) -> float:
+        return self.lamb if self.lamb is not None else {"ema": 2.0, "ma": 5.0}[self.kind]
+
+
 class TrainConfig(Section):
     #: what the model is trained to do
     objective: Literal["task", "vicreg", "mmcr", "rft"] = Field(
@@ -152,36 +181,53 @@ class TrainConfig(Section):
     )
     rft: RFTConfig = RFTConfig()
     optimizer: Literal["adamw", "adam", "sgd"] = "adamw"
+    orthogonal: bool = Field(
+        False,
+        description="⊥Grad (Prieto et al. 2025): each gradient's component along its weights "
+        "removed and the norm kept, before the optimiser's step",
+    )
+    grad_filter: GradFilterConfig | None = Field(
+        None, description="Grokfast: a low-pass filter of the gradient, amplified (ema or ma)"
+    )
     # upper bounds keep every step size representable in float32
     lr: float = Field(1e-3, gt=0, le=1e6)
     weight_decay: float = Field(0.0, ge=0, le=1e6)
     betas: tuple[float, float] = (0.9, 0.98)
     eps: float = Field(1e-8, gt=0, le=1)
     momentum: float = Field(0.0, ge=0, lt=1, description="SGD only")
-    batch_size: int | None = Field(None, ge=1, description="None: full batch")
-    loss: Literal["ce", "mse"] = "ce"
+    batch_size: int | None = Field(None, ge=1, le=MAX_SIZE, description="None: full batch")
+    loss: Literal["ce", "mse", "stablemax_ce"] = Field(
+        "ce", description="stablemax_ce: cross-entropy of StableMax (Prieto et al. 2025)"
+    )
     schedule: Literal["constant", "warmup_cosine"] = "constant"
-    warmup_steps: int = Field(0, ge=0)
+    warmup_steps: int = Field(0, ge=0, le=MAX_STEPS)
     min_lr_ratio: float = Field(0.0, ge=0, le=1, description="cosine floor, as a fraction of lr")
     grad_clip: float | None = Field(None, gt=0, le=1e6)
-    steps: int = Field(1000, ge=1)
-    eval_every: int = Field(10, ge=1)
-    checkpoint_every: int = Field(0, ge=0, description="0: a checkpoint at the end only")
+    steps: int = Field(1000, ge=1, le=MAX_STEPS)
+    eval_every: int = Field(10, ge=1, le=MAX_STEPS)
+    checkpoint_every: int = Field(
+        0, ge=0, le=MAX_STEPS, description="0: a checkpoint at the end only"
+    )
     keep_checkpoints: int | None = Field(
-        None, ge=1, description="the newest N checkpoints are kept (None: every one)"
+        None, ge=1, le=MAX_STEPS, description="the newest N checkpoints are kept (None: every one)"
     )
     device: str = "auto"
     precision: Literal["fp32", "auto", "bf16", "fp16"] = Field(
         "fp32", description="autocast on CUDA (auto: bf16 if supported, else fp16); CPU: fp32"
     )
     eval_examples: int | None = Field(
-        None, ge=1, description="sequence tasks: rows decoded per split at eval (None: all)"
+        None,
+        ge=1,
+        le=MAX_SIZE,
+        description="sequence tasks: rows decoded per split at eval (None: all)",
     )
     regularizers: list[RegularizerConfig] = Field(default_factory=list)
     stop_when: list[StopCondition] = Field(
         default_factory=list, description="end the run once one of these events holds"
     )
-    stop_patience: int = Field(0, ge=0, description="evals the event must hold before stopping")
+    stop_patience: int = Field(
+        0, ge=0, le=MAX_STEPS, description="evals the event must hold before stopping"
+    )
     autoinit: AutoInitConfig | None = Field(
         None, description="tune the initial scales first (MLP); true: the defaults"
     )
@@ -232,13 +278,22 @@ class EventsConfig(Section):
     slingshot_spike: float = Field(10.0, gt=1, description="loss above this x best so far")
     slingshot_recover: float = Field(2.0, ge=1, description="back below this x best: recovered")
     slingshot_norm_growth: float = Field(0.05, ge=0, description="last-layer norm growth")
-    slingshot_window: int = Field(5, ge=1, description="evals back the norm growth is measured")
+    slingshot_window: int = Field(
+        5, ge=1, le=MAX_STEPS, description="evals back the norm growth is measured"
+    )
     slingshot_min_peak: float = Field(1e-3, ge=0, description="a spike reaches this loss")
     attention_fraction: float = Field(0.1, gt=0, lt=1, description="of log(context)")
     rank_fraction: float = Field(0.05, gt=0, lt=1, description="of the layer's width")
-    collapse_patience: int = Field(3, ge=1, description="evals a collapse must last to the end")
+    collapse_patience: int = Field(
+        3, ge=1, le=MAX_STEPS, description="evals a collapse must last to the end"
+    )
     sas_rise: float = Field(0.1, gt=0, le=1, description="SAS gain that makes an abrupt onset")
-    sas_window: int = Field(3, ge=1, description="evals each side of the onset the gain spans")
+    sas_window: int = Field(
+        3, ge=1, le=MAX_STEPS, description="evals each side of the onset the gain spans"
+    )
+    softmax_collapse: float = Field(
+        0.5, gt=0, le=1, description="fraction of probe rows whose softmax sum is exactly 1"
+    )
 
 
 class ProbeSpec(BaseModel):
@@ -251,7 +306,9 @@ class ProbeSpec(BaseModel):
     model_config = ConfigDict(extra="allow")
     probe: str
     sites: list[str] = Field(default_factory=list)
-    every: int | None = Field(None, ge=1, description="steps between records; None: eval_every")
+    every: int | None = Field(
+        None, ge=1, le=MAX_STEPS, description="steps between records; None: eval_every"
+    )
 
     @property
     def options(self) -> dict[str, Any]:
@@ -260,8 +317,8 @@ class ProbeSpec(BaseModel):
     @field_validator("probe")
     @classmethod
     def _probe(cls, v: str) -> str:
-        if v not in PROBES and v != "defaults":
-            raise ValueError(f"unknown probe {v!r}; allowed: {', '.join(PROBES)} or defaults")
+        if v not in PROBE_NAMES and v != "defaults":
+            raise ValueError(f"unknown probe {v!r}; allowed: {', '.join(PROBE_NAMES)} or defaults")
         return v
 
 
@@ -269,7 +326,7 @@ class ProbeBatchConfig(Section):
     """The fixed probe batch: ``size`` rows drawn once (seeded by the run seed) from ``split``."""
 
     split: str = "train"
-    size: int = Field(256, ge=1)
+    size: int = Field(256, ge=1, le=MAX_SIZE)
 
 
 class Control(Section):
@@ -332,7 +389,8 @@ class Claim(Section):
     @field_validator("threshold")
     @classmethod
     def _threshold(cls, v: str) -> str:
-        if not _EXPECT.fullmatch(str(v)):
+        m = _EXPECT.fullmatch(str(v))
+        if not m or not math.isfinite(float(m.group(2))):
             raise ValueError(f"{cut(repr(v))} is not a comparison like '>=0.99' or '<=200'")
         return v
 
@@ -349,8 +407,8 @@ class Claim(Section):
 
 
 class RunConfig(Section):
-    name: str = "run"
-    description: str = ""
+    name: str = Field("run", max_length=200)
+    description: str = Field("", max_length=10_000)
     seed: int = Field(0, ge=0, le=MAX_SEED)
     task: TaskSection
     model: ModelSection = ModelSection()
@@ -436,11 +494,16 @@ def recipe_names() -> list[str]:
     )
 
 
-def read_text(path: Path, where: str) -> str:
-    """A config or spec file's text; unreadable or not UTF-8 is a one-line :class:`UserError`
-    starting with ``where``."""
+#: a config or sweep spec file is read up to this size (a recipe is a few KiB)
+MAX_CONFIG_BYTES = 1 << 20
+
+
+def read_text(path: Path, where: str, limit: int = MAX_CONFIG_BYTES) -> str:
+    """A config or spec file's text; unreadable, not a regular file (``/dev/zero``), larger
+    than ``limit`` bytes or not UTF-8 is a one-line :class:`UserError` starting with
+    ``where``."""
     try:
-        return Path(path).read_text(encoding="utf-8")
+        return read_capped(Path(path), where, limit).decode("utf-8")
     except OSError as err:
         raise UserError(f"{where}: cannot read {path}: {err.strerror}") from None
     except UnicodeDecodeError as err:
@@ -528,7 +591,12 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
 
 
 def validate_config(data: dict[str, Any]) -> RunConfig:
-    """Validate a whole run config, including the task's and the model's own fields."""
+    """Validate a whole run config, including the task's and the model's own fields (the
+    task and model packages import torch: here, not when the module is imported, so that the
+    commands that train nothing start at once)."""
+    from learnscope.models import model_config
+    from learnscope.tasks import validate_task_params
+
     try:
         cfg = RunConfig.model_validate(data)
     except ValidationError as err:
@@ -545,7 +613,7 @@ def load_config(recipe: str, overrides: list[str] | None = None) -> RunConfig:
 
 # -- expectations -------------------------------------------------------------------------
 
-_EXPECT = re.compile(r"\s*(>=|<=|==|>|<)\s*([-+0-9.eE]+)\s*")
+_EXPECT = re.compile(r"\s*(>=|<=|==|>|<)\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*")
 
 
 def parse_expectation(cond: str) -> tuple[str, float]:

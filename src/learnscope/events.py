@@ -428,6 +428,27 @@ def _fitted_split(table: pd.DataFrame) -> str:
     return "train_clean/acc" if "train_clean/acc" in table else "train/acc"
 
 
+def softmax_collapse(table: pd.DataFrame, fraction: float = 0.5) -> Event | None:
+    """Softmax collapse (Prieto et al. 2025): the first step at which the fraction of probe
+    rows whose float softmax sum is exactly 1 (column ``softmax_collapse/logits``, the probe of
+    that name: the gradient of their correct class is exactly 0) reaches ``fraction``.
+
+    >>> t = pd.DataFrame({"softmax_collapse/logits": [0.0, 0.2, 0.7, 0.9]}, index=[0, 5, 10, 15])
+    >>> e = softmax_collapse(t)
+    >>> e.step, e.data["fraction"]
+    (10, 0.7)
+    """
+    col = "softmax_collapse/logits"
+    if col not in table.columns:
+        return None
+    s = table[col].dropna()
+    hit = s[s >= fraction]
+    if hit.empty:
+        return None
+    step = int(hit.index[0])
+    return Event("softmax_collapse", step, {"fraction": float(hit.iloc[0]), "threshold": fraction})
+
+
 def _detectors(cfg: Any, sizes: dict[str, int]) -> dict[str, Any]:
     """Event kind -> ``find(table) -> list[Event]``, with the thresholds of ``cfg``."""
     return {
@@ -450,6 +471,7 @@ def _detectors(cfg: Any, sizes: dict[str, int]) -> dict[str, Any]:
         ),
         "divergence": lambda t: [divergence(t)],
         "structure_onset": lambda t: [structure_onset(t, cfg.sas_rise, cfg.sas_window)],
+        "softmax_collapse": lambda t: [softmax_collapse(t, cfg.softmax_collapse)],
     }
 
 
@@ -556,6 +578,11 @@ def describe(event: Event) -> str:
         )
     if event.kind == "divergence":
         return f"diverged at step {step} ({d.get('metric', 'loss')} not finite)"
+    if event.kind == "softmax_collapse":
+        return (
+            f"softmax collapse at step {step}: {d['fraction']:.0%} of the probe rows' softmax "
+            "sums are exactly 1 in float (their gradient is 0)"
+        )
     if event.kind == "structure_onset":
         drop = (
             "" if d.get("loss_step") is None else f"; steepest loss drop at {_num(d['loss_step'])}"

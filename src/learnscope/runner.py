@@ -31,7 +31,7 @@ from learnscope.measures import run_claims
 from learnscope.models import build_model, hook_names, memory_limit, model_config
 from learnscope.probes.plan import ProbePlan, plan_probes
 from learnscope.probes.registry import PROBES
-from learnscope.store import Store
+from learnscope.store import Store, missing_dir
 from learnscope.tasks import make_task
 from learnscope.train.callbacks import (
     Checkpointer,
@@ -476,6 +476,8 @@ def evaluate(cfg: RunConfig | dict[str, Any], model: torch.nn.Module) -> dict[st
 
 def checkpoint_at(run_dir: Path, step: int | None = None) -> tuple[int, dict[str, Any]]:
     """A run's checkpoint at ``step`` (default: the latest readable one): ``(step, state)``."""
+    if not Path(run_dir).is_dir():
+        raise UserError(missing_dir(Path(run_dir).name, Path(run_dir)))
     directory = Path(run_dir) / "checkpoints"
     if step is None:
         found = checkpoint.latest(directory)

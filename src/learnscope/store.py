@@ -16,6 +16,7 @@ timeout makes a second writer wait for the first instead of failing.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -25,12 +26,15 @@ import sqlite3
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
 import yaml
 
-from learnscope.errors import UserError
+from learnscope.errors import StorageError, UserError, cut, damaged_message
+from learnscope.files import write_atomic
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 try:
     import fcntl
@@ -38,6 +42,9 @@ except ImportError:  # pragma: no cover - not POSIX
     fcntl = None
 
 DB_NAME = "learnscope.db"
+#: the extended attribute of the store that holds its size and time of change when
+#: ``quick_check`` last passed on it
+CHECKED_ATTR = "user.learnscope.checked"
 #: what a tag may be (``learnscope tag RUN TAG...``); a note is free text up to MAX_NOTE
 TAG = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}")
 MAX_NOTE = 2000
@@ -164,6 +171,10 @@ class Store:
 
     def __init__(self, root: str | Path | None = None, busy_timeout_s: float = 60.0) -> None:
         self.root = Path(root) if root is not None else default_root()
+        if self.root.exists() and not self.root.is_dir():
+            raise UserError(f"--runs-dir: {cut(str(self.root))} is not a directory")
+        if self.path.exists() and not self.path.is_file():
+            raise UserError(f"--runs-dir: {cut(str(self.path))} is not a file")
         self.busy_timeout_s = busy_timeout_s
         self._conn: sqlite3.Connection | None = None
         self._buffer: list[tuple[str, int, str, float]] = []
@@ -173,21 +184,51 @@ class Store:
     def path(self) -> Path:
         return self.root / DB_NAME
 
+    def require_writable(self) -> None:
+        """A :class:`UserError` unless runs can be written under the root."""
+        check_writable(self.root, "--runs-dir")
+
     def _db(self, create: bool = True) -> sqlite3.Connection:
         if self._conn is None:
             if not create and not self.path.exists():
                 raise UserError(f"runs-dir: no run store at {self.path}")
+            existed = self.path.exists()
             self.root.mkdir(parents=True, exist_ok=True)
-            conn = sqlite3.connect(self.path, timeout=self.busy_timeout_s, isolation_level=None)
-            _set_wal(conn, self.busy_timeout_s)
-            conn.execute("PRAGMA synchronous=NORMAL")
-            conn.execute(f"PRAGMA busy_timeout={int(self.busy_timeout_s * 1000)}")
-            with _transaction(conn):
-                for statement in SCHEMA.split(";"):
-                    if statement.strip():
-                        conn.execute(statement)
+            conn = None
+            try:
+                conn = sqlite3.connect(self.path, timeout=self.busy_timeout_s, isolation_level=None)
+                if existed:
+                    self._check_if_changed(conn)
+                _set_wal(conn, self.busy_timeout_s)
+                conn.execute("PRAGMA synchronous=NORMAL")
+                conn.execute(f"PRAGMA busy_timeout={int(self.busy_timeout_s * 1000)}")
+                with _transaction(conn):
+                    for statement in SCHEMA.split(";"):
+                        if statement.strip():
+                            conn.execute(statement)
+            except sqlite3.DatabaseError as err:
+                if conn is not None:
+                    conn.close()
+                if not existed:  # a full disk: no empty store left behind
+                    _remove_db(self.path)
+                text = str(err)
+                if "malformed" in text or "not a database" in text:
+                    raise StorageError(damaged_message(self.path, text)) from None
+                raise
             self._conn = conn
         return self._conn
+
+    def _check_if_changed(self, conn: sqlite3.Connection) -> None:
+        """SQLite's ``quick_check`` when the database file changed since the last check that
+        passed (its size and time of change, kept in an extended attribute of the file: no
+        other file is written; where the file system has none, every opening checks); a
+        damaged file is a :class:`StorageError` naming it and the way to recover."""
+        if _stamp(self.path) == _checked_stamp(self.path):
+            return
+        problem = integrity_problem(conn)
+        if problem is not None:
+            raise StorageError(damaged_message(self.path, problem))
+        _mark_checked(self.path)
 
     def close(self) -> None:
         self.flush()
@@ -217,12 +258,13 @@ class Store:
 
     def set_config(self, run_id: str, config: dict[str, Any]) -> None:
         """Replace a run's config (a resumed run given more steps), row and file alike."""
-        (self.root / run_id / "config.yaml").write_text(_yaml(config))
+        write_atomic(self.root / run_id / "config.yaml", _yaml(config))
         with _transaction(self._db()) as db:
             db.execute("UPDATE runs SET config = ? WHERE id = ?", (json.dumps(config), run_id))
 
     def lock(self, run_id: str) -> RunLock:
         """The run's lock, taken; a :class:`UserError` if another process trains the run."""
+        self.require_dir(run_id)
         lock = RunLock(self.root / run_id)
         if not lock.acquire():
             raise UserError(
@@ -230,6 +272,14 @@ class Store:
                 "wait for it to end or stop it first"
             )
         return lock
+
+    def require_dir(self, run_id: str) -> Path:
+        """The run's directory; a :class:`UserError` when it is gone (deleted while its row
+        remains)."""
+        path = self.root / run_id
+        if not path.is_dir():
+            raise UserError(missing_dir(run_id, path))
+        return path
 
     def is_live(self, run_id: str) -> bool:
         """Whether a process is training the run now (holds its lock). A run whose status
@@ -343,6 +393,8 @@ class Store:
 
     def sweeps(self) -> pd.DataFrame:
         """One row per sweep, newest last; ``spec`` parsed from JSON."""
+        import pandas as pd  # on first read: the commands that read nothing start sooner
+
         cols = ["id", "name", "status", "members", "created", "finished", "spec"]
         if not self.path.exists():
             return pd.DataFrame(columns=cols)
@@ -356,6 +408,8 @@ class Store:
     def runs(self) -> pd.DataFrame:
         """One row per run, newest last; ``summary`` and ``config`` parsed from JSON, and the
         run's ``tags`` (a list)."""
+        import pandas as pd
+
         cols = ["id", "name", "status", "created", "finished", "sweep_id", "config", "summary"]
         if not self.path.exists():
             return pd.DataFrame(columns=[*cols, "tags"])
@@ -395,6 +449,8 @@ class Store:
 
     def metrics(self, run_id: str, names: list[str] | None = None) -> pd.DataFrame:
         """Long table (step, name, value), ordered by name then step."""
+        import pandas as pd
+
         self.flush()
         query = "SELECT step, name, value FROM metrics WHERE run_id = ?"
         params: list[Any] = [run_id]
@@ -407,6 +463,8 @@ class Store:
 
     def metric_table(self, run_id: str) -> pd.DataFrame:
         """Wide table: one row per step, one column per metric."""
+        import pandas as pd
+
         long = self.metrics(run_id)
         if long.empty:
             return pd.DataFrame()
@@ -415,6 +473,8 @@ class Store:
         return long.pivot(index="step", columns="name", values="value")
 
     def events(self, run_id: str) -> pd.DataFrame:
+        import pandas as pd
+
         df = pd.read_sql_query(
             "SELECT step, kind, data FROM events WHERE run_id = ? ORDER BY step",
             self._db(create=False),
@@ -422,6 +482,70 @@ class Store:
         )
         df["data"] = df["data"].map(json.loads)
         return df
+
+
+def _stamp(path: Path) -> str:
+    st = path.stat()
+    return f"{st.st_size} {st.st_mtime_ns}"
+
+
+def _checked_stamp(path: Path) -> str | None:
+    """The stamp (:func:`_stamp`) of the store when ``quick_check`` last passed on it."""
+    try:
+        return os.getxattr(path, CHECKED_ATTR).decode()
+    except (OSError, AttributeError, UnicodeDecodeError):  # no xattrs here: check every time
+        return None
+
+
+def _mark_checked(path: Path) -> None:
+    with contextlib.suppress(OSError, AttributeError):
+        os.setxattr(path, CHECKED_ATTR, _stamp(path).encode())
+
+
+def check_writable(path: Path, option: str) -> None:
+    """A :class:`UserError` naming ``option`` unless ``path`` is a directory this process may
+    write in, or one it can create (the nearest directory above it that exists is writable)."""
+    at = Path(path).absolute()
+    while not at.exists() and at != at.parent:
+        at = at.parent
+    if not at.is_dir() or not os.access(at, os.W_OK | os.X_OK):
+        why = "is not a directory" if at.exists() and not at.is_dir() else "cannot be written"
+        raise UserError(f"{option}: {cut(str(path))} {why} ({cut(str(at))})")
+    target = Path(path).absolute()
+    if target != at:  # made and removed again: some file systems refuse (/proc, /sys)
+        try:
+            target.mkdir(parents=True)
+        except OSError as err:
+            raise UserError(f"{option}: cannot create {cut(str(path))}: {err.strerror}") from None
+        while target != at:
+            target.rmdir()
+            target = target.parent
+
+
+def missing_dir(run_id: str, path: Path) -> str:
+    """The line for a run whose directory is gone while its row remains."""
+    return (
+        f"run {run_id}: its directory {cut(str(path), 200)} is missing (deleted or moved?); "
+        "its checkpoints went with it (`learnscope doctor` lists such runs)"
+    )
+
+
+def integrity_problem(conn: sqlite3.Connection, full: bool = False) -> str | None:
+    """What SQLite's ``quick_check`` (``integrity_check`` with ``full``) finds wrong with the
+    database, or None when it is sound."""
+    pragma = "integrity_check" if full else "quick_check"
+    try:
+        rows = [r[0] for r in conn.execute(f"PRAGMA {pragma}(5)")]
+    except sqlite3.DatabaseError as err:
+        return str(err)
+    return None if rows == ["ok"] else "; ".join(rows)
+
+
+def _remove_db(path: Path) -> None:
+    """Remove a store file and its WAL and shared-memory files."""
+    for suffix in ("", "-wal", "-shm"):
+        with contextlib.suppress(OSError):
+            Path(f"{path}{suffix}").unlink()
 
 
 class _transaction:
@@ -436,3 +560,126 @@ class _transaction:
 
     def __exit__(self, exc_type, exc, tb) -> None:
         self.conn.execute("ROLLBACK" if exc_type else "COMMIT")
+
+
+# -- diagnosis and repair (``learnscope doctor``) ---------------------------------------------
+
+#: the tables a rebuild copies from a damaged store, in this order
+TABLES = ("runs", "sweeps", "metrics", "events", "labels")
+
+
+@dataclass
+class Diagnosis:
+    """What ``learnscope doctor`` found under a runs root."""
+
+    store: Path
+    problem: str | None  # what integrity_check says is wrong with the store; None: sound
+    rows_without_dir: list[str]  # runs whose directory is gone
+    dirs_without_row: list[str]  # run directories (with a config.yaml) the store lacks
+
+
+def run_dirs(root: Path) -> list[Path]:
+    """The run directories under ``root``: those holding a ``config.yaml``, oldest first."""
+    if not root.is_dir():
+        return []
+    return sorted(p for p in root.iterdir() if p.is_dir() and (p / "config.yaml").is_file())
+
+
+def diagnose(root: str | Path) -> Diagnosis:
+    """Check the store under ``root`` with SQLite's ``integrity_check`` and compare its rows
+    with the run directories; reads only."""
+    root = Path(root)
+    path = root / DB_NAME
+    dirs = [p.name for p in run_dirs(root)]
+    if not path.exists():
+        return Diagnosis(path, None, [], dirs)
+    with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as conn:
+        problem = integrity_problem(conn, full=True)
+        ids: list[str] = []
+        if problem is None:
+            try:
+                ids = [r[0] for r in conn.execute("SELECT id FROM runs")]
+            except sqlite3.DatabaseError as err:
+                problem = str(err)
+    if problem is None:
+        _mark_checked(path)
+    return Diagnosis(
+        path,
+        problem,
+        [i for i in ids if not (root / i).is_dir()],
+        [d for d in dirs if d not in set(ids)] if problem is None else [],
+    )
+
+
+@dataclass
+class Rebuilt:
+    """What ``learnscope doctor --rebuild`` did."""
+
+    moved_to: Path | None  # where the damaged store went (None: there was none)
+    copied: dict[str, int]  # rows read back from the damaged store, per table
+    from_dirs: list[str]  # runs whose row was re-created from their directory
+
+
+def rebuild(root: str | Path) -> Rebuilt:
+    """Move the store under ``root`` aside (``learnscope.db.damaged-<time>``, with its WAL
+    files), create a new one, copy every row the old one still gives back, and re-create the
+    row of every run directory still missing (status ``recovered``, its config from
+    ``config.yaml``; its metrics are those the old store gave back). Run it while nothing
+    trains under ``root``."""
+    root = Path(root)
+    path = root / DB_NAME
+    moved = None
+    if path.exists():
+        moved = root / f"{DB_NAME}.damaged-{time.strftime('%Y%m%d-%H%M%S')}"
+        for suffix in ("-wal", "-shm", ""):  # the main file last: never a WAL without it
+            if Path(f"{path}{suffix}").exists():
+                os.replace(f"{path}{suffix}", f"{moved}{suffix}")
+    store = Store(root)
+    db = store._db()
+    copied = {t: 0 for t in TABLES}
+    if moved is not None:
+        with contextlib.closing(sqlite3.connect(f"file:{moved}?mode=ro", uri=True)) as old:
+            for table in TABLES:
+                copied[table] = _copy_rows(old, db, table)
+    have = {r[0] for r in db.execute("SELECT id FROM runs")}
+    from_dirs = []
+    for d in run_dirs(root):
+        if d.name in have:
+            continue
+        try:
+            config = yaml.safe_load((d / "config.yaml").read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, yaml.YAMLError):
+            continue
+        if not isinstance(config, dict):
+            continue
+        with _transaction(db):
+            db.execute(
+                "INSERT INTO runs (id, name, status, config, created) "
+                "VALUES (?, ?, 'recovered', ?, ?)",
+                (d.name, str(config.get("name", d.name)), json.dumps(config), d.stat().st_mtime),
+            )
+        from_dirs.append(d.name)
+    store.close()
+    return Rebuilt(moved, copied, from_dirs)
+
+
+def _copy_rows(old: sqlite3.Connection, new: sqlite3.Connection, table: str) -> int:
+    """Copy the rows of ``table`` that ``old`` still gives back (up to the first damaged
+    page) into ``new``; how many."""
+    n = 0
+    try:
+        cursor = old.execute(f"SELECT * FROM {table}")  # noqa: S608 - a name of TABLES
+        while True:
+            try:
+                rows = cursor.fetchmany(10_000)
+            except sqlite3.DatabaseError:
+                break
+            if not rows:
+                break
+            marks = ", ".join("?" * len(rows[0]))
+            with _transaction(new):
+                new.executemany(f"INSERT OR IGNORE INTO {table} VALUES ({marks})", rows)  # noqa: S608
+            n += len(rows)
+    except sqlite3.DatabaseError:
+        pass
+    return n

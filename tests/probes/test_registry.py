@@ -136,3 +136,10 @@ def test_ipr_of_a_transformer_embedding_reads_the_number_tokens(tmp_path):
     assert got_p == p and ipr.shape == (16,) and "token embedding" in what
     recorded = store.metric_table(result.run_id)["ipr_mean/embed.weight"].dropna().iloc[-1]
     assert float(ipr.mean()) == pytest.approx(recorded, rel=1e-5)
+
+
+def test_the_probe_names_without_torch_are_the_registrys():
+    from learnscope.probes.names import PROBE_NAMES
+    from learnscope.probes.registry import PROBES
+
+    assert tuple(PROBES) == PROBE_NAMES

@@ -34,7 +34,8 @@ from torch import nn
 
 from learnscope.config import validate_config
 from learnscope.probes.plan import ProbePlan
-from learnscope.probes.registry import Planned, Values, is_probe_metric
+from learnscope.probes.names import is_probe_metric
+from learnscope.probes.registry import Planned, Values
 from learnscope.runner import build, probe_plan
 from tests.conftest import tiny
 
@@ -201,6 +202,7 @@ CASES: dict[str, Case] = {
         why_not="the relative change of the kernel matrix over every pair of rows",
     ),
     "mean_abs": Case("mlp", {"sites": HIDDEN}),
+    "softmax_collapse": Case("mlp", {}, named("softmax_collapse/logits")),  # a fraction of rows
 }
 
 

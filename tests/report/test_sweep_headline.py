@@ -48,7 +48,7 @@ def test_the_sweep_report_leads_with_the_headline(swept, tmp_path):
     assert rep.panels[0] == "headline" and "parallel" in rep.panels
     assert rep.panels.index("parallel") < rep.panels.index("summary")
     page = (tmp_path / "r.html").read_text()
-    assert "Headline: train_loss" in page and "weight_decay \\ lr" in page
+    assert "Headline: train_loss" in page and "lr \\ weight_decay" in page  # as sweep show
     assert "<details><summary>the 4 runs, one card each</summary>" in page
 
 

@@ -118,12 +118,19 @@ def test_bad_claims_are_refused(claims, message, tiny_config):
 
 def test_verify_command(recipe, tmp_path):
     runs = tmp_path / "runs"
+    readme = tmp_path / "README.md"
+    readme.write_text("# x\n<!-- recipes:begin -->\nold\n<!-- recipes:end -->\nafter\n")
+    docs = tmp_path / "v.md"
+    docs.write_text("head\n<!-- verify:begin -->\n<!-- verify:end -->\ntail\n")
     res = invoke("verify", str(recipe), "--seeds", "2", "--runs-dir", runs, "-q",
-                 "--markdown", tmp_path / "v.md")  # fmt: skip
+                 "--markdown", docs, "--markdown", readme)  # fmt: skip
     assert res.exit_code == 1, res.output  # the impossible claim holds 0/2
     assert "fits: holds 2/2" in res.output and "impossible: holds 0/2" in res.output
     assert "not reproduced: tiny: impossible" in res.output or "impossible" in res.output
-    assert "2/2" in (tmp_path / "v.md").read_text()
+    assert "2/2" in docs.read_text() and docs.read_text().startswith("head")
+    table = readme.read_text()  # the README's recipe table, from the claims table
+    assert "\nold\n" not in table and table.endswith("after\n")
+    assert "fits 2/2, impossible 0/2, lr-helps 2/2, memorises-all (null)" in table, table
     res = invoke("verify", "--runs-dir", runs)
     assert res.exit_code == 2 and "RECIPE or --all" in res.output
     res = invoke("verify", "grokking-mlp", "--seeds", "0", "--runs-dir", runs)

@@ -44,8 +44,10 @@ from learnscope.cli.common import (
     sigterm_as_ctrl_c,
     storage_error,
     table,
+    writable_dir,
 )
 from learnscope.cli.common import fmt as _fmt
+from learnscope.cli.doctor import doctor
 from learnscope.cli.generations import generations as _generations
 from learnscope.cli.sweep import sweep_app
 from learnscope.cli.transfer import transfer as _transfer
@@ -90,6 +92,7 @@ def run(
 
     try:
         store = Store(runs_dir)
+        store.require_writable()
         overrides = list(set_ or []) + ([f"train.device={device}"] if device else [])
         cfg, run_id = _config_to_run(store, recipe, overrides, resume)
         sinks = []
@@ -99,6 +102,7 @@ def run(
             )
         if tensorboard is not None:
             TensorBoardSink.require()
+            writable_dir(tensorboard, "--tensorboard")
             sinks.append(lambda rid: TensorBoardSink(tensorboard, rid))
         with sigterm_as_ctrl_c():
             result = execute(cfg, store, sinks, resume=run_id)
@@ -133,11 +137,27 @@ def _config_to_run(
                 f"own stored config (got {recipe!r})"
             )
         run_id = resolve_run(store, resume)
-        return resumed_config(store.run(run_id)["config"], overrides), run_id
+        rec = store.run(run_id)
+        store.require_dir(run_id)
+        cfg = resumed_config(rec["config"], overrides)
+        done = _steps_done(rec)
+        if cfg.train.steps < done:
+            fail(
+                f"--set train.steps: run {run_id} has trained {done} steps; give at least "
+                f"{done} (got {cfg.train.steps})"
+            )
+        return cfg, run_id
     if recipe:
         check_recipe(recipe)
         return load_config(recipe, overrides), None
     fail(f"recipe: give a recipe ({', '.join(recipe_names())}) or a YAML file")
+
+
+def _steps_done(rec: dict) -> int:
+    """The steps a stored run has trained, as its summary says (0 when it has none: a killed
+    run, whose checkpoints are read only once it resumes)."""
+    steps = rec["summary"].get("steps")
+    return steps if isinstance(steps, int) and not isinstance(steps, bool) else 0
 
 
 #: The summary keys ``learnscope run`` prints, in this order, when the run has them.
@@ -239,7 +259,7 @@ def resumed_config(stored: dict, overrides: list[str]):
 @app.command()
 def recipes() -> None:
     """List the built-in recipes (learnscope run NAME) and sweeps (learnscope sweep NAME)."""
-    from learnscope.sweep import expand, load_spec, sweep_names
+    from learnscope.sweep import load_spec, sweep_names
 
     out = table("recipe", "description", title="recipes: learnscope run RECIPE")
     out.columns[0].no_wrap = True
@@ -250,7 +270,7 @@ def recipes() -> None:
     sweeps.columns[0].no_wrap = True
     for name in sweep_names():
         spec = load_spec(name)
-        sweeps.add_row(Text(name), cell(len(expand(spec))), Text(spec.description or ""))
+        sweeps.add_row(Text(name), cell(spec.size), Text(spec.description or ""))
     console.print(sweeps)
 
 
@@ -305,7 +325,17 @@ def shown_status(store: Store, run_id: str, status: str) -> str:
 def show(
     run_ref: Annotated[str, typer.Argument(metavar="RUN", help="run id, unique prefix or 'last'")],
     runs_dir: RunsDir = None,
-    rows: Annotated[int, typer.Option(help="metric rows to print (evenly spaced)")] = 20,
+    rows: Annotated[
+        int, typer.Option(min=1, max=100_000, help="metric rows to print (evenly spaced)")
+    ] = 20,
+    spectrum: Annotated[
+        bool,
+        typer.Option(
+            "--spectrum",
+            help="modular runs: how the first-layer neurons use the Fourier basis (reads the "
+            "checkpoint)",
+        ),
+    ] = False,
 ) -> None:
     """Config, summary, events and metric table of one run."""
     try:
@@ -351,7 +381,7 @@ def show(
             what, data = Text(describe(event)), Text(json.dumps(e.data))
             ev.add_row(Text(label(event)), cell(e.step), what, data)
         console.print(ev)
-    _print_frequency_use(store, run_id)
+    _print_frequency_use(store, run_id, spectrum)
     probe_cols = _probe_columns(wide.columns)
     if probe_cols:
         _print_probe_series(wide[probe_cols])
@@ -432,10 +462,14 @@ def report(
         console.print(plain("  left out: ", note), highlight=False, soft_wrap=True)
 
 
-def _print_frequency_use(store: Store, run_id: str) -> None:
-    """For a modular-arithmetic run: how its first-layer neurons use the Fourier basis, beside
-    the analytic network's (read from the latest checkpoint)."""
+def _print_frequency_use(store: Store, run_id: str, spectrum: bool) -> None:
+    """For a modular-arithmetic run with ``--spectrum``: how its first-layer neurons use the
+    Fourier basis, beside the analytic network's (read from the latest checkpoint: torch, so
+    only when asked; without it, a line says how to ask)."""
     if store.run(run_id)["config"].get("task", {}).get("name") not in ("modular", "modular_seq"):
+        return
+    if not spectrum:
+        console.print(plain("Fourier spectrum of the first layer: learnscope show RUN --spectrum"))
         return
     from learnscope.report.build import frequency_use
     from learnscope.studies.spectrum import first_layer_spectrum
@@ -448,7 +482,7 @@ def _print_frequency_use(store: Store, run_id: str) -> None:
 
 
 def _probe_columns(columns) -> list[str]:
-    from learnscope.probes.registry import is_probe_metric
+    from learnscope.probes.names import is_probe_metric
 
     return [c for c in columns if is_probe_metric(c)]
 
@@ -507,6 +541,7 @@ app.command("coord-check")(width.coord_check)
 app.command("verify")(verify.verify)
 app.command("compare")(runs.compare)
 app.command("tag")(runs.tag)
+app.command("doctor")(doctor)
 app.command("note")(runs.note)
 
 

@@ -28,7 +28,7 @@ from rich.table import Column
 from rich.text import Text
 
 from learnscope import events as events_mod
-from learnscope.probes.registry import is_probe_metric
+from learnscope.probes.names import is_probe_metric
 from learnscope.train.callbacks import layer_sizes
 from learnscope.train.loop import Callback, Trainer
 

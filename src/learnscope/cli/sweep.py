@@ -74,6 +74,7 @@ def run(
     try:
         parsed = sw.load_spec(spec)
         store = Store(runs_dir)
+        store.require_writable()
         with member_progress(parsed.name, quiet) as progress, sigterm_as_ctrl_c():
             sweep_id = sw.run_sweep(
                 parsed,

@@ -32,10 +32,12 @@ def verify(
     ] = False,
     budget: Annotated[float, typer.Option(help="--fast: seconds of training per recipe")] = 300,
     markdown: Annotated[
-        Path | None,
+        list[Path] | None,
         typer.Option(
             help="write the results table (markdown) to this file; in a file with the "
-            "generated block (docs/results.md), replace the verified recipes' rows"
+            "generated block (docs/results.md), replace the verified recipes' rows; a file "
+            "with the recipes block (README.md) gets its recipe table from the claims table "
+            "of the file before it (repeat: --markdown docs/results.md --markdown README.md)"
         ),
     ] = None,
     backend: Annotated[str, typer.Option(help="local or ray")] = "local",
@@ -56,8 +58,13 @@ def verify(
     line per claim: holds k/N with a 95% Wilson interval, the median and range of what was
     measured, the paper's figure."""
     from learnscope.config import load_config, recipe_names
+    from learnscope.studies.claims import (
+        RECIPES_BEGIN,
+        update_markdown,
+        update_readme,
+        verify_seed_by_seed,
+    )
     from learnscope.studies.claims import recheck as run_recheck
-    from learnscope.studies.claims import update_markdown, verify_seed_by_seed
     from learnscope.studies.claims import verify as run_verify
 
     if (recipe is None) == (not all_):
@@ -68,8 +75,9 @@ def verify(
         fail("--recheck: goes with a RECIPE, not with --all or --resume")
     if budget <= 0:
         fail(f"--budget: must be > 0 (got {budget})")
-    if markdown is not None and not markdown.parent.is_dir():
-        fail(f"--markdown: directory {markdown.parent} does not exist")
+    for path in markdown or []:
+        if not path.parent.is_dir():
+            fail(f"--markdown: directory {path.parent} does not exist")
     try:
         names = [recipe] if recipe is not None else [
             n for n in recipe_names() if load_config(n).claims
@@ -92,11 +100,15 @@ def verify(
             done.append(v)
     except UserError as err:
         fail(str(err))
-    if markdown is not None:  # a file with the generated block: only its rows are replaced
-        markdown.write_text(
-            update_markdown(markdown.read_text() if markdown.exists() else "", done)
-        )
-        console.print(plain("wrote ", markdown), soft_wrap=True)
+    results = ""  # the claims table written last: the source of a README's recipe table
+    for path in markdown or []:  # a file with a generated block: only its rows are replaced
+        text = path.read_text() if path.exists() else ""
+        if RECIPES_BEGIN in text:
+            text = update_readme(text, results)
+        else:
+            text = results = update_markdown(text, done)
+        path.write_text(text)
+        console.print(plain("wrote ", path), soft_wrap=True)
     failed = [f"{v.recipe}: {r.claim.name}" for v in done for r in v.results if not r.passed]
     if failed:
         console.print(Text(f"not reproduced: {', '.join(failed)}", style="red"), soft_wrap=True)

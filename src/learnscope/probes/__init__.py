@@ -8,20 +8,21 @@ that records them during training is ``learnscope.train.callbacks.ProbeRecorder`
 package imports nothing from ``train``, ``store``, ``runner``, ``sweep`` or ``config``.
 """
 
-from learnscope.probes.attention import attention_entropy
-from learnscope.probes.collapse import nc1, ncc_accuracy
-from learnscope.probes.distance import angular_distance, layer_distances
-from learnscope.probes.jacobian import hessian_top_eigenvalue, local_rank, partial_jacobian_norm
-from learnscope.probes.rank import (
-    effective_rank,
-    incremental_rank,
-    lidar,
-    matrix_entropy,
-    mmcr,
-    rankme,
+from learnscope.lazy import exports
+
+_WHERE = {
+    "attention": ["attention_entropy"],
+    "collapse": ["nc1", "ncc_accuracy"],
+    "distance": ["angular_distance", "layer_distances"],
+    "jacobian": ["hessian_top_eigenvalue", "local_rank", "partial_jacobian_norm"],
+    "rank": ["effective_rank", "incremental_rank", "lidar", "matrix_entropy", "mmcr", "rankme"],
+    "spectral": ["fourier_power", "ipr", "neuron_ipr", "residue_blocks"],
+    "weights": ["weight_norms"],
+}
+# torch on first use: the probes' names (learnscope.probes.names) are read without it
+__getattr__, __dir__ = exports(
+    __name__, {n: f"learnscope.probes.{m}" for m, names in _WHERE.items() for n in names}
 )
-from learnscope.probes.spectral import fourier_power, ipr, neuron_ipr, residue_blocks
-from learnscope.probes.weights import weight_norms
 
 __all__ = [
     "angular_distance",

@@ -23,6 +23,7 @@ in eval mode.
 from __future__ import annotations
 
 import fnmatch
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -30,7 +31,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from learnscope.errors import UserError
+from learnscope.errors import UserError, shown
 from learnscope.models.hooks import capture, eval_mode, hook_names
 from learnscope.probes.registry import DEFAULTS, PROBES, Context, Planned, Values
 from learnscope.probes.spectral import residue_blocks, residue_weight
@@ -189,9 +190,33 @@ def _checked_options(spec: dict[str, Any], name: str, where: str) -> dict[str, A
             except ValueError:
                 pass
         ok = default is None or isinstance(value, kind) and not isinstance(value, bool)
-        if not ok and not (kind is float and isinstance(value, int)):
-            raise UserError(f"{where}.{key}: expected {kind.__name__} (got {value!r})")
+        if not ok and not (
+            kind is float and isinstance(value, int) and not isinstance(value, bool)
+        ):
+            raise UserError(f"{where}.{key}: expected {kind.__name__} (got {shown(value)})")
+        if key in OPTION_RANGES and value is not None:
+            lo, hi = OPTION_RANGES[key]
+            number = isinstance(value, int | float) and not isinstance(value, bool)
+            if not number or not math.isfinite(value) or not lo <= value <= hi:
+                raise UserError(f"{where}.{key}: expected {lo}..{hi} (got {shown(value)})")
     return out
+
+
+#: The numbers a probe option may take (counts of rows, views, iterations; tolerances).
+OPTION_RANGES: dict[str, tuple[float, float]] = {
+    "views": (2, 1024),
+    "rows": (1, 100_000),
+    "n": (1, 1024),
+    "n_proj": (1, 4096),
+    "exact_max": (1, 1_000_000),
+    "iters": (1, 10_000),
+    "parts": (1, 1_000_000),
+    "p": (2, 1_000_000),
+    "alpha": (1e-6, 1e6),
+    "delta": (0, 1),
+    "eps": (0, 1),
+    "threshold": (0, 1e6),
+}
 
 
 def _resolve_sites(
@@ -265,6 +290,10 @@ def _check_probe_options(
     """The checks of one probe's own options against the model: a :class:`UserError` naming
     the option, or False to drop a default entry (a spectral probe's sites that hold no
     blocks of residues)."""
+    if name == "softmax_collapse" and options["dtype"] not in ("float16", "float32", "float64"):
+        raise UserError(
+            f"{where}.dtype: expected float16, float32 or float64 (got {options['dtype']!r})"
+        )
     if name in ("ipr", "fourier_power"):
         if options["basis"] not in ("auto", "add", "mul"):
             raise UserError(f"{where}.basis: expected auto, add or mul (got {options['basis']!r})")

@@ -17,11 +17,14 @@ neurons (and operand blocks) of the power at frequency ``k``, in the same basis 
 ``incremental_rank/{param}/part{i}`` with ``parts`` (and ``.../count`` with ``threshold``);
 ``lidar`` and ``mmcr`` group a task's augmented views by sample (its labels otherwise);
 ``mean_abs/{site}`` the mean absolute coordinate (the coordinate check);
+``softmax_collapse/logits`` the fraction of probe rows whose float softmax sum is exactly 1
+(option ``dtype``, float32 by default; Prieto et al. 2025);
 ``ntk_distance/kernel``, ``/weights`` and ``/gap`` how far the network is from its
 linearisation around step 0 (:mod:`learnscope.probes.ntk`; ``gap`` needs the linearised twin
 the runner trains beside a run that records this probe).
-The trainer's own metrics (:data:`TRAINER_METRICS` prefixes, and ``{split}/...``) are not
-probes.
+The trainer's own metrics (:data:`learnscope.probes.names.TRAINER_METRICS` prefixes, and
+``{split}/...``) are not probes; :mod:`learnscope.probes.names` reads a metric name without
+torch.
 
 Cost: the rank probes take one eigen/singular value decomposition per site (float64, about
 ``min(b, d)^2 max(b, d)``); ``local_rank`` and ``partial_jacobian_norm`` take one backward pass
@@ -61,6 +64,7 @@ from learnscope.probes.rank import (
     mmcr,
     rankme,
 )
+from learnscope.probes.softmax import softmax_collapse
 from learnscope.probes.spectral import basis_for, block_power, neuron_ipr, residue_weight
 from learnscope.probes.weights import mean_abs, weight_norms
 
@@ -341,6 +345,12 @@ def _ntk_distance(ctx: Context, item: Planned) -> Values:
     return out
 
 
+def _softmax_collapse(ctx: Context, item: Planned) -> Values:
+    dtype = {"float16": torch.float16, "float32": torch.float32, "float64": torch.float64}
+    logits = ctx.forward(ctx.model, ctx.batch).detach()
+    return {"softmax_collapse/logits": softmax_collapse(logits, dtype[item.options["dtype"]])}
+
+
 def _weight_norms(ctx: Context, item: Planned) -> Values:
     return {f"weight_norms/{name}": v for name, v in weight_norms(ctx.model).items()}
 
@@ -388,6 +398,7 @@ PROBES: dict[str, ProbeDef] = {
     "hessian_top_eigenvalue": ProbeDef(_hessian, "none", {"iters": 20, "rows": 256}),
     "ntk_distance": ProbeDef(_ntk_distance, "none", {"rows": 16}),
     "mean_abs": ProbeDef(_matrix_probe(mean_abs), "hooks"),
+    "softmax_collapse": ProbeDef(_softmax_collapse, "none", {"dtype": "float32"}),
 }
 
 #: Built-in probes per model kind; an entry with ``when: modular`` applies only to tasks with
@@ -404,19 +415,3 @@ DEFAULTS: dict[str, list[dict[str, Any]]] = {
     ],
     "ut": [{"probe": "effective_rank", "sites": ["ln_final.hook_normalized"]}],
 }
-
-
-#: First components of every metric name the probes write.
-PROBE_METRICS: frozenset[str] = frozenset(PROBES) | {"ipr_mean", "ipr_frac"}
-
-#: First components of the metrics the trainer logs beside the ``{split}/...`` ones.
-TRAINER_METRICS: frozenset[str] = frozenset({"lr", "weight_norm", "reg", "train_step"})
-
-
-def is_probe_metric(name: str) -> bool:
-    """Whether a metric name is a probe series (``effective_rank/layers.0.hook_post``).
-
-    >>> is_probe_metric("effective_rank/layers.0.hook_post"), is_probe_metric("test/acc")
-    (True, False)
-    """
-    return name.split("/")[0] in PROBE_METRICS

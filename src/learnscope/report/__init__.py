@@ -5,6 +5,11 @@ plot also saved as a PNG in ``<FILE>_files/`` for papers. See :mod:`learnscope.r
 for the panels.
 """
 
-from learnscope.report.build import Report, build_report
+from learnscope.lazy import exports
+
+# matplotlib on first use, not when a command that draws nothing imports the package
+__getattr__, __dir__ = exports(
+    __name__, dict.fromkeys(["Report", "build_report"], "learnscope.report.build")
+)
 
 __all__ = ["Report", "build_report"]

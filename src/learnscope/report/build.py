@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import io
 import json
+import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,7 +34,8 @@ import yaml
 
 from learnscope import events as events_mod
 from learnscope.dotted import flatten
-from learnscope.errors import UserError
+from learnscope.errors import UserError, storage_message
+from learnscope.files import write_atomic
 from learnscope.report import plots
 from learnscope.report.html import Panel, esc, render, table
 from learnscope.store import Store
@@ -424,7 +426,8 @@ def _headline_panel(
     if head is None or head in ("grok_test_step", "test_acc"):
         return
     pivot = show.get("pivot") or [None, None]
-    cells, ax, ay = sweep_cells(runs, x or pivot[0], y or pivot[1], (head,))
+    # as ``sweep show`` draws it: the pivot's first axis down the rows, its second across
+    cells, ax, ay = sweep_cells(runs, x or pivot[1], y or pivot[0], (head,))
     if not cells.empty and cells[head].notna().any():
         grid = cells.pivot_table(index=ay, columns=ax, values=head, aggfunc="mean", dropna=False)
         rows = [[_fmt(i), *(_fmt(v) for v in row)] for i, row in zip(grid.index, grid.values)]
@@ -714,15 +717,20 @@ def build_report(
     page = render(title, panels, notes, subtitle)
     files_dir = out.with_name(out.stem + "_files")
     written: list[Path] = []
+    made = not files_dir.exists()
     try:
         files_dir.mkdir(exist_ok=True)
         for p in panels:
             if p.png is not None:
-                path = files_dir / f"{p.id}.png"
-                path.write_bytes(p.png)
-                written.append(path)
-        out.write_text(page, encoding="utf-8")
-    except OSError as err:
+                written.append(write_atomic(files_dir / f"{p.id}.png", p.png))
+        write_atomic(out, page)
+    except OSError as err:  # a full disk: no PNG of this report left half-way
+        for path in written:
+            path.unlink(missing_ok=True)
+        if made:
+            shutil.rmtree(files_dir, ignore_errors=True)
+        if storage_message(err) is not None:
+            raise  # one line, exit 1
         raise UserError(f"-o: cannot write {out}: {err.strerror or err}") from None
     return Report(
         out, written, [p.id for p in panels], notes, time.perf_counter() - t0, [r.id for r in runs]

@@ -11,6 +11,7 @@ import pandas as pd
 
 from learnscope.dotted import flatten
 from learnscope.errors import UserError
+from learnscope.files import write_atomic
 from learnscope.report import plots
 from learnscope.report.build import RunData, differing, label_runs, load_runs, png
 from learnscope.report.html import Panel, render, table
@@ -121,7 +122,7 @@ def write_page(cmp: Comparison, metric: str, out: Path) -> Path:
         panels.insert(1, Panel("compare-overlay", f"Overlay: {metric}", png(fig), wide=True))
     title = "compare " + " · ".join(ids)
     text = render(title, panels, [] if fig is not None else [f"{metric}: no values"])
-    out.write_text(text)
+    write_atomic(out, text)
     return out
 
 

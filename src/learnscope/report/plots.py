@@ -35,7 +35,7 @@ from matplotlib.ticker import (  # noqa: E402
     NullLocator,
 )
 
-from learnscope.probes.registry import is_probe_metric  # noqa: E402
+from learnscope.probes.names import is_probe_metric  # noqa: E402
 
 SPLIT_STYLES = {"train": "-", "test": "--", "train_clean": ":", "train_corrupted": "-."}
 EVENT_COLOURS = {
@@ -550,9 +550,10 @@ def parallel_coordinates(members: pd.DataFrame, colour_by: str, title: str) -> F
             scaled[col] = (v - lo) / (hi - lo) if hi > lo else v * 0 + 0.5
             ends[col] = (plain_number(low), plain_number(high) + (" (log)" if logged else ""))
         else:
-            names = list(dict.fromkeys(raw.map(str)))
+            text = raw.map(_category)
+            names = list(dict.fromkeys(text))
             pos = {n: i / (len(names) - 1) if len(names) > 1 else 0.5 for i, n in enumerate(names)}
-            scaled[col] = raw.map(str).map(pos)
+            scaled[col] = text.map(pos)
             ends[col] = (names[0], names[-1])
     values = pd.to_numeric(members[colour_by], errors="coerce")
     finite = values.dropna()
@@ -577,6 +578,11 @@ def parallel_coordinates(members: pd.DataFrame, colour_by: str, title: str) -> F
     fig.colorbar(plt.cm.ScalarMappable(norm=norm, cmap=cmap), ax=ax, label=colour_by)
     fig.tight_layout()
     return fig
+
+
+def _category(v: Any) -> str:
+    """A value on a categorical axis: ``none`` for a missing one (e.g. a full batch)."""
+    return "none" if v is None or (isinstance(v, float) and math.isnan(v)) else _tick(v)
 
 
 def _tick(v: Any) -> str:

@@ -17,6 +17,7 @@ with the search that was run) is reported, never counted as a reproduction.
 from __future__ import annotations
 
 import math
+import re
 import statistics
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -292,6 +293,47 @@ def results_of(
 
 
 BEGIN, END = "<!-- verify:begin -->", "<!-- verify:end -->"
+#: the README's table of recipes: one row per verified recipe, made from the claims table
+RECIPES_BEGIN, RECIPES_END = "<!-- recipes:begin -->", "<!-- recipes:end -->"
+
+
+def claim_rows(text: str) -> list[list[str]]:
+    """The rows of the generated claims table in ``text`` (docs/results.md), as cells."""
+    if BEGIN not in text or END not in text:
+        return []
+    block = text.split(BEGIN, 1)[1].split(END, 1)[0]
+    rows = [r for r in block.splitlines() if r.startswith("| `")]
+    return [[c.strip() for c in re.split(r"(?<!\\)\|", r)[1:-1]] for r in rows]
+
+
+def recipes_table(results: str) -> str:
+    """The README's recipe table from docs/results.md's claims table: per recipe its
+    description, each claim ``name holds k/N`` (nulls marked), and the wall time of a seed."""
+    by: dict[str, list[list[str]]] = {}
+    for row in claim_rows(results):
+        by.setdefault(row[0].strip("`"), []).append(row)
+    lines = [
+        "| recipe | what it shows | claims: holds k/N at seeds | wall per seed |",
+        "|---|---|---|---|",
+    ]
+    for name, rows in sorted(by.items()):
+        description = str(load_recipe_dict(name).get("description", "")).replace("|", "/")
+        held = ", ".join(
+            f"{r[1].split(':', 1)[0]}{' (null)' if r[2] == 'null' else ''} {r[5].split(' [')[0]}"
+            for r in rows
+        )
+        lines.append(f"| `{name}` | {description} | {held} | {rows[0][6]} |")
+    return "\n".join(lines) + "\n"
+
+
+def update_readme(text: str, results: str) -> str:
+    """``text`` (the README) with its recipe table (:data:`RECIPES_BEGIN` ..) regenerated
+    from ``results`` (docs/results.md); unchanged without the markers."""
+    if RECIPES_BEGIN not in text or RECIPES_END not in text:
+        return text
+    head, rest = text.split(RECIPES_BEGIN, 1)
+    tail = rest.split(RECIPES_END, 1)[1]
+    return f"{head}{RECIPES_BEGIN}\n{recipes_table(results)}{RECIPES_END}{tail}"
 
 
 def update_markdown(text: str, verifications: list[Verification]) -> str:

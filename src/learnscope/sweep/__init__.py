@@ -13,17 +13,29 @@ The store holds one ``sweeps`` row (id, name, status, the spec, the member count
 members as normal runs with ``runs.sweep_id``.
 """
 
-from learnscope.sweep.backends import ENDED, group_members, run_group, run_sweep
-from learnscope.sweep.calibrate import candidate_sizes, choose_chunk
-from learnscope.sweep.spec import Member, SweepSpec, expand, load_spec, sweep_names
-from learnscope.sweep.tables import (
-    cell_count,
-    final_values,
-    member_table,
-    pivot,
-    pivot_counts,
-    rank_correlations,
-    resolve_sweep,
+from learnscope.lazy import exports
+
+_B, _C, _S, _T = (f"learnscope.sweep.{m}" for m in ("backends", "calibrate", "spec", "tables"))
+# imported on first use: reading a sweep back (spec, tables) needs no torch; training does
+__getattr__, __dir__ = exports(
+    __name__,
+    {
+        **dict.fromkeys(["ENDED", "group_members", "run_group", "run_sweep"], _B),
+        **dict.fromkeys(["candidate_sizes", "choose_chunk"], _C),
+        **dict.fromkeys(["Member", "SweepSpec", "expand", "load_spec", "sweep_names"], _S),
+        **dict.fromkeys(
+            [
+                "cell_count",
+                "final_values",
+                "member_table",
+                "pivot",
+                "pivot_counts",
+                "rank_correlations",
+                "resolve_sweep",
+            ],
+            _T,
+        ),  # fmt: skip
+    },
 )
 
 __all__ = [

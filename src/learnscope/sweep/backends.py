@@ -21,7 +21,7 @@ from typing import Any
 import torch
 
 from learnscope.config import validate_config
-from learnscope.errors import UserError
+from learnscope.errors import UserError, shown
 from learnscope.runner import execute, execute_ensemble
 from learnscope.store import Store
 from learnscope.sweep.calibrate import candidate_sizes, choose_chunk
@@ -128,15 +128,36 @@ def _continue_member(
 # -- running a sweep --------------------------------------------------------------------------
 
 
+#: config fields that change no training: a member is the same member whatever they say
+UNTRAINED_FIELDS = ("description", "claims")
+
+
 def config_key(config: dict[str, Any]) -> str:
-    return json.dumps(config, sort_keys=True)
+    """What identifies a member's run: its config, less what does not train (a recipe's
+    description or claims revised after its runs leave them matched)."""
+    return json.dumps(
+        {k: v for k, v in config.items() if k not in UNTRAINED_FIELDS}, sort_keys=True
+    )
 
 
 def member_runs(store: Store, sweep_id: str) -> dict[str, tuple[str, str]]:
-    """The newest run of each member of a sweep: config key -> (run id, status)."""
+    """The newest run of each member of a sweep: config key -> (run id, status). A stored
+    config is read through today's schema first, so that a field added since the run (with
+    its default) does not hide it from a resume or a recheck."""
     runs = store.runs()
     runs = runs[runs["sweep_id"] == sweep_id]
-    return {config_key(r.config): (r.id, r.status) for r in runs.itertuples()}
+    return {config_key(_as_today(r.config)): (r.id, r.status) for r in runs.itertuples()}
+
+
+def _as_today(config: dict[str, Any]) -> dict[str, Any]:
+    """``config`` with today's defaults filled in (as stored if today's schema refuses it;
+    an empty ``expect``, a field being retired, is dropped first when it is refused)."""
+    for attempt in (config, {k: v for k, v in config.items() if k != "expect" or v}):
+        try:
+            return validate_config(attempt).to_dict()
+        except Exception:  # noqa: BLE001 - any refusal: compare the config as stored
+            continue
+    return config
 
 
 def resumable(store: Store, spec: SweepSpec, ref: str) -> str:
@@ -155,9 +176,15 @@ def resumable(store: Store, spec: SweepSpec, ref: str) -> str:
     return sweep_id
 
 
-def _check_backend(backend: str) -> None:
+#: seconds a Ray address is given to answer before the sweep is refused
+RAY_CONNECT_S = 5.0
+
+
+def _check_backend(backend: str, address: str | None = None) -> None:
     if backend not in ("local", "ray"):
-        raise UserError(f"--backend: {backend!r}; allowed: local, ray")
+        raise UserError(f"--backend: {shown(backend)}; allowed: local, ray")
+    if address is not None and backend != "ray":
+        raise UserError("--address: only with --backend ray")
     if backend == "ray":
         try:
             import ray  # noqa: F401
@@ -165,6 +192,26 @@ def _check_backend(backend: str) -> None:
             raise UserError(
                 "--backend ray: ray is not installed; pip install 'learnscope[ray]'"
             ) from None
+        if address is not None and address not in ("auto", "local"):
+            _check_reachable(address)
+
+
+def _check_reachable(address: str) -> None:
+    """A :class:`UserError` unless ``address`` (``HOST:PORT`` or ``ray://HOST:PORT``) accepts
+    a TCP connection within :data:`RAY_CONNECT_S` (``ray.init`` would wait minutes)."""
+    import socket
+
+    host, sep, port = address.split("://", 1)[-1].rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise UserError(f"--address: {shown(address)}; give HOST:PORT, ray://HOST:PORT or auto")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=RAY_CONNECT_S).close()
+    except OSError as err:
+        why = "no answer" if isinstance(err, TimeoutError) else err.strerror or str(err)
+        raise UserError(
+            f"--address: cannot reach a Ray cluster at {shown(address)} ({why} within "
+            f"{RAY_CONNECT_S:g} s); nothing was recorded"
+        ) from None
 
 
 def run_sweep(
@@ -187,7 +234,7 @@ def run_sweep(
     the backend) is checked before the sweep is recorded, and a sweep that ends before any
     member started leaves no record.
     """
-    _check_backend(backend)
+    _check_backend(backend, address)
     if max_members < 1:
         raise UserError(f"--max-members: must be >= 1 (got {max_members})")
     if chunk is not None and chunk < 1:
@@ -205,6 +252,9 @@ def run_sweep(
         elif status not in ENDED:
             cut.append((m, run_id))
     groups = group_members(todo, max_members)  # validates every member's task too
+    # Ray is joined before anything is recorded (a cluster that cannot be joined leaves no
+    # sweep behind); _run_ray leaves it
+    own_ray = backend == "ray" and _ray_start(workers, address)
     if sweep_id is None:
         sweep_id = store.create_sweep(spec.name, spec.model_dump(mode="json"), len(members))
     else:
@@ -231,7 +281,7 @@ def run_sweep(
     status = "finished"
     try:
         if backend == "ray":
-            _run_ray(jobs, str(store.root), spec.resources, take, workers, address)
+            _run_ray(jobs, str(store.root), spec.resources, take, workers, address, own_ray)
         else:
             _run_local(jobs, store, take, workers, partial)
     except KeyboardInterrupt:
@@ -247,6 +297,24 @@ def run_sweep(
         else:
             store.set_sweep_status(sweep_id, status)
     return sweep_id
+
+
+def die_with_parent(parent: int) -> None:
+    """In a sweep's worker process: be killed when the sweep's process dies, however it dies
+    (Linux ``prctl(PR_SET_PDEATHSIG, SIGKILL)``; a member cut so is continued by ``sweep
+    --resume`` like any killed run). Elsewhere a no-op: the pool's workers then end when they
+    find their parent gone."""
+    import ctypes
+    import signal
+    import sys
+
+    if sys.platform != "linux":
+        return
+    pr_set_pdeathsig = 1
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(pr_set_pdeathsig, int(signal.SIGKILL), 0, 0, 0)
+    if os.getppid() != parent:  # the parent died before the line above
+        os._exit(1)
 
 
 def _run_local(jobs, store: Store, take, workers: int | None, partial=None) -> None:
@@ -269,29 +337,48 @@ def _run_local(jobs, store: Store, take, workers: int | None, partial=None) -> N
     ctx = multiprocessing.get_context("spawn")
     root = str(store.root)
     store.close()  # the workers write; this process only reads when they are done
-    with ProcessPoolExecutor(workers, mp_context=ctx) as pool:
+    with ProcessPoolExecutor(
+        workers, mp_context=ctx, initializer=die_with_parent, initargs=(os.getpid(),)
+    ) as pool:
         futures = [pool.submit(fn, payload, root, *args, threads) for fn, payload, args in jobs]
         for f in as_completed(futures):
             take(len(f.result()))
 
 
-def _run_ray(jobs, root: str, res: Resources, take, workers, address) -> None:
-    """Each job is a Ray task with the spec's ``num_cpus`` / ``num_gpus``; the tasks write
-    their runs to the store at ``root`` (a shared filesystem on a multi-machine cluster). A
-    Ray instance started here binds to this machine only and runs no dashboard."""
+def _ray_start(workers: int | None, address: str | None) -> bool:
+    """Join the Ray cluster at ``address``, or start one on this machine; whether this call
+    started (joined) it, and so must shut it down. A cluster that cannot be joined is a
+    :class:`UserError`."""
     import ray
 
-    started = not ray.is_initialized()
-    if started:
-        if address:
+    if ray.is_initialized():
+        return False
+    if address:
+        try:
             ray.init(address=address, include_dashboard=False, log_to_driver=False)
-        else:
-            ray.init(
-                num_cpus=workers or 2,
-                include_dashboard=False,
-                log_to_driver=False,
-                _node_ip_address="127.0.0.1",
-            )
+        except (ConnectionError, RuntimeError, TimeoutError, ValueError) as err:
+            line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            raise UserError(
+                f"--address: cannot join a Ray cluster at {shown(address)}: {line}"
+            ) from None
+    else:
+        ray.init(
+            num_cpus=workers or 2,
+            include_dashboard=False,
+            log_to_driver=False,
+            _node_ip_address="127.0.0.1",
+        )
+    return True
+
+
+def _run_ray(jobs, root: str, res: Resources, take, workers, address, own=False) -> None:
+    """Each job is a Ray task with the spec's ``num_cpus`` / ``num_gpus``; the tasks write
+    their runs to the store at ``root`` (a shared filesystem on a multi-machine cluster). A
+    Ray instance started here binds to this machine only and runs no dashboard. ``own``: the
+    caller started (joined) Ray for this sweep, and this call shuts it down when done."""
+    import ray
+
+    started = _ray_start(workers, address) or own
     try:
         threads = max(1, int(res.num_cpus))
         remote = {

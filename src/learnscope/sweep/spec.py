@@ -104,6 +104,12 @@ class SweepSpec(StrictModel):
         names += list(self.random.params) if self.random else []
         return names + (["seed"] if self.seeds > 1 else [])
 
+    @property
+    def size(self) -> int:
+        """How many members it has: grid points x cases x random draws x seeds."""
+        total = math.prod(len(v) for v in self.grid.values()) * self.seeds
+        return total * max(1, len(self.cases)) * (self.random.count if self.random else 1)
+
     def case_of(self, config: dict[str, Any]) -> str | None:
         """The case whose every override ``config`` holds (the one with the most overrides if
         several do: ``{format: plain}`` and ``{format: plain, regularizers: [...]}``), else None."""
@@ -159,8 +165,7 @@ def load_spec(ref: str | dict[str, Any]) -> SweepSpec:
     _check_show(spec)
     if spec.kind == "sweep":
         _check_claims(spec)
-    total = math.prod(len(v) for v in spec.grid.values()) * spec.seeds * max(1, len(spec.cases))
-    total *= spec.random.count if spec.random else 1
+    total = spec.size
     if total > MAX_MEMBERS:
         raise UserError(
             f"sweep: {total} members (grid x random.count x seeds); at most {MAX_MEMBERS}"
@@ -198,8 +203,23 @@ def _check_show(spec: SweepSpec) -> None:
         if key not in SHOW_KEYS:
             raise unknown_field("sweep.show", str(key), list(SHOW_KEYS))
     head = spec.show.get("headline")
-    if head is not None and not isinstance(head, str):
+    if head is not None and not _name(head):
         raise UserError(f"sweep.show.headline: give one value's name (got {shown(head)})")
+    for key in ("value", "values"):
+        got = spec.show.get(key)
+        if key in spec.show and not (
+            _name(got) or isinstance(got, list) and got and all(_name(v) for v in got)
+        ):
+            raise UserError(
+                f"sweep.show.{key}: give a value's name or a list of them, e.g. test_acc or "
+                f"[grok_test_step, test_acc] (got {shown(got)})"
+            )
+    by = spec.show.get("by")
+    if by is not None and not (_name(by) and by in spec.axes):
+        raise UserError(
+            f"sweep.show.by: give one axis of the sweep; allowed: {', '.join(spec.axes) or 'none'}"
+            f" (got {shown(by)})"
+        )
     corr = spec.show.get("correlate")
     if corr is not None and not (
         isinstance(corr, dict)
@@ -222,6 +242,11 @@ def _check_show(spec: SweepSpec) -> None:
             raise UserError(
                 f"sweep.show.pivot: unknown axis {shown(name)}; allowed: {', '.join(axes)}"
             )
+
+
+def _name(value: Any) -> bool:
+    """Whether ``value`` is a summary key's or a metric's name (non-empty text)."""
+    return isinstance(value, str) and 0 < len(value) <= 200
 
 
 def _check_distribution(path: str, dist: dict[str, list[Any]]) -> None:
@@ -296,7 +321,14 @@ def expand(spec: SweepSpec) -> list[Member]:
         for path, value in {**overrides, **point, **draw}.items():
             set_path(data, path, value, where=f"sweep axis {path}")
         # the member's own seed (the base's, or a grid, case or draw's ``seed``) + replicate
-        data["seed"] = int(data.get("seed", 0)) + s
+        seed = data.get("seed", 0)
+        if not isinstance(seed, int) or isinstance(seed, bool):
+            where = cut(", ".join(f"{k}={shown(v)}" for k, v in axes.items()))
+            raise UserError(
+                f"sweep member {len(members)} ({where}): seed: must be an integer (got "
+                f"{shown(seed)})"
+            )
+        data["seed"] = seed + s
         data["name"] = f"{spec.name}-{len(members):04d}"
         try:
             cfg = validate_config(data)

@@ -24,6 +24,8 @@ def resolve_sweep(store: Store, ref: str) -> str:
         )
     if ref == "last":
         return str(sweeps["id"].iloc[-1])
+    if not ref.strip():
+        raise UserError("sweep: give a sweep id, a unique prefix, a name or 'last' (got '')")
     named = sweeps[sweeps["name"] == ref]
     if len(named):
         return str(named["id"].iloc[-1])

@@ -42,6 +42,7 @@ read.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import functools
 import json
@@ -59,7 +60,7 @@ from torch.func import functional_call, stack_module_state, vmap
 from learnscope.config import RunConfig
 from learnscope.models import build_model
 from learnscope.tasks import Task, make_task
-from learnscope.train.loop import Callback, handlers, resolve_device
+from learnscope.train.loop import Callback, handlers, interrupts_between_steps, resolve_device
 from learnscope.train.objectives import make_objective
 from learnscope.train.optim import lr_factor, make_optimizer, make_scheduler
 
@@ -138,6 +139,9 @@ def ensemble_key(cfg: RunConfig) -> str | None:
     if cfg.train.autoinit is not None:  # the runner tunes each model before training
         return None
     if cfg.train.init_from is not None:  # loaded by the runner, one run at a time
+        return None
+    t = cfg.train  # the loop's gradient transforms and StableMax: not stacked (yet)
+    if t.grad_filter is not None or t.orthogonal or t.loss == "stablemax_ce":
         return None
     if _loop_only(cfg, task):
         return None
@@ -464,8 +468,12 @@ class Ensemble:
         for m in running:
             m.emit("on_train_start")
         t0 = self._t0 = time.perf_counter()
+        boundary = contextlib.ExitStack()
+        interrupted = boundary.enter_context(interrupts_between_steps())
         try:
             while running:
+                if interrupted:  # a Ctrl-C during the last step, taken at its end
+                    raise KeyboardInterrupt
                 # eval: at the first step, every eval_every steps and for a member that ends
                 ending = [m for m in running if self.step >= cfg.steps or m.should_stop]
                 if self.step % cfg.eval_every == 0 or ending:
@@ -488,6 +496,8 @@ class Ensemble:
             for m in running:
                 m.status = "interrupted"
                 m.finish(time.perf_counter() - t0)
+        finally:
+            boundary.close()
 
 
 class Member:

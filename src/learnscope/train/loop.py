@@ -22,6 +22,7 @@ from learnscope.errors import UserError
 from learnscope.models.hooks import capture
 from learnscope.probes.weights import weight_norms
 from learnscope.tasks import Task
+from learnscope.train.gradients import GradientSteps
 from learnscope.train.objectives import make_objective
 from learnscope.train.optim import make_optimizer, make_scheduler
 from learnscope.train.regularizers import Regularizers
@@ -71,6 +72,39 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+@contextlib.contextmanager
+def interrupts_between_steps():
+    """Inside the block, Ctrl-C and SIGTERM are recorded (the list yielded) instead of raised
+    in the middle of a step, where they would leave the data order, the optimiser and the step
+    count out of step with each other (the checkpoint written on the interrupt then resumes to
+    another run); the loop raises ``KeyboardInterrupt`` at the next step boundary. A second
+    signal is raised at once (a step that hangs can still be stopped). Only in the main thread
+    (Python's signal handlers run there); elsewhere the block changes nothing."""
+    import signal
+    import threading
+
+    pending: list[int] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield pending
+        return
+    numbers = [n for n in (signal.SIGINT, signal.SIGTERM) if signal.getsignal(n) is not None]
+    previous = {n: signal.getsignal(n) for n in numbers}
+
+    def record(signum, frame):
+        if pending:
+            raise KeyboardInterrupt
+        pending.append(signum)
+
+    for n in numbers:
+        if n == signal.SIGINT or callable(previous[n]):  # SIGTERM only where made a Ctrl-C
+            signal.signal(n, record)
+    try:
+        yield pending
+    finally:
+        for n, handler in previous.items():
+            signal.signal(n, handler)
+
+
 class Trainer:
     def __init__(self, model: nn.Module, task: Task, cfg: TrainConfig, seed: int = 0) -> None:
         self.cfg, self.task, self.seed = cfg, task, seed
@@ -99,6 +133,8 @@ class Trainer:
         if len(list(self.regularizers.parameters())):  # the regularisers' projectors
             self.optimizer.add_param_group({"params": list(self.regularizers.parameters())})
         self.scheduler = make_scheduler(self.optimizer, cfg)
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        self.gradients = GradientSteps(cfg, params)  # Grokfast, ⊥Grad (when configured)
         self.autocast, self.scaler = self._precision()
         self.last_terms: dict[str, torch.Tensor] = {}  # of the latest training batch
         self.last_batch: dict[str, torch.Tensor] | None = None  # the latest training batch
@@ -151,8 +187,12 @@ class Trainer:
         full_batch = cfg.batch_size is None or cfg.batch_size >= len(train)
         self._emit("on_train_start")
         t0 = self._t0 = time.perf_counter()
+        boundary = contextlib.ExitStack()
+        interrupted = boundary.enter_context(interrupts_between_steps())
         try:
             while True:
+                if interrupted:  # Ctrl-C or SIGTERM during the last step: taken here, whole
+                    raise KeyboardInterrupt
                 # eval: at the first step, every eval_every steps and at the end
                 done = self.step >= cfg.steps or self.should_stop
                 if self.step % cfg.eval_every == 0 or done:
@@ -195,11 +235,14 @@ class Trainer:
                     loss = loss + aux
                     self.last_terms["train_step/aux_loss"] = aux.detach()
 
-                # backward, clip, step (the scaler is a no-op unless training in fp16)
+                # backward, the gradient's transforms (Grokfast's filter, ⊥Grad), clip, step
+                # (the scaler is a no-op unless training in fp16)
                 self.optimizer.zero_grad(set_to_none=True)
                 self.scaler.scale(loss).backward()
-                if cfg.grad_clip is not None:
+                if self.gradients.active or cfg.grad_clip is not None:
                     self.scaler.unscale_(self.optimizer)
+                    self.gradients()
+                if cfg.grad_clip is not None:
                     nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
                 self.scaler.step(self.optimizer)
                 self.scaler.update()
@@ -209,6 +252,7 @@ class Trainer:
         except KeyboardInterrupt:
             self.status = "interrupted"
         finally:
+            boundary.close()
             self.wall_s += time.perf_counter() - t0
             self._t0 = None
             if self.status == "running":
@@ -259,6 +303,7 @@ class Trainer:
             "scaler": self.scaler.state_dict(),
             "last_terms": self.last_terms,
             "objective": self.objective.state_dict(),  # e.g. RFT's KL reference
+            "gradients": self.gradients.state_dict(),  # Grokfast's filter
             "wall_s": self.elapsed_s(),  # training time so far, every segment of a resumed run
         }
 
@@ -272,6 +317,7 @@ class Trainer:
         self.regularizers.load_state_dict(state.get("regularizers", {}))
         self.last_terms = state.get("last_terms", {})
         self.objective.load_state_dict(state.get("objective", {}), self.model)
+        self.gradients.load_state_dict(state.get("gradients", {}))
         if state.get("scaler"):
             self.scaler.load_state_dict(state["scaler"])
         self.wall_s = float(state.get("wall_s", 0.0))

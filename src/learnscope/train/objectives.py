@@ -17,6 +17,7 @@ from torch import nn
 
 from learnscope.errors import UserError
 from learnscope.train.base_objective import Objective
+from learnscope.train.gradients import stablemax_cross_entropy
 from learnscope.train.ssl import ViewsSSLObjective
 
 
@@ -37,6 +38,10 @@ class ClassificationObjective(Objective):
         label_smoothing: float = 0.0,
         class_weights: torch.Tensor | None = None,
     ) -> None:
+        if loss == "stablemax_ce" and (label_smoothing or class_weights is not None):
+            raise UserError(
+                "train.loss: stablemax_ce goes without label_smoothing and reweight (plain ce)"
+            )
         self.loss_name = loss
         self.label_smoothing = label_smoothing
         self.class_weights = class_weights
@@ -56,6 +61,8 @@ class ClassificationObjective(Objective):
     def plain_loss(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         if self.loss_name == "ce":
             return F.cross_entropy(logits, y)
+        if self.loss_name == "stablemax_ce":
+            return stablemax_cross_entropy(logits, y)
         target = F.one_hot(y, logits.shape[-1]).to(logits.dtype)
         return (logits - target).pow(2).sum(-1).mean()
 
@@ -365,6 +372,8 @@ def make_objective(kind: str, cfg, task=None):
                 "task, rft (sequence tasks)"
             )
         return ViewsSSLObjective(name, cfg.ssl)
+    if getattr(cfg, "loss", "ce") == "stablemax_ce" and kind != "classification":
+        raise UserError(f"train.loss: stablemax_ce is for classification tasks (this is {kind})")
     if kind == "sequence":
         return SequenceObjective(cfg.loss, getattr(cfg, "eval_examples", None))
     if kind != "classification":
