@@ -15,7 +15,7 @@ def test_builtin_spec_expands_to_its_grid():
     members = expand(spec)
     n = len(spec.grid["train.weight_decay"]) * len(spec.grid["task.train_fraction"])
     assert len(members) == n * spec.seeds
-    assert all(m.config.expect == {} for m in members)
+    assert all(m.config.claims == [] for m in members)  # the recipe's claims, not a member's
     assert {m.config.model.params["width"] for m in members} == {500}
 
 

@@ -50,7 +50,7 @@ def test_search_refuses_a_start_outside_the_range():
 def test_trial_config_takes_n_samples_random_labels_and_stops_when_fitted():
     cfg = trial_config(CAPACITY, 7, "random", seed=3)
     assert cfg.task.params["n_train"] == 7 and cfg.task.params["random_labels"] is True
-    assert cfg.train.stop_when == ["fitted"] and cfg.seed == 3 and cfg.expect == {}
+    assert cfg.train.stop_when == ["fitted"] and cfg.seed == 3 and cfg.claims == []
     assert pool_size(CAPACITY) == 24  # 25 rows, one left for the test split
 
 

@@ -112,7 +112,7 @@ def trial_config(cfg: dict[str, Any], n: int, labels: Labels, seed: int | None =
     data = apply_overrides(cfg, overrides)
     stops = list(data.get("train", {}).get("stop_when", []))
     data.setdefault("train", {})["stop_when"] = sorted(set(stops) | {"fitted"})
-    data["expect"] = {}
+    data["claims"] = []  # the recipe's claims are about the recipe, not about a trial
     return validate_config(data)
 
 

@@ -185,7 +185,7 @@ def run_chain(
     real: Split | None = None
     kept: list[Split] = []  # the training data accumulated so far
     for i in range(generations + 1):
-        overrides = [f"name={name}-{mode}-g{i}", "expect={}"]
+        overrides = [f"name={name}-{mode}-g{i}", "claims=[]"]  # the recipe's, not a generation's
         if i:
             directory.mkdir(parents=True, exist_ok=True)
             path = directory / f"g{i}.pt"
