@@ -4,9 +4,9 @@ import pytest
 
 from learnscope.config import (
     apply_overrides,
-    check_expectation,
+    check_threshold,
     load_config,
-    parse_expectation,
+    parse_threshold,
     recipe_names,
     validate_config,
 )
@@ -18,7 +18,7 @@ def test_every_recipe_validates():
     for name in recipe_names():
         cfg = load_config(name)
         assert cfg.name == name
-        assert cfg.expect or cfg.claims, f"recipe {name} must state its outcome (claims)"
+        assert cfg.claims, f"recipe {name} must state its outcome (claims)"
 
 
 def test_overrides_parse_types():
@@ -54,11 +54,20 @@ def test_apply_overrides_copies():
     assert base == {"train": {"lr": 1}}
 
 
-def test_expectations():
-    assert parse_expectation(">= 0.99") == (">=", 0.99)
-    assert check_expectation(150, "<=200") and not check_expectation(250, "<=200")
+def test_thresholds():
+    assert parse_threshold(">= 0.99") == (">=", 0.99)
+    assert check_threshold(150, "<=200") and not check_threshold(250, "<=200")
     with pytest.raises(UserError):
-        parse_expectation("about 3")
+        parse_threshold("about 3")
+
+
+def test_a_retired_expect_is_refused_in_a_config_and_dropped_from_a_stored_one(tiny_config):
+    """``expect:`` was replaced by ``claims:``: a config that states it is refused, naming what
+    replaced it; the config of a run stored before then is read without it."""
+    with pytest.raises(UserError, match="expect: replaced by claims"):
+        validate_config({**tiny_config, "expect": {"test_acc": ">=0.99"}})
+    stored = validate_config({**tiny_config, "expect": {"test_acc": ">=0.99"}}, stored=True)
+    assert "expect" not in stored.to_dict()
 
 
 def test_missing_task_section():

@@ -8,7 +8,7 @@ import re
 from pathlib import Path
 
 from learnscope.config import load_config, recipe_names
-from learnscope.studies.claims import BEGIN, END, claim_cell
+from learnscope.studies.claims import BEGIN, END, claim_cell, update_readme
 
 DOCS = Path(__file__).parents[1] / "docs" / "results.md"
 
@@ -20,10 +20,20 @@ def table_rows() -> list[str]:
     return [line for line in block.splitlines() if line.startswith("| `")]
 
 
+#: recipes whose claims are set from seeds recorded by their sweeps (docs/results.md's
+#: single-seed table says so), not yet verified with ``learnscope verify``: one seed is
+#: 30 min to 1.5 h on this 2-core machine (issue 26's closing note)
+UNVERIFIED = {
+    "grokking-transformer-delay",  # seeds 0..2 of grokking-transformer-delay-search
+    "length-gen-addition-hints-nope",  # seeds 0..2 of length-gen-nope-hints-seeds
+    "length-gen-addition-hints-rope",  # seeds 0..2 of length-gen-scale-seeds
+}
+
+
 def test_every_claim_is_in_the_docs_as_its_yaml_states_it():
     rows = table_rows()
     stated = set()
-    for name in recipe_names():
+    for name in sorted(set(recipe_names()) - UNVERIFIED):
         for claim in load_config(name).claims:
             start = f"| `{name}` | {claim_cell(claim)} | {claim.kind} |"
             assert any(row.startswith(start) for row in rows), (
@@ -34,3 +44,20 @@ def test_every_claim_is_in_the_docs_as_its_yaml_states_it():
     for row in rows:
         recipe, claim = re.match(r"\| `([^`]+)` \| ([^:]+):", row).groups()
         assert (recipe, claim) in stated, f"docs/results.md names {recipe}: {claim}, not in YAML"
+
+
+def test_the_readme_recipe_table_is_the_one_generated_from_the_docs():
+    readme = Path(__file__).parents[1] / "README.md"
+    text = readme.read_text()
+    assert update_readme(text, DOCS.read_text()) == text, (
+        "README.md: its recipe table differs from docs/results.md's claims; regenerate with "
+        "learnscope verify RECIPE --recheck SWEEP --markdown docs/results.md --markdown README.md"
+    )
+
+
+def test_an_unverified_recipe_says_so_in_the_docs():
+    """Its row or paragraph in docs/results.md says its claims are not yet verified."""
+    parts = re.split(r"\n\s*\n|\n(?=\| `)", DOCS.read_text())
+    for name in UNVERIFIED:
+        said = [p for p in parts if name in p and "not yet verified" in p]
+        assert said, f"docs/results.md: {name} is not said to be unverified"

@@ -8,7 +8,7 @@ a file) and overridden with dotted ``--set`` paths::
     task:  {name: modular, op: add, p: 97, train_fraction: 0.3}
     model: {kind: mlp, width: 500, depth: 2, activation: quadratic, bias: false}
     train: {optimizer: adamw, lr: 0.01, weight_decay: 5.0, loss: mse, steps: 300}
-    expect: {test_acc: ">=0.99"}
+    claims: [{name: groks, statement: "...", key: test_acc, threshold: ">=0.99"}]
 
 ``task`` and ``model`` are checked against the chosen task's ``Params`` and the chosen model's
 config dataclass, so a typo anywhere is an error naming its field.
@@ -34,7 +34,7 @@ from pydantic import (
 )
 
 from learnscope.dotted import set_path
-from learnscope.errors import UserError, cut, from_validation, unknown_field
+from learnscope.errors import UserError, cut, from_validation
 from learnscope.files import read_capped
 from learnscope.probes.names import PROBE_NAMES
 from learnscope.strict import MAX_PROJ_DIM, MAX_SEED, MAX_SIZE, MAX_STEPS, StrictModel
@@ -389,7 +389,7 @@ class Claim(Section):
     @field_validator("threshold")
     @classmethod
     def _threshold(cls, v: str) -> str:
-        m = _EXPECT.fullmatch(str(v))
+        m = _THRESHOLD.fullmatch(str(v))
         if not m or not math.isfinite(float(m.group(2))):
             raise ValueError(f"{cut(repr(v))} is not a comparison like '>=0.99' or '<=200'")
         return v
@@ -418,7 +418,6 @@ class RunConfig(Section):
         None, description="None: the model kind's default probes; []: none"
     )
     probe_batch: ProbeBatchConfig = ProbeBatchConfig()
-    expect: dict[str, str] = Field(default_factory=dict, description="outcome the recipe shows")
     claims: list[Claim] = Field(default_factory=list, description="what it shows, over seeds")
 
     @field_validator("claims")
@@ -432,19 +431,6 @@ class RunConfig(Section):
         for c in v:
             if c.case is not None or (c.control is not None and c.control.case is not None):
                 raise ValueError(f"claim {c.name}: case is for a sweep spec's claims (its cases)")
-        return v
-
-    @field_validator("expect")
-    @classmethod
-    def _expect(cls, v: dict[str, str]) -> dict[str, str]:
-        for key, cond in v.items():
-            if key not in EXPECT_KEYS and not re.fullmatch(r"\w+_(acc|loss)", key):
-                allowed = [*EXPECT_KEYS, "<split>_acc", "<split>_loss"]
-                raise ValueError(str(unknown_field("", key, allowed)))
-            if not _EXPECT.fullmatch(str(cond)):
-                raise ValueError(
-                    f"{key}: {cut(repr(cond))} is not a comparison like '>=0.99' or '<=200'"
-                )
         return v
 
     @field_validator("probes", mode="before")
@@ -461,26 +447,6 @@ class RunConfig(Section):
         return self.model_dump(mode="json")
 
 
-#: summary values an ``expect`` may name, besides ``<split>_acc`` and ``<split>_loss``
-EXPECT_KEYS = (
-    "train_acc",
-    "test_acc",
-    "train_loss",
-    "test_loss",
-    "grok_train_step",
-    "grok_test_step",
-    "grok_gap",
-    "grok_ratio",
-    "steps",
-    "wall_s",
-    "steps_per_s",
-    "diverged_step",
-    "slingshots",
-    "slingshot_step",
-    "sas_onset_step",
-    "sas_loss_drop_step",
-    "sas_lag",
-)
 
 
 # -- loading ----------------------------------------------------------------------------
@@ -590,13 +556,26 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
     return data
 
 
-def validate_config(data: dict[str, Any]) -> RunConfig:
+#: fields of run configs stored by earlier versions, read without them (``stored=True``)
+RETIRED = ("expect",)
+
+
+def validate_config(data: dict[str, Any], stored: bool = False) -> RunConfig:
     """Validate a whole run config, including the task's and the model's own fields (the
     task and model packages import torch: here, not when the module is imported, so that the
-    commands that train nothing start at once)."""
+    commands that train nothing start at once). A config ``stored`` with a run is read without
+    the fields a later version retired; anywhere else, such a field is refused with what
+    replaced it."""
     from learnscope.models import model_config
     from learnscope.tasks import validate_task_params
 
+    if stored:
+        data = {k: v for k, v in data.items() if k not in RETIRED}
+    elif "expect" in data:
+        raise UserError(
+            "expect: replaced by claims: (a list of {name, statement, key, threshold}, checked "
+            "over seeds by learnscope verify; see the README)"
+        )
     try:
         cfg = RunConfig.model_validate(data)
     except ValidationError as err:
@@ -611,28 +590,28 @@ def load_config(recipe: str, overrides: list[str] | None = None) -> RunConfig:
     return validate_config(apply_overrides(load_recipe_dict(recipe), overrides or []))
 
 
-# -- expectations -------------------------------------------------------------------------
+# -- thresholds (of claims) ----------------------------------------------------------------
 
-_EXPECT = re.compile(r"\s*(>=|<=|==|>|<)\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*")
+_THRESHOLD = re.compile(r"\s*(>=|<=|==|>|<)\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*")
 
 
-def parse_expectation(cond: str) -> tuple[str, float]:
+def parse_threshold(cond: str) -> tuple[str, float]:
     """``">=0.99"`` -> ``(">=", 0.99)``; anything else is a UserError."""
-    m = _EXPECT.fullmatch(str(cond))
+    m = _THRESHOLD.fullmatch(str(cond))
     if not m:
-        raise UserError(f"expect: {cond!r} is not a comparison like '>=0.99' or '<=200'")
+        raise UserError(f"threshold: {cond!r} is not a comparison like '>=0.99' or '<=200'")
     return m.group(1), float(m.group(2))
 
 
-def check_expectation(value: float | None, cond: str) -> bool:
+def check_threshold(value: float | None, cond: str) -> bool:
     """Whether ``value`` satisfies ``cond``; a missing value never does.
 
-    >>> check_expectation(0.995, ">=0.99"), check_expectation(None, "<=10")
+    >>> check_threshold(0.995, ">=0.99"), check_threshold(None, "<=10")
     (True, False)
     """
     if value is None:
         return False
-    op, ref = parse_expectation(cond)
+    op, ref = parse_threshold(cond)
     return {
         ">=": value >= ref,
         "<=": value <= ref,

@@ -17,7 +17,7 @@ from typing import Any
 
 import pandas as pd
 
-from learnscope.config import Claim, check_expectation
+from learnscope.config import Claim, check_threshold
 
 
 def measure(
@@ -115,7 +115,7 @@ def claim_value(claim: Claim, run: tuple | None, control: tuple | None) -> float
 
 def holds(claim: Claim, value: float | None) -> bool:
     """Whether ``value`` meets the claim's threshold (a missing value never does)."""
-    return value is not None and math.isfinite(value) and check_expectation(value, claim.threshold)
+    return value is not None and math.isfinite(value) and check_threshold(value, claim.threshold)
 
 
 def run_claims(

@@ -25,7 +25,7 @@ import torch
 
 from learnscope import checkpoint
 from learnscope import events as events_mod
-from learnscope.config import ProbeSpec, RunConfig, check_expectation, validate_config
+from learnscope.config import ProbeSpec, RunConfig, validate_config
 from learnscope.errors import UserError
 from learnscope.measures import run_claims
 from learnscope.models import build_model, hook_names, memory_limit, model_config
@@ -204,8 +204,6 @@ def _finish(
     summary.update(extra or {})
     if watch.stop is not None and watch.stop.reason and trainer.status == "stopped":
         summary["stopped_by"] = watch.stop.reason
-    if cfg.expect:
-        summary["expect_met"] = check_expectations(cfg.expect, summary)
     if cfg.claims:  # those a single run can check (a paired claim needs its control)
         summary["claims"] = run_claims(cfg.claims, summary, [e.kind for e in found], table)
     store.finish_run(run_id, trainer.status, summary)
@@ -245,11 +243,6 @@ def summary_of(
     if cycles:  # ... and when the first began
         summary["slingshot_step"] = min(cycles)
     return summary
-
-
-def check_expectations(expect: dict[str, str], summary: dict[str, Any]) -> dict[str, bool]:
-    """Each expectation of a recipe, checked against a run summary."""
-    return {key: check_expectation(summary.get(key), cond) for key, cond in expect.items()}
 
 
 # -- running -------------------------------------------------------------------------------
@@ -501,7 +494,8 @@ def restore(config: dict[str, Any], run_dir: Path, step: int | None = None) -> t
 
 
 def _on_cpu(config: dict[str, Any]) -> RunConfig:
-    return validate_config({**config, "train": {**config.get("train", {}), "device": "cpu"}})
+    train = {**config.get("train", {}), "device": "cpu"}
+    return validate_config({**config, "train": train}, stored=True)
 
 
 def probe_checkpoint(

@@ -141,7 +141,7 @@ SET_CASES = [
     ("model.init_scale=-1", ["init_scale"]),
     ("model.bias=1.5", ["model.bias"]),
     ("train.batch_size=false", ["train.batch_size", "boolean"]),
-    ("expect.bogus='>=1'", ["expect", "bogus", "allowed"]),
+    ("expect.bogus='>=1'", ["expect", "replaced by claims"]),
     # unknown fields: the allowed ones and the closest
     ("train.lrr=1", ["train.lrr", "did you mean train.lr?", "allowed:"]),
     ("events.grok_treshold=0.9", ["did you mean events.grok_threshold?"]),

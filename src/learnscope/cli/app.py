@@ -180,7 +180,7 @@ SUMMARY_KEYS = (
 
 def _summary_table(cfg: RunConfig, result) -> Table:
     """The final metrics of ``result`` (a :class:`learnscope.runner.RunResult`), its
-    ``expect:`` checks, the claims one run can check, its id and directory."""
+    the claims one run can check, its id and directory."""
     s = result.summary
     out = Table(title=Text(f"{cfg.name}: {result.status}"), show_header=False)
     out.add_column(no_wrap=True)
@@ -188,11 +188,6 @@ def _summary_table(cfg: RunConfig, result) -> Table:
     for key in SUMMARY_KEYS:
         if key in s:
             out.add_row(key, cell(s[key]))
-    for key, ok in s.get("expect_met", {}).items():
-        out.add_row(
-            Text(f"expect {key} {cfg.expect[key]}"),
-            Text("met", style="green") if ok else Text("not met", style="red"),
-        )
     thresholds = {c.name: c.threshold for c in cfg.claims}
     for name, c in s.get("claims", {}).items():
         out.add_row(Text(f"claim {name} {thresholds.get(name, '')}"), claim_cell(c))
@@ -253,7 +248,7 @@ def resumed_config(stored: dict, overrides: list[str]):
                 f"--set {key}: cannot change when resuming (the run keeps its config); "
                 f"allowed: {', '.join(RESUMABLE)}"
             )
-    return validate_config(apply_overrides(stored, overrides))
+    return validate_config(apply_overrides(stored, overrides), stored=True)
 
 
 @app.command()

@@ -308,11 +308,6 @@ def summary_html(runs: list[RunData]) -> str:
     parts = []
     for r in runs:
         summary = [[k, _fmt(v)] for k, v in r.summary.items() if not isinstance(v, dict)]
-        expect = r.summary.get("expect_met") or {}
-        summary += [
-            [f"expect {k} {r.config.get('expect', {}).get(k, '')}", "met" if ok else "NOT met"]
-            for k, ok in expect.items()
-        ]
         thresholds = {c["name"]: c["threshold"] for c in r.config.get("claims", [])}
         summary += [
             [f"claim {k} {thresholds.get(k, '')}", f"{_fmt(c['value'])} {_verdict(c)}"]

@@ -150,14 +150,12 @@ def member_runs(store: Store, sweep_id: str) -> dict[str, tuple[str, str]]:
 
 
 def _as_today(config: dict[str, Any]) -> dict[str, Any]:
-    """``config`` with today's defaults filled in (as stored if today's schema refuses it;
-    an empty ``expect``, a field being retired, is dropped first when it is refused)."""
-    for attempt in (config, {k: v for k, v in config.items() if k != "expect" or v}):
-        try:
-            return validate_config(attempt).to_dict()
-        except Exception:  # noqa: BLE001 - any refusal: compare the config as stored
-            continue
-    return config
+    """``config`` with today's defaults filled in, retired fields dropped (as stored if
+    today's schema refuses it)."""
+    try:
+        return validate_config(config, stored=True).to_dict()
+    except Exception:  # noqa: BLE001 - any refusal: compare the config as stored
+        return config
 
 
 def resumable(store: Store, spec: SweepSpec, ref: str) -> str:

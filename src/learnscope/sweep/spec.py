@@ -302,8 +302,8 @@ def expand(spec: SweepSpec) -> list[Member]:
     base = copy.deepcopy(spec.config) if spec.config is not None else load_recipe_dict(spec.base)
     for path, value in spec.set.items():
         set_path(base, path, value, where=f"sweep axis {path}")
-    base["expect"] = {}  # a recipe's expectation is about the recipe, not about every member
-    base["claims"] = []  # so are its claims (a verification sweep keeps them in its spec)
+    base["claims"] = []  # a recipe's claims are about the recipe, not about every member (a
+    # verification sweep keeps them in its spec)
     draws: list[dict[str, Any]] = [{}]
     if spec.random:
         rng = np.random.default_rng(spec.random.seed)
