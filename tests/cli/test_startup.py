@@ -47,3 +47,31 @@ def test_a_command_that_trains_nothing_imports_no_torch(store, args):
     )
     imported = json.loads(out.stderr.strip().splitlines()[-1])
     assert imported == [], f"learnscope {' '.join(args)} imported {imported}"
+
+
+def test_run_takes_the_thread_count_asked_for(tmp_path, tiny_config, monkeypatch):
+    """``run --threads N`` sets torch's threads; without it, the cores not busy at the start
+    (``$OMP_NUM_THREADS`` when set wins): a busy machine trains on one thread."""
+    import os
+
+    import torch
+    import yaml
+
+    from learnscope.cli import common
+    from tests.cli.test_output import invoke
+
+    path = tmp_path / "tiny.yaml"
+    path.write_text(yaml.safe_dump(tiny_config))
+    before = torch.get_num_threads()
+    try:
+        res = invoke("run", path, "--threads", "1", "--runs-dir", tmp_path / "a", "-q")
+        assert res.exit_code == 0 and torch.get_num_threads() == 1
+        torch.set_num_threads(2)
+        monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+        monkeypatch.setattr(os, "getloadavg", lambda: (50.0, 0.0, 0.0))
+        common.set_threads(None)
+        assert torch.get_num_threads() == 1
+        res = invoke("run", path, "--threads", "0", "--runs-dir", tmp_path / "b")
+        assert res.exit_code == 2 and "--threads" in res.output
+    finally:
+        torch.set_num_threads(before)

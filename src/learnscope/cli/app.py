@@ -41,6 +41,7 @@ from learnscope.cli.common import (
     print_left_out,
     resolve_run,
     resolve_sweep,
+    set_threads,
     sigterm_as_ctrl_c,
     storage_error,
     table,
@@ -84,12 +85,22 @@ def run(
     tensorboard: Annotated[
         Path | None, typer.Option(help="also write the scalars for TensorBoard under DIR/<run>")
     ] = None,
+    threads: Annotated[
+        int | None,
+        typer.Option(
+            help="torch threads (default: the cores not busy at the start, at least 1; "
+            "$OMP_NUM_THREADS if set)",
+            min=1,
+            max=1024,
+        ),
+    ] = None,
 ) -> None:
     """Train a recipe or config file and record the run; or continue a run (--resume)."""
     from learnscope.cli.live import LiveProgress  # torch only for the commands that train
     from learnscope.runner import execute
     from learnscope.train.callbacks import TensorBoardSink
 
+    set_threads(threads)
     try:
         store = Store(runs_dir)
         store.require_writable()

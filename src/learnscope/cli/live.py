@@ -207,7 +207,8 @@ class SlowdownWatch:
         return (
             f"slow: {rate:.3g} steps/s now against {self.baseline:.3g} at the start "
             f"({rate / self.baseline:.0%}); is something else running on this machine? "
-            f"(torch uses {torch.get_num_threads()} threads on {os.cpu_count()} cores)"
+            f"(torch uses {torch.get_num_threads()} threads on {os.cpu_count()} cores: with "
+            "other jobs running, --threads 1 is often several times faster)"
         )
 
 
