@@ -92,9 +92,9 @@ def one_line(command_path: str = "learnscope") -> Iterator[None]:
         fail(line, code=1)
 
 
-class Command(TyperCommand):
-    """A command whose ``--help`` reads well: :func:`prose` paragraphs, no type tag on a flag
-    (:func:`readable_params`), and whose failures are one line (:func:`one_line`)."""
+class _Readable:
+    """What a command and a group share: :func:`prose` help, no type tag on a flag
+    (:func:`readable_params`), and a one-line failure when the arguments are parsed."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -107,27 +107,20 @@ class Command(TyperCommand):
         path = " ".join(p for p in (parent.command_path if parent else "", info_name) if p)
         with one_line(path or "learnscope"):
             return super().make_context(info_name, args, parent=parent, **extra)
+
+
+class Command(_Readable, TyperCommand):
+    """A command whose ``--help`` reads well and whose failures are one line
+    (:func:`one_line`)."""
 
     def invoke(self, ctx: Any) -> Any:
         with one_line(ctx.command_path):
             return super().invoke(ctx)
 
 
-class Group(TyperGroup):
+class Group(_Readable, TyperGroup):
     """A command group (``learnscope``, ``learnscope sweep``) whose help reads like its
     commands' (:class:`Command`), and whose unknown commands are one line."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.help = prose(self.help)
-
-    def get_params(self, ctx: Any) -> list:
-        return readable_params(super().get_params(ctx), ctx)
-
-    def make_context(self, info_name, args, parent=None, **extra):  # noqa: ANN001, ANN201
-        path = " ".join(p for p in (parent.command_path if parent else "", info_name) if p)
-        with one_line(path or "learnscope"):
-            return super().make_context(info_name, args, parent=parent, **extra)
 
     def resolve_command(self, ctx: Any, args: list[str]) -> Any:
         with one_line(ctx.command_path):
