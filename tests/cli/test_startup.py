@@ -75,3 +75,18 @@ def test_run_takes_the_thread_count_asked_for(tmp_path, tiny_config, monkeypatch
         assert res.exit_code == 2 and "--threads" in res.output
     finally:
         torch.set_num_threads(before)
+
+
+def test_run_verbose_says_where_the_time_went(tmp_path, tiny_config):
+    import yaml
+
+    from tests.cli.test_output import invoke
+
+    path = tmp_path / "tiny.yaml"
+    path.write_text(yaml.safe_dump(tiny_config))
+    res = invoke("run", path, "--verbose", "-q", "--runs-dir", tmp_path / "runs")
+    assert res.exit_code == 0, res.output
+    assert "time: imports (torch, the trainer)" in res.output and "(training " in res.output
+    assert "in all since the command started" in res.output
+    quiet = invoke("run", path, "-q", "--runs-dir", tmp_path / "runs")
+    assert "time: imports" not in quiet.output

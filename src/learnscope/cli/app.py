@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import sys
+import time
 from pathlib import Path
 from typing import Annotated
 
@@ -94,18 +95,24 @@ def run(
             max=1024,
         ),
     ] = None,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", help="say where the time went: imports, config, run")
+    ] = False,
 ) -> None:
     """Train a recipe or config file and record the run; or continue a run (--resume)."""
+    clock = [("start", time.perf_counter())]
     from learnscope.cli.live import LiveProgress  # torch only for the commands that train
     from learnscope.runner import execute
     from learnscope.train.callbacks import TensorBoardSink
 
+    clock.append(("imports (torch, the trainer)", time.perf_counter()))
     set_threads(threads)
     try:
         store = Store(runs_dir)
         store.require_writable()
         overrides = list(set_ or []) + ([f"train.device={device}"] if device else [])
         cfg, run_id = _config_to_run(store, recipe, overrides, resume)
+        clock.append(("the config (read, validated)", time.perf_counter()))
         sinks = []
         if not quiet:  # the live view reads the run's history (a resumed run's too)
             sinks.append(
@@ -117,6 +124,7 @@ def run(
             sinks.append(lambda rid: TensorBoardSink(tensorboard, rid))
         with sigterm_as_ctrl_c():
             result = execute(cfg, store, sinks, resume=run_id)
+        clock.append(("the run", time.perf_counter()))
     except UserError as err:
         fail(str(err))
     except KeyboardInterrupt:  # during training the trainer catches it: the run ends interrupted
@@ -132,8 +140,30 @@ def run(
         raise typer.Exit(1) from None
     console.print(_summary_table(cfg, result))
     _print_outcome(result)
+    if verbose:
+        console.print(plain(startup_line(clock, result.summary.get("wall_s"))), soft_wrap=True)
     if result.status not in ("finished", "stopped"):
         raise typer.Exit(1)
+
+
+def startup_line(clock: list[tuple[str, float]], training_s: float | None) -> str:
+    """Where a command's time went, from its ``clock`` marks (name, perf_counter) and the run's
+    own training seconds (the rest of the run: building, evaluating, probes, the store).
+
+    >>> line = startup_line([("start", 0.0), ("imports", 2.0), ("the run", 8.5)], 5.0)
+    >>> line.split("; ")[0]
+    'time: imports 2.00 s, the run 6.50 s (training 5.00 s'
+    >>> line.split("; ")[-1]
+    '8.50 s in all since the command started'
+    """
+    parts, detail = [], ""
+    for (_, before), (name, at) in zip(clock, clock[1:]):
+        parts.append(f"{name} {at - before:.2f} s")
+    if training_s is not None and clock[-1][0] == "the run":
+        rest = clock[-1][1] - clock[-2][1] - training_s
+        detail = f" (training {training_s:.2f} s; building, evaluating and storing {rest:.2f} s)"
+    total = clock[-1][1] - clock[0][1]
+    return f"time: {', '.join(parts)}{detail}; {total:.2f} s in all since the command started"
 
 
 def _config_to_run(
