@@ -3,7 +3,8 @@
 For each setting (a recipe, plus overrides) the run trains through the pipeline
 (``learnscope.runner.execute``, probes off, stopping once grokked) and the line printed says
 the step at which train and test accuracy first reached the grokking threshold, the run's
-training seconds (``wall_s``) and the whole call's seconds (building, evaluation, store).
+training seconds (``wall_s``), the whole call's seconds (building, evaluation, store) and the
+test step over the plain recipe's (run first).
 The settings: ``grokking-mlp``, ``grokking-transformer``, and each of them with Grokfast's
 EMA filter (Lee et al. 2024: alpha 0.98, lamb 2; ``train.grad_filter``); ``--only`` picks.
 
@@ -39,7 +40,9 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     print(f"torch threads {args.threads}, seed {args.seed}")
-    print(f"{'setting':32} {'train at':>9} {'test at':>9} {'train s':>9} {'whole s':>9}")
+    print(f"{'setting':32} {'train at':>9} {'test at':>9} {'train s':>9} {'whole s':>9} "
+          f"{'steps / plain':>13}")  # fmt: skip
+    plain: dict[str, int] = {}  # the recipe's own grok step, for each variant's ratio
     for name in args.only.split(","):
         recipe, extra = SETTINGS[name]
         seeds = [f"seed={args.seed}", f"task.seed={args.seed}"]
@@ -50,9 +53,13 @@ def main() -> None:
             whole = time.perf_counter() - t0
         s = result.summary
         fmt = lambda v: "-" if v is None else str(v)  # noqa: E731
+        test = s.get("grok_test_step")
+        if not extra and test:
+            plain[recipe] = test
+        ratio = f"{test / plain[recipe]:.2f}" if test and recipe in plain else "-"
         print(
-            f"{name:32} {fmt(s.get('grok_train_step')):>9} {fmt(s.get('grok_test_step')):>9} "
-            f"{s['wall_s']:>9.1f} {whole:>9.1f}"
+            f"{name:32} {fmt(s.get('grok_train_step')):>9} {fmt(test):>9} "
+            f"{s['wall_s']:>9.1f} {whole:>9.1f} {ratio:>13}"
         )
 
 

@@ -16,12 +16,14 @@
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from learnscope.config import RunConfig, apply_overrides, load_recipe_dict, validate_config
+from learnscope.config import RunConfig, load_recipe_dict, validate_config
+from learnscope.dotted import set_path
 from learnscope.runner import RunResult, execute
 from learnscope.store import Store
 from learnscope.train.loop import Callback
@@ -68,15 +70,11 @@ def run(
     else:
         data = load_recipe_dict(str(recipe))
     sets = {**(overrides or {}), **{k.replace("__", "."): v for k, v in changes.items()}}
-    cfg = validate_config(apply_overrides(data, [f"{k}={_yaml(v)}" for k, v in sets.items()]))
+    data = copy.deepcopy(data)
+    for path, value in sets.items():  # values as given: no round trip through --set's text
+        set_path(data, path, value, where=f"override {path}")
+    cfg = validate_config(data)
     return execute(cfg, Store(runs_dir), sinks=[ProgressBar(cfg.name)] if progress else [])
-
-
-def _yaml(value: Any) -> str:
-    """A value as ``--set`` reads it (YAML), so lists and strings keep their types."""
-    import yaml
-
-    return yaml.safe_dump(value, default_flow_style=True).strip().removesuffix("...").strip()
 
 
 class ProgressBar(Callback):
