@@ -1,0 +1,100 @@
+"""Position ids given by the task (``task.positions``) and read by the GPT (``model.pos``
+coupled or abacus): position coupling (Cho et al. 2024) and Abacus (McLeish et al. 2024)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from learnscope.config import validate_config
+from learnscope.errors import UserError
+from learnscope.models.gpt import GPT, GPTConfig
+from learnscope.runner import build
+from learnscope.tasks import make_task
+from learnscope.tasks.sequence import abacus_ids
+from learnscope.train.objectives import greedy_decode
+
+
+def _rows(positions: str, **params):
+    task = make_task(
+        "addition", lo=1, hi=4, test_lengths=[7], n_train=40, n_test=10, reverse=True,
+        positions=positions, seed=3, **params,
+    )  # fmt: skip
+    return task, task.split("test_len_7").rows(torch.arange(10))
+
+
+@pytest.mark.parametrize("reverse_operands", [False, True])
+def test_coupled_ids_give_each_significance_one_id(reverse_operands):
+    task, rows = _rows("coupled", reverse_operands=reverse_operands)
+    for tokens, ids in zip(rows["tokens"], rows["pos_ids"], strict=True):
+        text = [task.vocab[t] for t in tokens.tolist()]
+        plus, eq, eos = text.index("+"), text.index("="), text.index("<eos>")
+        a, b, s = text[1:plus], text[plus + 1 : eq], text[eq + 1 : eos]
+        if not reverse_operands:
+            a, b = a[::-1], b[::-1]  # least significant first, like the sum
+        # the digit of 10^i has id i + 1 in a, b and the sum; +, =, <bos> and pads have 0
+        assert ids[1:plus].tolist() == (list(range(1, 8)) if reverse_operands else
+                                        list(range(7, 0, -1)))  # fmt: skip
+        assert ids[plus + 1 : eq].tolist() == ids[1:plus].tolist()
+        assert ids[eq + 1 : eos].tolist() == list(range(1, len(s) + 1))
+        assert ids[eos] == len(s) + 1 and ids[0] == ids[plus] == ids[eq] == 0
+        assert (ids[eos + 1 :] == 0).all()
+        assert int("".join(a[::-1])) + int("".join(b[::-1])) == int("".join(s[::-1]))
+
+
+def test_abacus_ids_count_along_each_run_of_digits():
+    task, rows = _rows("abacus", reverse_operands=True)
+    digits = [task.token_id[d] for d in "0123456789"]
+    assert torch.equal(rows["pos_ids"], abacus_ids(rows["tokens"], digits))
+    tokens = rows["tokens"][0].tolist()
+    plus = tokens.index(task.token_id["+"])
+    assert rows["pos_ids"][0, 1 : plus + 1].tolist() == [*range(1, 8), 0]
+
+
+def test_the_offset_shifts_a_rows_ids_together_while_training_only():
+    torch.manual_seed(0)
+    net = GPT(GPTConfig(vocab_size=20, block_size=12, d_model=16, n_head=2, n_layer=1,
+                        pos="coupled", max_pos=30))  # fmt: skip
+    ids = torch.tensor([[0, 3, 2, 1, 0, 3, 2, 1, 0, 1, 2, 3]] * 400)
+    shifted = net.train()._position_ids(ids, ids)
+    k = (shifted - ids)[:, 1]
+    assert ((shifted - ids)[ids > 0].view(400, -1) == k[:, None]).all()  # one k per row
+    assert (shifted[ids == 0] == 0).all()
+    assert k.min() == 0 and k.max() == 30 - 1 - 3  # every row of the table is reached
+    assert torch.equal(net.eval()._position_ids(ids, ids), ids)
+    with pytest.raises(ValueError, match="reads position ids"):
+        net(ids[:1])
+    with pytest.raises(ValueError, match="max_pos 30"):
+        net(ids[:1], positions=ids[:1] + 30)
+
+
+def test_cached_decoding_reads_the_same_positions():
+    task, rows = _rows("coupled")
+    torch.manual_seed(1)
+    net = GPT(GPTConfig(vocab_size=len(task.vocab), block_size=task.block_size, d_model=32,
+                        n_head=2, n_layer=2, pos="coupled")).eval()  # fmt: skip
+    args = (net, rows["tokens"], rows["prompt_len"], task.eos_id)
+    cached = greedy_decode(*args, cache=True, positions=rows["pos_ids"])
+    plain = greedy_decode(*args, cache=False, positions=rows["pos_ids"])
+    assert torch.equal(cached, plain)
+    other = greedy_decode(*args, cache=False, positions=rows["pos_ids"] * 0)
+    assert not torch.equal(other, plain)  # the ids are read
+
+
+@pytest.mark.parametrize(
+    "task, model, words",
+    [
+        ({"positions": "coupled"}, {"pos": "learned"}, "goes with the same task.positions"),
+        ({}, {"pos": "abacus"}, "goes with the same task.positions"),
+        ({"positions": "coupled", "index_hints": True}, {"pos": "coupled"}, "index_hints"),
+    ],
+)
+def test_mismatched_positions_are_user_errors(task, model, words):
+    cfg = {
+        "task": {"name": "addition", "lo": 1, "hi": 2, "test_lengths": [3], "n_train": 20,
+                 "n_test": 5, **task},
+        "model": {"kind": "gpt", "n_layer": 1, "d_model": 16, "n_head": 2, **model},
+        "train": {"steps": 2},
+    }  # fmt: skip
+    with pytest.raises(UserError, match=words):
+        build(validate_config(cfg))
