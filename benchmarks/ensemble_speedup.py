@@ -1,174 +1,179 @@
 """K members trained at once (``learnscope.train.ensemble``) against a Python loop over them.
 
-For member sizes from tiny (p = 23, width 64, minibatch 64) through medium (p = 59, width 256,
-minibatch 512) to the full ``grokking-mlp`` (p = 97, width 500, full batch of 2823 rows), and
-K = 1, 8, 32, 128 members differing in seed, learning rate and weight decay, this prints the
-wall time of
+Members differ in seed, learning rate and weight decay. Sizes:
 
-- loop:     ``runner.execute``, member after member (what ``learnscope run`` does K times),
-- ensemble: ``runner.execute_ensemble``, all K members as one ensemble (``vmap`` of the
-            model's forward),
-- choice:   what the sweep runner does (``sweep.run_group``: calibration included),
+- ``tiny``:   p = 23, width 64, minibatch 64, 300 steps (K = 32, 128 by default),
+- ``grok``:   the members of the sweep ``grokking-thousand-seeds`` (p = 17, width 48,
+              minibatch 32, 1000 steps, eval every 20, no probes), which grok (K = 1000),
+- ``medium``: p = 59, width 256, minibatch 512, 60 steps,
+- ``full``:   the full ``grokking-mlp`` (p = 97, width 500, full batch of 2823 rows).
 
-and the ratios loop / ensemble and loop / choice. Every side goes through the run pipeline,
-as a sweep member does: each member is a run in a throw-away store (rows, events, summary)
-with a checkpoint at the end, and evaluates at step 0 and at the end. Targets: >= 10x for tiny
-members at K >= 32; the choice never slower than the loop (>= 0.95x).
+For each (size, K) this prints the wall time of
 
-    python benchmarks/ensemble_speedup.py [--sizes tiny medium full] [--ks 1 8 32 128]
-                                          [--threads N] [--repeats R]
+- loop:     ``runner.execute``, member after member (what ``learnscope run`` does K times);
+            for K > ``--loop-sample`` (default 16 at K = 1000) only an even sample of the
+            members is trained and the time is scaled by K / sample (the line says so),
+- ensemble: ``runner.execute_ensemble``, all K members as one ensemble,
+- choice:   (``--choice``) what the sweep runner does (``sweep.run_group``, calibration
+            included),
 
-Every member records its default probes (as ``learnscope run`` does) at step 0 and at the end.
-The sides run in turn within each repeat and each keeps its fastest time (see ``measure``).
-"MB" is the peak resident memory a side added while it ran (sampled, ``PeakRSS``); target:
-K = 128 tiny members under 1 GB.
+the ratios and the peak resident memory of each side's process. Every side runs in a fresh
+Python process (``resource.getrusage``'s ``ru_maxrss`` is the process's peak: the imports,
+a warm-up run and the side), goes through the run pipeline as a sweep member does (each member
+a run in a throw-away store: rows, events, summary, checkpoint) and keeps its fastest time over
+``--repeats`` processes. Targets: loop / ensemble >= 10x for tiny members at K = 32 and 128,
+>= 30x at K = 1000 grokking members, peak memory under 2 GB.
+
+    python benchmarks/ensemble_speedup.py [--cells tiny:32 tiny:128 grok:1000]
+                                          [--threads N] [--repeats R] [--choice]
 """
 
 from __future__ import annotations
 
 import argparse
 import copy
+import json
 import os
+import resource
+import subprocess
+import sys
 import tempfile
-import threading
 import time
 
-import torch
-
-from learnscope.config import load_recipe_dict, validate_config
-from learnscope.runner import execute, execute_ensemble
-from learnscope.store import Store
-from learnscope.sweep import run_group
-
-MLP = {"kind": "mlp", "depth": 2, "activation": "quadratic", "bias": False, "init_std": 0.05}
 SIZES = {
     "tiny": dict(p=23, width=64, batch_size=64, steps=300),
+    "grok": dict(p=17, width=48, batch_size=32, steps=1000, eval_every=20, probes=[]),
     "medium": dict(p=59, width=256, batch_size=512, steps=60),
     "full": dict(p=97, width=500, batch_size=None, steps=8),
 }
 FEW_STEPS = {("full", 128): 3}  # K = 128 full members: a few steps keep the run short
+MLP = {"kind": "mlp", "depth": 2, "activation": "quadratic", "bias": False, "init_std": 0.05}
 
 
 def members(size: str, k: int) -> list:
+    from learnscope.config import load_recipe_dict, validate_config
+
     s = dict(SIZES[size], steps=FEW_STEPS.get((size, k), SIZES[size]["steps"]))
     base = load_recipe_dict("grokking-mlp")
-    base["expect"] = {}
+    base.pop("expect", None)
+    base["claims"] = []
     base["task"].update(p=s["p"], train_fraction=0.3 if size == "full" else 0.5)
     base["model"] = {**MLP, "width": s["width"]}
-    base["train"].update(batch_size=s["batch_size"], steps=s["steps"], eval_every=s["steps"])
+    if size == "grok":
+        base["model"]["init_std"] = 0.1
+        base["train"]["stop_when"] = []
+        base["probes"] = s["probes"]
+    eval_every = s.get("eval_every", s["steps"])
+    base["train"].update(batch_size=s["batch_size"], steps=s["steps"], eval_every=eval_every)
     out = []
     for i in range(k):
         cfg = copy.deepcopy(base)
         cfg["seed"] = i
         cfg["train"]["lr"] = 0.01 * (0.5 + (i % 4) / 4)
-        cfg["train"]["weight_decay"] = [0.0, 1.0, 5.0][i % 3]
+        cfg["train"]["weight_decay"] = [0.5, 1.0, 2.0][i % 3] if size == "grok" else [
+            0.0, 1.0, 5.0][i % 3]  # fmt: skip
         out.append(validate_config(cfg))
     return out
 
 
-class PeakRSS:
-    """The peak resident memory of this process while the block runs, sampled every 5 ms from
-    ``/proc/self/statm`` (Linux), in bytes above what it held when the block started."""
-
-    def __enter__(self) -> PeakRSS:
-        self.page = os.sysconf("SC_PAGE_SIZE")
-        self.start = self.peak = self.rss()
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self._sample, daemon=True)
-        self.thread.start()
-        return self
-
-    def rss(self) -> int:
-        with open("/proc/self/statm") as f:
-            return int(f.read().split()[1]) * self.page
-
-    def _sample(self) -> None:
-        while not self.stop.wait(0.005):
-            self.peak = max(self.peak, self.rss())
-
-    def __exit__(self, *exc) -> None:
-        self.stop.set()
-        self.thread.join()
-        self.peak = max(self.peak, self.rss())
-
-    @property
-    def grown(self) -> int:
-        return self.peak - self.start
+def sample(k: int, n: int) -> list[int]:
+    """``n`` member indices spread evenly over ``0..k-1`` (every lr and weight decay)."""
+    return (
+        sorted({round(i * (k - 1) / max(1, n - 1)) for i in range(n)}) if n < k else list(range(k))
+    )
 
 
-def seconds(fn) -> tuple[float, int]:
-    """Wall time of ``fn(store)`` with a fresh store in a temporary directory, and the peak
-    memory it added (bytes)."""
+def child(side: str, size: str, k: int, loop_sample: int) -> dict:
+    """One side in this (fresh) process: seconds, members timed, peak RSS in MB."""
+    from learnscope.runner import execute, execute_ensemble
+    from learnscope.store import Store
+    from learnscope.sweep import run_group
+
+    cfgs = members(size, k)
+    with tempfile.TemporaryDirectory() as root:  # warm-up (allocator, kernels, lazy imports)
+        execute(cfgs[0], Store(root))
+    timed = k
     with tempfile.TemporaryDirectory() as root:
         store = Store(root)
-        with PeakRSS() as mem:
-            t0 = time.perf_counter()
-            fn(store)
-            elapsed = time.perf_counter() - t0
+        t0, c0 = time.perf_counter(), time.process_time()
+        if side == "loop":
+            picked = sample(k, loop_sample)
+            timed = len(picked)
+            for i in picked:
+                execute(cfgs[i], store)
+        elif side == "ens":
+            execute_ensemble(cfgs, store)
+        else:
+            run_group([c.to_dict() for c in cfgs], store, "sw-bench")
+        seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
         store.close()
-    return elapsed, mem.grown
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # kB on Linux
+    scale = k / timed
+    return {"seconds": seconds * scale, "cpu": cpu * scale, "timed": timed, "peak_mb": peak}
+
+
+def run_side(side: str, size: str, k: int, loop_sample: int, threads: int | None) -> dict:
+    cmd = [sys.executable, __file__, "--child", side, "--size", size, "--k", str(k)]
+    cmd += ["--loop-sample", str(loop_sample)] + (["--threads", str(threads)] if threads else [])
+    out = subprocess.run(cmd, capture_output=True, text=True, env=os.environ.copy())
+    if out.returncode != 0:
+        raise SystemExit(f"{side} {size} K={k} failed:\n{out.stderr[-3000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--sizes", nargs="+", default=list(SIZES), choices=list(SIZES))
-    ap.add_argument("--ks", nargs="+", type=int, default=[1, 8, 32, 128])
-    ap.add_argument("--repeats", type=int, default=3, help="for cells whose loop takes < 20 s")
+    ap.add_argument("--cells", nargs="+", default=["tiny:32", "tiny:128", "grok:1000"])
+    ap.add_argument("--repeats", type=int, default=1, help="processes per side (fastest kept)")
     ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    ap.add_argument("--loop-sample", type=int, default=None,
+                    help="members the loop trains when K is larger (default: K up to 128, "
+                         "else 16), its time scaled to K")  # fmt: skip
+    ap.add_argument("--choice", action="store_true", help="also time the sweep runner's choice")
+    ap.add_argument("--child", default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--size", default="tiny", help=argparse.SUPPRESS)
+    ap.add_argument("--k", type=int, default=1, help=argparse.SUPPRESS)
     args = ap.parse_args()
+    import torch
+
     if args.threads:
         torch.set_num_threads(args.threads)
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
-    print(
-        f"{'size':<7}{'K':>4}{'steps':>6}{'loop s':>9}{'ens s':>9}{'choice s':>9}"
-        f"{'chosen':>8}{'loop/ens':>10}{'loop/choice':>12}{'ens MB':>8}{'choice MB':>10}"
-    )
-    for size in args.sizes:
-        for k in args.ks:
-            cfgs = members(size, k)
-            t, mb, chosen = measure(cfgs, args.repeats)
-            print(
-                f"{size:<7}{k:>4}{cfgs[0].train.steps:>6}{t['loop']:>9.2f}{t['ens']:>9.2f}"
-                f"{t['choice']:>9.2f}{chosen:>8}{t['loop'] / t['ens']:>9.2f}x"
-                f"{t['loop'] / t['choice']:>11.2f}x{mb['ens']:>8.0f}{mb['choice']:>10.0f}",
-                flush=True,
-            )
-
-
-def measure(cfgs: list, repeats: int) -> tuple[dict[str, float], dict[str, float], int]:
-    """Seconds of the loop, the ensemble and the runner's choice, the peak memory each added
-    (MB), and the chunk the runner chose.
-
-    Each repeat runs every side once, one after the other, and each side keeps its fastest
-    time: on a shared machine the fastest is the least disturbed, and interleaving the sides
-    lets a burst of load from elsewhere hit all of them alike rather than one. The order
-    rotates between repeats, since a side that runs right after an ensemble of large members
-    can pay for the memory that ensemble left to the allocator.
-    """
-    dicts = [c.to_dict() for c in cfgs]
-    chosen = {}
-
-    def loop(store):
-        for c in cfgs:
-            execute(c, store)
-
-    def choice(store):  # the sweep runner's path: calibration included
-        ids = run_group(dicts, store, "sw-bench")
-        runs = store.runs().set_index("id").loc[ids]
-        chosen["k"] = max(s.get("ensemble_size", 1) for s in runs["summary"])
-
-    sides = {"loop": loop, "ens": lambda store: execute_ensemble(cfgs, store), "choice": choice}
-    seconds(lambda store: execute(cfgs[0], store))  # warm up (allocator, kernels)
-    best, peak = {}, {}
-    for name, fn in sides.items():
-        best[name], peak[name] = seconds(fn)
-    reps = repeats if best["loop"] < 20 else 1
-    names = list(sides)
-    for r in range(1, reps):  # each repeat starts one side later: no side always follows
-        for name in names[r % len(names) :] + names[: r % len(names)]:  # the big ensembles
-            s, m = seconds(sides[name])
-            best[name], peak[name] = min(best[name], s), max(peak[name], m)
-    return best, {k: v / 2**20 for k, v in peak.items()}, chosen["k"]
+    if args.child:
+        res = child(args.child, args.size, args.k, args.loop_sample or args.k)
+        print(json.dumps(res))
+        return
+    print(f"torch {torch.__version__}, {args.threads or torch.get_num_threads()} threads")
+    head = f"{'size':<7}{'K':>5}{'steps':>6}{'loop s':>9}{'ens s':>8}{'loop/ens':>9}"
+    head += f"{'loop MB':>9}{'ens MB':>8}" + (f"{'choice s':>9}{'loop/choice':>12}" if
+                                               args.choice else "")  # fmt: skip
+    head += f"{'loop cpu':>10}{'ens cpu':>9}{'cpu ratio':>10}"
+    print(head)
+    print("(MB: peak RSS of the side's process; cpu: its CPU seconds, the ratio a busy machine")
+    print(" distorts least; s: wall seconds)")
+    for cell in args.cells:
+        size, _, k = cell.partition(":")
+        k = int(k)
+        n = args.loop_sample or (k if k <= 128 else 16)
+        sides = ["loop", "ens"] + (["choice"] if args.choice else [])
+        best: dict[str, dict] = {}
+        for r in range(args.repeats):  # each repeat starts one side later
+            for side in sides[r % len(sides) :] + sides[: r % len(sides)]:
+                res = run_side(side, size, k, n, args.threads)
+                if side not in best or res["seconds"] < best[side]["seconds"]:
+                    best[side] = res
+                best[side]["peak_mb"] = max(best[side]["peak_mb"], res["peak_mb"])
+        loop, ens = best["loop"], best["ens"]
+        steps = SIZES[size]["steps"]
+        line = f"{size:<7}{k:>5}{FEW_STEPS.get((size, k), steps):>6}{loop['seconds']:>9.2f}"
+        line += f"{ens['seconds']:>8.2f}{loop['seconds'] / ens['seconds']:>8.2f}x"
+        line += f"{loop['peak_mb']:>9.0f}{ens['peak_mb']:>8.0f}"
+        if args.choice:
+            ch = best["choice"]
+            line += f"{ch['seconds']:>9.2f}{loop['seconds'] / ch['seconds']:>11.2f}x"
+        line += f"{loop['cpu']:>10.2f}{ens['cpu']:>9.2f}{loop['cpu'] / ens['cpu']:>9.2f}x"
+        if loop["timed"] < k:
+            line += f"  (loop: {loop['timed']} of {k} members timed, x{k / loop['timed']:.1f})"
+        print(line, flush=True)
 
 
 if __name__ == "__main__":
