@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+import yaml
 from typer.testing import CliRunner
 
 from learnscope.cli import app
@@ -86,3 +87,39 @@ def test_the_cli_exits_2_on_a_bad_init_from(source, tmp_path):
     )
     assert out.exit_code == 2, out.output
     assert "train.init_from" in out.output
+
+
+def test_verify_pins_a_recipe_named_by_init_from_to_its_run_at_each_seed(tmp_path, monkeypatch):
+    """``verify`` of a recipe whose ``train.init_from`` names another recipe starts each seed
+    from that recipe's run at the same seed (trained once, then found again), not from the
+    newest run of the name."""
+    import learnscope.config as config
+    from learnscope.studies import claims
+
+    pre = tiny(name="pre", train={"optimizer": "adam", "steps": 20}, probes=[])
+    post = tiny(
+        name="post",
+        train={"optimizer": "adam", "steps": 5, "init_from": "pre"},
+        probes=[],
+        claims=[{"name": "runs", "statement": "s", "key": "train_acc", "threshold": ">=0"}],
+    )
+    path = tmp_path / "post.yaml"  # the recipe verified; pre stands for a built-in one
+    path.write_text(yaml.safe_dump(post))
+    real = claims.load_recipe_dict
+    monkeypatch.setattr(config, "recipe_names", lambda: ["pre"])
+    monkeypatch.setattr(claims, "load_recipe_dict", lambda n: dict(pre) if n == "pre" else real(n))
+    store = Store(tmp_path / "runs")
+    execute({**pre, "seed": 7}, store)  # the newest run named pre, at another seed
+    v = claims.verify(str(path), store, seeds=2, seed_start=0)
+    assert v.passed
+    runs = store.runs()
+    by_id = {r.id: r for r in runs.itertuples()}
+    starts = {
+        r.config["seed"]: by_id[r.summary["init_from"].split("@")[0]]
+        for r in runs.itertuples()
+        if r.name.startswith("verify:post")
+    }
+    assert sorted(starts) == [0, 1]
+    assert all(src.name == "pre" and src.config["seed"] == s for s, src in starts.items())
+    claims.verify(str(path), store, seeds=2, seed_start=0)  # found again, not trained again
+    assert (store.runs()["name"] == "pre").sum() == 3

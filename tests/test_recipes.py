@@ -32,6 +32,7 @@ HEAVY = {
     "multiplication-2x2-vanilla", "multiplication-2x2-pause-seqvcr", "multiplication-cot",
     "pvr-hops", "pvr-hops-rope",  # 5-11 min
     "sas-suppressed",  # ~2.5 min with its control
+    "stablemax-no-wd",  # ~13 min a seed with its control (2 x 2 000 full-batch steps)
 }  # fmt: skip
 #: the RFT chain: ``init_from`` names the recipe before, which a verification sweep's runs do
 #: not match by name; verified as a chain at new seeds in tests/train/test_rft_recipes.py
@@ -42,6 +43,7 @@ NEW_SEEDS = 10
 #: them are named in the recipe): verified at seeds not used since
 FRESH = {"sigma-reparam": 30, "sigma-reparam-baseline": 30}
 FRESH |= {"multiplication-2x2-pause-seqvcr": 30, "layer-pruning": 30}
+FRESH |= {"group-s4": 30}  # seeds 10..12 and 20..22 set its step count and require
 
 
 def test_every_recipe_states_claims():

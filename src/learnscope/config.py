@@ -168,6 +168,47 @@ class GradFilterConfig(Section):
         return self.lamb if self.lamb is not None else {"ema": 2.0, "ma": 5.0}[self.kind]
 
 
+class EWCConfig(Section):
+    """Elastic weight consolidation (Kirkpatrick et al. 2017; ``learnscope.train.continual``):
+    at each task switch of a ``sequence`` task, the diagonal Fisher of the finished task is
+    computed on ``samples`` of its training rows and ``sum_i lambda/2 F_i (theta_i -
+    theta*_i)^2`` (summed over the finished tasks) is added to the loss."""
+
+    model_config = ConfigDict(
+        extra="forbid", allow_inf_nan=False, validate_by_name=True, serialize_by_alias=True
+    )
+    lambda_: float = Field(100.0, ge=0, le=1e9, alias="lambda", description="penalty strength")
+    samples: int = Field(500, ge=1, le=100_000, description="training rows the Fisher averages")
+    fisher: Literal["true", "empirical"] = Field(
+        "true", description="true: expectation over the model's labels; empirical: the data's"
+    )
+
+
+class PlasticityConfig(Section):
+    """Remedies for the loss of plasticity (Dohare et al. 2024; ``learnscope.train.continual``):
+    ``continual_backprop`` reinitialises a fraction ``replacement_rate`` of the mature hidden
+    units with the lowest utility each step; ``shrink_perturb`` sets ``theta <- shrink theta +
+    N(0, noise^2)`` every step (``when: step``) or at each task switch (``when: task``, Ash &
+    Adams 2020)."""
+
+    kind: Literal["continual_backprop", "shrink_perturb"]
+    replacement_rate: float = Field(1e-4, ge=0, le=1, description="continual_backprop: rho")
+    maturity: int = Field(100, ge=0, le=MAX_STEPS, description="continual_backprop: age m")
+    decay: float = Field(0.99, ge=0, lt=1, description="continual_backprop: utility's eta")
+    shrink: float = Field(1.0, ge=0, le=1, description="shrink_perturb: lambda")
+    noise: float = Field(0.0, ge=0, le=10, description="shrink_perturb: sigma")
+    when: Literal["step", "task"] = Field("step", description="shrink_perturb: each step or switch")
+
+
+class SubspaceConfig(Section):
+    """Train in a random subspace (Li et al. 2018, intrinsic dimension): ``theta = theta_0 + P
+    z`` with only ``z`` (``dim`` numbers) learned; ``kind``: a dense ``P`` (small models) or
+    the structured Fastfood one (``learnscope.models.subspace``)."""
+
+    dim: int = Field(ge=1, le=10**8, description="d: the numbers trained")
+    kind: Literal["dense", "fastfood"] = "dense"
+
+
 class TrainConfig(Section):
     #: what the model is trained to do
     objective: Literal["task", "vicreg", "mmcr", "rft"] = Field(
@@ -180,7 +221,22 @@ class TrainConfig(Section):
         None, description="RUN[@step]: start from that run's model weights (not its optimizer)"
     )
     rft: RFTConfig = RFTConfig()
-    optimizer: Literal["adamw", "adam", "sgd"] = "adamw"
+    optimizer: Literal["adamw", "adam", "sgd", "sam"] = Field(
+        "adamw", description="sam: sam_base on the gradient at the worst weights within sam_rho"
+    )
+    sam_rho: float = Field(
+        0.05, gt=0, le=1e3, description="sam: radius of the ascent step (Foret et al. 2021)"
+    )
+    sam_base: Literal["sgd", "adamw", "adam"] = Field(
+        "sgd", description="sam: the optimiser that steps along the sharpness-aware gradient"
+    )
+    input_noise: float = Field(
+        0.0,
+        ge=0,
+        le=1e3,
+        description="augmentation: token inputs redrawn with this probability, real inputs "
+        "get this much Gaussian noise, afresh each step",
+    )
     orthogonal: bool = Field(
         False,
         description="⊥Grad (Prieto et al. 2025): each gradient's component along its weights "
@@ -189,12 +245,16 @@ class TrainConfig(Section):
     grad_filter: GradFilterConfig | None = Field(
         None, description="Grokfast: a low-pass filter of the gradient, amplified (ema or ma)"
     )
+    ewc: EWCConfig | None = Field(None, description="EWC at each task switch (sequence tasks)")
+    plasticity: PlasticityConfig | None = Field(
+        None, description="continual_backprop or shrink_perturb (loss of plasticity)"
+    )
     # upper bounds keep every step size representable in float32
     lr: float = Field(1e-3, gt=0, le=1e6)
     weight_decay: float = Field(0.0, ge=0, le=1e6)
     betas: tuple[float, float] = (0.9, 0.98)
     eps: float = Field(1e-8, gt=0, le=1)
-    momentum: float = Field(0.0, ge=0, lt=1, description="SGD only")
+    momentum: float = Field(0.0, ge=0, lt=1, description="SGD and SAM only")
     batch_size: int | None = Field(None, ge=1, le=MAX_SIZE, description="None: full batch")
     loss: Literal["ce", "mse", "stablemax_ce"] = Field(
         "ce", description="stablemax_ce: cross-entropy of StableMax (Prieto et al. 2025)"
@@ -213,7 +273,12 @@ class TrainConfig(Section):
     )
     device: str = "auto"
     precision: Literal["fp32", "auto", "bf16", "fp16"] = Field(
-        "fp32", description="autocast on CUDA (auto: bf16 if supported, else fp16); CPU: fp32"
+        "fp32",
+        description="autocast on CUDA (auto: bf16 if supported, else fp16); on CPU bf16 "
+        "autocasts too, auto and fp16 stay fp32",
+    )
+    compile: bool = Field(
+        False, description="torch.compile the model's training forward (benchmarks/gpt_throughput)"
     )
     eval_examples: int | None = Field(
         None,
@@ -230,6 +295,9 @@ class TrainConfig(Section):
     )
     autoinit: AutoInitConfig | None = Field(
         None, description="tune the initial scales first (MLP); true: the defaults"
+    )
+    subspace: SubspaceConfig | None = Field(
+        None, description="train theta_0 + P z, only z of size dim (intrinsic dimension)"
     )
 
     @field_validator("autoinit", mode="before")
@@ -406,6 +474,19 @@ class Claim(Section):
         return self
 
 
+def _distinct_claims(v: list[Claim]) -> list[Claim]:
+    """Claims with distinct names, one that reproduces among them, no sweep ``case``."""
+    if v and all(c.kind == "null" for c in v):
+        raise ValueError("a recipe's claims need one that reproduces (a null is not a check)")
+    names = [c.name for c in v]
+    if len(set(names)) != len(names):
+        raise ValueError(f"claim names must differ (got {names})")
+    for c in v:
+        if c.case is not None or (c.control is not None and c.control.case is not None):
+            raise ValueError(f"claim {c.name}: case is for a sweep spec's claims (its cases)")
+    return v
+
+
 class RunConfig(Section):
     name: str = Field("run", max_length=200)
     description: str = Field("", max_length=10_000)
@@ -423,15 +504,7 @@ class RunConfig(Section):
     @field_validator("claims")
     @classmethod
     def _claims(cls, v: list[Claim]) -> list[Claim]:
-        if v and all(c.kind == "null" for c in v):
-            raise ValueError("a recipe's claims need one that reproduces (a null is not a check)")
-        names = [c.name for c in v]
-        if len(set(names)) != len(names):
-            raise ValueError(f"claim names must differ (got {names})")
-        for c in v:
-            if c.case is not None or (c.control is not None and c.control.case is not None):
-                raise ValueError(f"claim {c.name}: case is for a sweep spec's claims (its cases)")
-        return v
+        return _distinct_claims(v)
 
     @field_validator("probes", mode="before")
     @classmethod
@@ -447,6 +520,30 @@ class RunConfig(Section):
         return self.model_dump(mode="json")
 
 
+class StudySpec(Section):
+    """A study spec (``src/learnscope/recipes/studies/NAME.yaml``): a phenomenon measured by a
+    study of several runs or an analysis after training, at one seed at a time. ``study`` names
+    the module ``learnscope.studies.<study>``, whose ``measure(options, seed, store, progress)``
+    trains through the runner and returns what it measured (a dict of numbers); ``claims``
+    read that dict by ``key`` or ``ratio`` (:mod:`learnscope.studies.study`)."""
+
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$", max_length=64)
+    description: str = Field("", max_length=10_000)
+    study: str = Field(pattern=r"^[a-z][a-z0-9_]*$", max_length=64)
+    options: dict[str, Any] = Field(default_factory=dict)
+    claims: list[Claim] = Field(min_length=1)
+
+    @field_validator("claims")
+    @classmethod
+    def _claims(cls, v: list[Claim]) -> list[Claim]:
+        _distinct_claims(v)
+        for c in v:
+            if c.key is None and c.ratio is None or c.control is not None:
+                raise ValueError(
+                    f"claim {c.name}: a study's claim reads its measured values by key or "
+                    "ratio (no event, metric or control)"
+                )
+        return v
 
 
 # -- loading ----------------------------------------------------------------------------
@@ -458,6 +555,26 @@ def recipe_names() -> list[str]:
         for p in resources.files("learnscope.recipes").iterdir()
         if p.name.endswith(".yaml")
     )
+
+
+def study_names() -> list[str]:
+    """The built-in study specs (``recipes/studies/*.yaml``)."""
+    folder = resources.files("learnscope.recipes") / "studies"
+    if not folder.is_dir():
+        return []
+    return sorted(p.name[:-5] for p in folder.iterdir() if p.name.endswith(".yaml"))
+
+
+def load_study_dict(name: str) -> dict[str, Any]:
+    """A study spec (built-in name or YAML path) as a plain dict."""
+    if name in study_names():
+        text = (resources.files("learnscope.recipes") / "studies" / f"{name}.yaml").read_text()
+    else:
+        text = read_text(Path(name), "study")
+    data = load_yaml(text, f"study: {name}")
+    if not isinstance(data, dict):
+        raise UserError(f"study: {name} must hold a mapping, not {type(data).__name__}")
+    return data
 
 
 #: a config or sweep spec file is read up to this size (a recipe is a few KiB)

@@ -52,6 +52,17 @@ def metrics(
     return store.metrics(store.resolve(run), names)
 
 
+def examples(run: str = "last", runs_dir: str | Path | None = None) -> pd.DataFrame:
+    """The per-example records of a run that recorded the ``examples`` probe (``run``: id,
+    unique prefix or ``last``), long: one row per (step, training example) with its
+    ``loss``, ``correct``, ``el2n``, ``grand`` (NaN unless recorded) and ``flipped`` (its
+    label flipped by ``task.label_noise``); see :mod:`learnscope.train.examples`."""
+    from learnscope.train.examples import frame
+
+    store = Store(runs_dir)
+    return frame(store.root / store.resolve(run))
+
+
 def run(
     recipe: str | Path | dict[str, Any] | RunConfig,
     overrides: dict[str, Any] | None = None,

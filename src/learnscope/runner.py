@@ -16,6 +16,8 @@ a bad config leaves no run behind.
 
 from __future__ import annotations
 
+import contextlib
+import shutil
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,6 +35,7 @@ from learnscope.probes.plan import ProbePlan, plan_probes
 from learnscope.probes.registry import PROBES
 from learnscope.store import Store, missing_dir
 from learnscope.tasks import make_task
+from learnscope.train import continual
 from learnscope.train.callbacks import (
     Checkpointer,
     DivergenceGuard,
@@ -44,6 +47,7 @@ from learnscope.train.callbacks import (
     rft_stats,
 )
 from learnscope.train.ensemble import Ensemble, member_task
+from learnscope.train.examples import ExampleRecorder
 from learnscope.train.loop import Callback, Trainer
 
 #: What a caller adds to a run: a callback, or a function that builds one from the run's id
@@ -63,6 +67,7 @@ class RunResult:
 def build(cfg: RunConfig) -> Trainer:
     """Task, model and trainer for ``cfg``, seeded; no store involved. A training batch whose
     activations would not fit in memory is refused here, with the figures."""
+    _check_positions(cfg)
     task = make_task(cfg.task.name, **cfg.task.params)
     dims = task.model_dims()
     sized = model_config(cfg.model.kind, cfg.model.params, dims)  # once per run
@@ -72,6 +77,11 @@ def build(cfg: RunConfig) -> Trainer:
     summary: dict[str, Any] = {}
     if cfg.train.autoinit is not None:
         model, summary = _autoinit(cfg, task, model)
+    if cfg.train.subspace is not None:  # theta_0 + P z, only z trained (Li et al. 2018)
+        from learnscope.models.subspace import Subspace
+
+        sub = cfg.train.subspace
+        model = Subspace(model, sub.dim, sub.kind, seed=cfg.seed)
     try:
         trainer = Trainer(model, task, cfg.train, seed=cfg.seed)
     except (RuntimeError, AssertionError) as err:  # e.g. a CUDA device on a CPU machine
@@ -79,7 +89,21 @@ def build(cfg: RunConfig) -> Trainer:
             raise UserError(f"train.device: {cfg.train.device!r} is not available: {err}") from None
         raise
     trainer.init_summary = summary
+    continual.setup(trainer, cfg)  # a task sequence, EWC, plasticity remedies (or nothing)
     return trainer
+
+
+def _check_positions(cfg: RunConfig) -> None:
+    """``model.pos`` coupled or abacus reads the ids of ``task.positions``: the two agree."""
+    given = cfg.task.params.get("positions", "none")
+    pos = cfg.model.params.get("pos") if cfg.model.kind == "gpt" else None
+    if (pos in ("coupled", "abacus") or given != "none") and pos != given:
+        raise UserError(
+            f"task.positions: {given!r} with model.kind {cfg.model.kind}, pos {pos!r}; "
+            "model.pos coupled or abacus (a GPT) goes with the same task.positions"
+        )
+    if given != "none" and cfg.train.objective != "task":
+        raise UserError(f"task.positions: {given!r} trains with train.objective task only")
 
 
 def _autoinit(cfg: RunConfig, task, model) -> tuple[torch.nn.Module, dict[str, Any]]:
@@ -167,6 +191,8 @@ def _attach(
         trainer.add_callback(stop)
     if any(item.probe == "ntk_distance" for item in plan.items):
         trainer.add_callback(LinearisedTwin(plan))  # steps before the probes read it
+    if examples := [item for item in plan.items if item.probe == "examples"]:
+        trainer.add_callback(ExampleRecorder(examples, store.root / run_id / "examples"))
     if plan.items:
         trainer.add_callback(ProbeRecorder(plan))
     trainer.add_callback(StoreLogger(store, run_id))
@@ -188,10 +214,12 @@ def _finish(
     run_id: str,
     extra: dict[str, Any] | None = None,
     sizes: dict[str, int] | None = None,
+    table=None,
 ) -> RunResult:
-    """Events read off the stored series (with the model's layer widths, measured unless
-    ``sizes`` are given), the summary, and the run's final status in the store."""
-    table = store.metric_table(run_id)
+    """Events read off the stored series (``table``, read from the store unless given; with
+    the model's layer widths, measured unless ``sizes`` are given), the summary, and the run's
+    final status in the store."""
+    table = store.metric_table(run_id) if table is None else table
     if sizes is None:
         sizes = layer_sizes(trainer)
     found = events_mod.detect(table, cfg.events, sizes)
@@ -201,6 +229,7 @@ def _finish(
         store.add_event(run_id, e.step, e.kind, e.data)
     summary = summary_of(trainer.metrics, set(trainer.splits), trainer.step, trainer.wall_s, found)
     summary.update(getattr(trainer, "init_summary", {}))
+    summary.update(continual.summary(trainer, table))  # a task sequence's accuracies
     summary.update(extra or {})
     if watch.stop is not None and watch.stop.reason and trainer.status == "stopped":
         summary["stopped_by"] = watch.stop.reason
@@ -398,29 +427,48 @@ def execute_ensemble(
         )
     ens = Ensemble(cfgs)
     plans = [probe_plan(cfg, m) for cfg, m in zip(cfgs, ens.members)]
-    run_ids, watches, locks = [], [], []
+    run_ids: list[str] = []
+    try:  # the K rows in one transaction; a failure leaves neither rows nor directories
+        with store.batch():
+            for cfg in cfgs:
+                run_ids.append(store.create_run(cfg.name, cfg.to_dict(), sweep_id).id)
+    except BaseException:
+        for run_id in run_ids:
+            shutil.rmtree(store.root / run_id, ignore_errors=True)
+        raise
+    lock = store.lock_group(run_ids)  # one lock for the K runs
+
+    def batch() -> contextlib.ExitStack:
+        """A round of the members' callbacks writes once: its rows, events and statuses in
+        one transaction, then its checkpoint files with one sync (after the rows)."""
+        stack = contextlib.ExitStack()
+        stack.enter_context(checkpoint.deferred())
+        stack.enter_context(store.batch())
+        return stack
+
     try:
-        for cfg, member, plan in zip(cfgs, ens.members, plans):
-            run_id = store.create_run(cfg.name, cfg.to_dict(), sweep_id).id
-            locks.append(store.lock(run_id))
-            watches.append(_attach(member, plan, cfg, store, run_id, sinks))
-            run_ids.append(run_id)
+        watches = [
+            _attach(member, plan, cfg, store, run_id, sinks)
+            for cfg, member, plan, run_id in zip(cfgs, ens.members, plans, run_ids)
+        ]
         try:
-            ens.fit()
+            ens.fit(batch)
         except BaseException:
-            for member, run_id in zip(ens.members, run_ids):
-                if member.ended_at is None:
-                    _mark_failed(store, run_id, member.step)
+            with contextlib.suppress(Exception), store.batch():
+                for member, run_id in zip(ens.members, run_ids):
+                    if member.ended_at is None:
+                        _mark_failed(store, run_id, member.step)
             raise
         extra = {"mode": "ensemble", "ensemble_size": ens.k}
         sizes = layer_sizes(ens.members[0])  # one shape for every member
-        return [
-            _finish(member, watch, cfg, store, run_id, extra, sizes)
-            for cfg, member, watch, run_id in zip(cfgs, ens.members, watches, run_ids)
-        ]
+        tables = store.metric_tables(run_ids)  # one query
+        with store.batch():  # every member's events and summary in one transaction
+            return [
+                _finish(member, watch, cfg, store, run_id, extra, sizes, tables[run_id])
+                for cfg, member, watch, run_id in zip(cfgs, ens.members, watches, run_ids)
+            ]
     finally:
-        for lock in locks:
-            lock.release()
+        lock.release()
 
 
 # -- runs that were measured, not trained ---------------------------------------------------
@@ -453,6 +501,18 @@ def record(
     finally:
         lock.release()
     return RunResult(run_id, store.root / run_id, "finished", summary, found)
+
+
+def annotate(store: Store, run_id: str, step: int, values: dict[str, float]) -> None:
+    """Add values measured on an ended run's checkpoint (e.g. its generalisation measures,
+    :mod:`learnscope.studies.gen_measures`) to its metrics at ``step``, under the run's lock
+    (refused while another process trains it)."""
+    lock = store.lock(run_id)
+    try:
+        store.log(run_id, step, values)
+        store.flush()
+    finally:
+        lock.release()
 
 
 def evaluate(cfg: RunConfig | dict[str, Any], model: torch.nn.Module) -> dict[str, float]:

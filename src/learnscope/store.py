@@ -24,6 +24,7 @@ import secrets
 import shutil
 import sqlite3
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -101,19 +102,29 @@ class RunLock:
     killed run is never mistaken for a live one (``Store.is_live``), and a second process
     cannot train the same run at the same time."""
 
-    def __init__(self, run_dir: Path) -> None:
-        self.path = Path(run_dir) / ".lock"
+    def __init__(self, run_dir: Path, name: str = ".lock") -> None:
+        self.path = Path(run_dir) / name
         self._fd: int | None = None
 
     def acquire(self) -> bool:
-        """Take the lock if nobody holds it; False if another process does."""
+        """Take the lock if nobody holds it (nor the ensemble lock it names, see
+        :meth:`Store.lock_group`); False if another process does."""
         if fcntl is None:  # no flock on this platform: no protection, never refuse
             return True
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        return self._take(fd)
+        if not self._take(fd, write=False):
+            return False
+        group = self._group()
+        if group is not None and group.held_elsewhere():  # a live ensemble trains the run
+            self.release()
+            return False
+        os.ftruncate(fd, 0)
+        os.write(fd, str(os.getpid()).encode())
+        return True
 
     def held_elsewhere(self) -> bool:
-        """Whether another process holds the lock now (creates no file)."""
+        """Whether another process holds the lock now, or the ensemble lock it names (creates
+        no file)."""
         if fcntl is None or not self.path.exists():
             return False
         try:
@@ -122,8 +133,20 @@ class RunLock:
             return False
         if not self._take(fd, write=False):
             return True
+        group = self._group()
         self.release()
-        return False
+        return group is not None and group.held_elsewhere()
+
+    def _group(self) -> RunLock | None:
+        """The ensemble lock this run's lock file names (``group <run id>/.group.lock``)."""
+        try:
+            text = self.path.read_text()
+        except (OSError, UnicodeDecodeError):
+            return None
+        if not text.startswith("group "):
+            return None
+        where = Path(self.path.parent.parent / text[len("group ") :].strip())
+        return RunLock(where.parent, where.name)
 
     def _take(self, fd: int, write: bool = True) -> bool:
         try:
@@ -145,10 +168,26 @@ class RunLock:
 
     def holder(self) -> str:
         """The pid written by the process holding the lock (for messages)."""
+        group = self._group()
+        if group is not None:
+            return group.holder()
         try:
             return self.path.read_text().strip() or "?"
         except OSError:
             return "?"
+
+
+class GroupLock:
+    """The lock of an ensemble's new runs (:meth:`Store.lock_group`): one ``flock``, on
+    ``<first run>/.group.lock``, which each run's ``.lock`` names; released, the file goes."""
+
+    def __init__(self, lock: RunLock) -> None:
+        self.lock = lock
+
+    def release(self) -> None:
+        if self.lock._fd is not None:
+            self.lock.path.unlink(missing_ok=True)
+            self.lock.release()
 
 
 def _set_wal(conn: sqlite3.Connection, timeout_s: float) -> None:
@@ -240,10 +279,16 @@ class Store:
     def create_run(self, name: str, config: dict[str, Any], sweep_id: str | None = None) -> Run:
         """Insert a ``running`` row and write ``<id>/config.yaml``; if either fails (a full
         disk), neither is left behind."""
-        run_id = new_run_id()
-        run = Run(run_id, self.root / run_id)
+        for attempt in range(8):  # a sweep creates many runs a second: an id taken, another
+            run_id = new_run_id()
+            run = Run(run_id, self.root / run_id)
+            try:
+                run.dir.mkdir(parents=True)
+                break
+            except FileExistsError:
+                if attempt == 7:
+                    raise
         try:
-            run.dir.mkdir(parents=True)
             (run.dir / "config.yaml").write_text(_yaml(config))
             with _transaction(self._db()) as db:
                 db.execute(
@@ -273,6 +318,24 @@ class Store:
             )
         return lock
 
+    def lock_group(self, run_ids: list[str]) -> GroupLock:
+        """One lock for many runs this process has just created (an ensemble's members): one
+        ``flock`` and one file descriptor in all, instead of one per run (a thousand members
+        would need a thousand). Each run's ``.lock`` names the group's, so :meth:`is_live` and
+        :meth:`lock` in another process see every run held until the group is released, or
+        its process dies."""
+        first = self.require_dir(run_ids[0])
+        group = RunLock(first, ".group.lock")
+        if not group.acquire():  # a new file: nobody else can hold it
+            raise UserError(f"run {run_ids[0]}: its ensemble lock is held by another process")
+        try:
+            for run_id in run_ids:
+                (self.require_dir(run_id) / ".lock").write_text(f"group {run_ids[0]}/.group.lock")
+        except BaseException:
+            GroupLock(group).release()
+            raise
+        return GroupLock(group)
+
     def require_dir(self, run_id: str) -> Path:
         """The run's directory; a :class:`UserError` when it is gone (deleted while its row
         remains)."""
@@ -297,6 +360,16 @@ class Store:
         rows, self._buffer = self._buffer, []
         with _transaction(self._db()) as db:
             db.executemany("INSERT INTO metrics VALUES (?, ?, ?, ?)", rows)
+
+    @contextlib.contextmanager
+    def batch(self) -> Iterator[Store]:
+        """Every write inside the block in one transaction, the buffered rows included: the K
+        members of an ensemble write a step's rows (or their runs, events and statuses) at the
+        cost of one write. A kill inside the block loses the block's writes, never the file
+        (SQLite rolls the open transaction back); blocks inside it join it."""
+        with _transaction(self._db()):
+            yield self
+            self.flush()
 
     def add_event(self, run_id: str, step: int | None, kind: str, data: dict[str, Any]) -> None:
         with _transaction(self._db()) as db:
@@ -472,6 +545,39 @@ class Store:
             return long.pivot_table(index="step", columns="name", values="value", aggfunc="last")
         return long.pivot(index="step", columns="name", values="value")
 
+    def metric_tables(self, run_ids: list[str]) -> dict[str, pd.DataFrame]:
+        """:meth:`metric_table` of many runs (an ensemble's members) from one query per 500
+        runs: each run's wide table, its columns those it has values in."""
+        import pandas as pd
+
+        self.flush()
+        parts = []
+        for i in range(0, len(run_ids), 500):
+            ids = list(run_ids[i : i + 500])
+            parts.append(
+                pd.read_sql_query(
+                    "SELECT run_id, step, name, value FROM metrics WHERE run_id IN "
+                    f"({', '.join('?' * len(ids))})",
+                    self._db(create=False),
+                    params=ids,
+                )
+            )
+        long = pd.concat(parts) if parts else pd.DataFrame()
+        out = {r: pd.DataFrame() for r in run_ids}
+        if long.empty:
+            return out
+        if long.duplicated(["run_id", "step", "name"]).any():
+            wide = long.pivot_table(
+                index=["run_id", "step"], columns="name", values="value", aggfunc="last"
+            )
+        else:
+            wide = long.pivot(index=["run_id", "step"], columns="name", values="value")
+        for run_id, table in wide.groupby(level=0, sort=False):
+            table = table.droplevel(0).dropna(axis=1, how="all")
+            table.columns.name = "name"
+            out[run_id] = table
+        return out
+
     def events(self, run_id: str) -> pd.DataFrame:
         import pandas as pd
 
@@ -549,17 +655,23 @@ def _remove_db(path: Path) -> None:
 
 
 class _transaction:
-    """``BEGIN IMMEDIATE`` ... ``COMMIT`` (or ``ROLLBACK`` on error) on an autocommit connection."""
+    """``BEGIN IMMEDIATE`` ... ``COMMIT`` (or ``ROLLBACK`` on error) on an autocommit connection.
+    Inside a transaction already open (:meth:`Store.batch`) it joins that one: the outer block
+    commits, or rolls back on an error."""
 
     def __init__(self, conn: sqlite3.Connection) -> None:
         self.conn = conn
+        self.joined = False
 
     def __enter__(self) -> sqlite3.Connection:
-        self.conn.execute("BEGIN IMMEDIATE")
+        self.joined = self.conn.in_transaction
+        if not self.joined:
+            self.conn.execute("BEGIN IMMEDIATE")
         return self.conn
 
     def __exit__(self, exc_type, exc, tb) -> None:
-        self.conn.execute("ROLLBACK" if exc_type else "COMMIT")
+        if not self.joined:
+            self.conn.execute("ROLLBACK" if exc_type else "COMMIT")
 
 
 # -- diagnosis and repair (``learnscope doctor``) ---------------------------------------------

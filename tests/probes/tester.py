@@ -33,8 +33,8 @@ import torch
 from torch import nn
 
 from learnscope.config import validate_config
-from learnscope.probes.plan import ProbePlan
 from learnscope.probes.names import is_probe_metric
+from learnscope.probes.plan import ProbePlan
 from learnscope.probes.registry import Planned, Values
 from learnscope.runner import build, probe_plan
 from tests.conftest import tiny
@@ -58,6 +58,8 @@ MODELS: dict[str, dict[str, Any]] = {
         "model": {"kind": "gpt", "causal": False, "n_layer": 1, "n_head": 2, "d_model": 16,
                   "init_std": 0.3},
     },
+    # composition in S_3 (18 training pairs), one-hot operands: irrep_power reads the blocks
+    "group": {**tiny(), "task": {"name": "group", "group": "S3", "train_fraction": 0.5}},
     # three augmented views of each sample: lidar's and mmcr's classes are the samples
     "views": {
         "task": {"name": "views", "dim": 8, "informative": 2, "n_classes": 2, "n_views": 3,
@@ -194,6 +196,15 @@ CASES: dict[str, Case] = {
         ORDER,
         why_not="the top eigenvalue of the mean loss's Hessian: not the mean of the halves'",
     ),
+    # the top 4 of 60 Lanczos steps (full reorthogonalisation): converged, so float32 and
+    # float64 agree; the outlier count is read off them
+    "hessian_spectrum": Case(
+        "mlp",
+        {"rows": ROWS, "k": 4, "iters": 60},
+        named(*(f"hessian_spectrum/eig{i}" for i in range(1, 5)), "hessian_spectrum/outliers"),
+        ORDER,
+        why_not="eigenvalues of the mean loss's Hessian: not the means of the halves'",
+    ),
     "ntk_distance": Case(
         "mlp",
         {"rows": ROWS},
@@ -203,6 +214,21 @@ CASES: dict[str, Case] = {
     ),
     "mean_abs": Case("mlp", {"sites": HIDDEN}),
     "softmax_collapse": Case("mlp", {}, named("softmax_collapse/logits")),  # a fraction of rows
+    "irrep_power": Case(
+        "group",
+        {"sites": ["layers.0.linear.weight"], "group": "S3"},
+        named(*(f"irrep_power/{{site}}/{k}" for k in ("1a", "1b", "2a", "top1", "top2"))),
+        FREE,
+    ),
+    # the probe batch's mean EL2N and GraNd: means over rows
+    "examples": Case("mlp", {"grand": 1}, named("examples/el2n", "examples/grand")),
+    "dormant_units": Case(
+        "mlp",
+        {"sites": HIDDEN, "tau": 0.5},
+        batch=ORDER,
+        why_not="a fraction of units whose mean over the rows is below the layer's: a half's "
+        "fraction is not half of it",
+    ),
 }
 
 

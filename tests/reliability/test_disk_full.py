@@ -69,6 +69,9 @@ def test_no_orphan_directory_when_the_row_cannot_be_written(tmp_path, runs_dir, 
                 raise sqlite3.OperationalError("database or disk is full")
             return self.conn.execute(sql, *args)
 
+        def __getattr__(self, name):  # everything else as the real connection
+            return getattr(self.conn, name)
+
     monkeypatch.setattr(store, "_db", lambda create=True: FullDb(real(create)))
     with pytest.raises(sqlite3.OperationalError):
         store.create_run("x", {"name": "x"})

@@ -1,23 +1,19 @@
 """The RFT recipe chain (Razin et al. 2024), run by hand (``pytest -m heavy``, ~15 minutes a
-seed on a loaded 2-core VM): rft-pretrain, rft-sft, then rft-from-scratch (with its matched
-control, the SFT start) and rft-after-sft in one store, at seeds never used to set the
-claims' thresholds. Figures in docs/phenomena.md.
-
-``learnscope verify`` cannot check these recipes: ``train.init_from`` names the recipe before,
-found by run name (the newest finished run of that name), and a verification's runs are named
-``verify:RECIPE-NNNN``; so the chain is trained here, seed by seed, and every claim of every
-recipe is checked on its runs exactly as ``verify`` would check it."""
+seed on a loaded 2-core VM): ``learnscope verify`` of rft-pretrain, rft-sft, rft-from-scratch
+(with its matched control, the SFT start) and rft-after-sft in one store, at seeds never used
+to set the claims' thresholds. Each recipe's ``train.init_from`` names the recipe before; the
+verification pins it to that recipe's run at the same seed (trained first when the store has
+none: :func:`learnscope.studies.claims.pinned_start`). Figures in docs/phenomena.md."""
 
 from __future__ import annotations
 
 import pandas as pd
 import pytest
 
-from learnscope.config import load_recipe_dict, validate_config
-from learnscope.dotted import set_path
-from learnscope.runner import execute
 from learnscope.store import Store
-from learnscope.studies.claims import claim_value, control_overrides, holds
+from learnscope.studies.claims import RECIPE, verify
+from learnscope.sweep import expand, load_spec
+from learnscope.sweep.backends import config_key, member_runs
 
 CHAIN = ("rft-pretrain", "rft-sft", "rft-from-scratch", "rft-after-sft")
 
@@ -35,20 +31,12 @@ def per_input(table: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def train(store: Store, name: str, seed: int, overrides: dict | None = None):
-    """Train recipe ``name`` (with ``overrides``) at ``seed`` (model and data); its run id
-    and what a claim measures on it (summary, event kinds, metric table)."""
-    data = load_recipe_dict(name)
-    for path, value in {**(overrides or {}), "seed": seed, "task.seed": seed}.items():
-        set_path(data, path, value)
-    run_id = execute(validate_config(data), store).run_id
-    kinds = store.events(run_id)
-    measured = (
-        store.run(run_id)["summary"] or {},
-        list(kinds["kind"]) if len(kinds) else [],
-        store.metric_table(run_id),
-    )
-    return run_id, measured
+def case_run(store: Store, sweep_id: str, case: str) -> str:
+    """The run id of a verification sweep's ``case``."""
+    spec = load_spec(store.sweeps().set_index("id").loc[sweep_id, "spec"])
+    runs = member_runs(store, sweep_id)
+    (member,) = [m for m in expand(spec) if m.axes["case"] == case]
+    return runs[config_key(member.config.to_dict())][0]
 
 
 @pytest.mark.heavy
@@ -56,18 +44,14 @@ def train(store: Store, name: str, seed: int, overrides: dict | None = None):
 def test_rft_chain(tmp_path, seed):
     store = Store(tmp_path)
     runs, failed = {}, []
-    for name in CHAIN:  # in order: each init_from finds the run of the recipe before
-        run_id, measured = train(store, name, seed)
-        runs[name] = run_id
-        data = load_recipe_dict(name)
-        for claim in validate_config(data).claims:
-            control = None
-            if claim.control is not None:
-                _, control = train(store, name, seed, control_overrides(claim.control, data))
-            value = claim_value(claim, measured, control)
-            if claim.kind == "reproduces" and not holds(claim, value):
-                failed.append(f"{name}: {claim.name} {claim.threshold}, measured {value}")
+    for name in CHAIN:
+        v = verify(name, store, seeds=1, seed_start=seed)
+        failed += [f"{name}: {r.line()}" for r in v.results if not r.passed]
+        runs[name] = case_run(store, v.sweep_id, f"{RECIPE}-s{seed}")
     assert not failed, failed
+    # each started from the run of the recipe before at the same seed (trained once)
+    pretrain = store.runs()[lambda r: r["name"] == "rft-pretrain"]
+    assert len(pretrain) == 1 and pretrain.iloc[0]["config"]["seed"] == seed
     scratch = per_input(store.metric_table(runs["rft-from-scratch"]))
     after = per_input(store.metric_table(runs["rft-after-sft"]))
     both = pd.concat([scratch, after])

@@ -49,8 +49,13 @@ from learnscope.cli.common import (
     writable_dir,
 )
 from learnscope.cli.common import fmt as _fmt
+from learnscope.cli.data_diet import data_diet as _data_diet
 from learnscope.cli.doctor import doctor
+from learnscope.cli.double_descent import double_descent as _double_descent
 from learnscope.cli.generations import generations as _generations
+from learnscope.cli.intrinsic import intrinsic_dim as _intrinsic_dim
+from learnscope.cli.memory import memory_scaling as _memory_scaling
+from learnscope.cli.redshift import redshift as _redshift
 from learnscope.cli.sweep import sweep_app
 from learnscope.cli.transfer import transfer as _transfer
 from learnscope.config import (
@@ -294,7 +299,9 @@ def resumed_config(stored: dict, overrides: list[str]):
 
 @app.command()
 def recipes() -> None:
-    """List the built-in recipes (learnscope run NAME) and sweeps (learnscope sweep NAME)."""
+    """List the built-in recipes (learnscope run NAME), sweeps (learnscope sweep NAME) and
+    studies (learnscope verify NAME)."""
+    from learnscope.config import load_study_dict, study_names
     from learnscope.sweep import load_spec, sweep_names
 
     out = table("recipe", "description", title="recipes: learnscope run RECIPE")
@@ -308,6 +315,11 @@ def recipes() -> None:
         spec = load_spec(name)
         sweeps.add_row(Text(name), cell(spec.size), Text(spec.description or ""))
     console.print(sweeps)
+    studies = table("study", "description", title="studies: learnscope verify STUDY")
+    studies.columns[0].no_wrap = True
+    for name in study_names():
+        studies.add_row(Text(name), Text(str(load_study_dict(name).get("description", ""))))
+    console.print(studies)
 
 
 @app.command("ls")
@@ -566,12 +578,17 @@ def probe(
 app.command("analytic")(analysis.analytic)
 app.command("prune-memorizing")(analysis.prune_memorizing)
 app.command("capacity")(_capacity)
+app.command("intrinsic-dim")(_intrinsic_dim)
+app.command("double-descent")(_double_descent)
+app.command("memory-scaling")(_memory_scaling)
 app.command("transfer")(_transfer)
 app.command("generations")(_generations)
+app.command("data-diet")(_data_diet)
 app.command("prune-layers")(layers.prune_layers)
 app.command("probe-hf")(hf.probe_hf)
 app.command("eval")(evaluate.evaluate)
 app.command("criticality")(criticality.criticality)
+app.command("redshift")(_redshift)
 app.command("estimate-accuracy")(estimate.estimate_accuracy)
 app.command("coord-check")(width.coord_check)
 app.command("verify")(verify.verify)

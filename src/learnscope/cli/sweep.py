@@ -25,6 +25,7 @@ from learnscope.cli.common import (
 )
 from learnscope.cli.common import fail as _fail
 from learnscope.cli.common import fmt as _fmt
+from learnscope.cli.correlate import correlate
 from learnscope.errors import UserError
 from learnscope.store import Store
 
@@ -42,7 +43,7 @@ sweep_app = App(
     cls=_DefaultRun,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
-    help="Sweeps: SPEC (run it), ls, show SWEEP.",
+    help="Sweeps: SPEC (run it), ls, show SWEEP, correlate SWEEP.",
 )
 
 
@@ -158,6 +159,9 @@ def ls(runs_dir: RunsDir = None) -> None:
     print_left_out(left)
 
 
+sweep_app.command("correlate")(correlate)  # generalisation measures vs the gap (cli/correlate)
+
+
 @sweep_app.command("show")
 def show(
     sweep_ref: Annotated[str, typer.Argument(metavar="SWEEP", help="id, prefix, name or 'last'")],
@@ -217,6 +221,21 @@ def _print_sweep(store, sweep_id, pivot, value, members: bool = False) -> None:
                 _print_grid(part, axes, v, None if label is None else f"{by} = {label}")
     if show_cfg.get("correlate") and len(frame):
         _print_correlations(store, frame, show_cfg["correlate"])
+    spread = show_cfg.get("quantiles") or []
+    for v in [spread] if isinstance(spread, str) else spread:
+        _print_quantiles(frame, v)
+
+
+def _print_quantiles(frame, value: str) -> None:
+    """``show: {quantiles: VALUE}``: how many members have the value, and its quantiles."""
+    from learnscope.sweep.tables import quantiles
+
+    q = quantiles(frame, value)
+    names = [k for k in q if k.startswith("q")]
+    t = table("members", f"with {value}", *(f"{k[1:]} %" for k in names))
+    t.add_row(str(int(q["members"])), str(int(q["have"])), *(_fmt(q[k]) for k in names))
+    console.print(Text(f"{value} over the members (quantiles of those that have one)", "bold"))
+    console.print(t)
 
 
 def headlined(show_cfg: dict) -> list[str]:

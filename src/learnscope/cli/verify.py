@@ -21,7 +21,8 @@ from learnscope.store import Store
 
 def verify(
     recipe: Annotated[
-        str | None, typer.Argument(metavar="RECIPE", help="a recipe with claims (or --all)")
+        str | None,
+        typer.Argument(metavar="RECIPE", help="a recipe or study spec with claims (or --all)"),
     ] = None,
     seeds: Annotated[int, typer.Option(help="seeds to train at (model and data seed)")] = 3,
     seed_start: Annotated[int, typer.Option(help="the first seed")] = 0,
@@ -66,6 +67,7 @@ def verify(
     )
     from learnscope.studies.claims import recheck as run_recheck
     from learnscope.studies.claims import verify as run_verify
+    from learnscope.studies.study import is_study, study_names, verify_study
 
     if (recipe is None) == (not all_):
         fail("verify: give a RECIPE or --all (one of them)")
@@ -81,13 +83,19 @@ def verify(
     try:
         names = [recipe] if recipe is not None else [
             n for n in recipe_names() if load_config(n).claims
-        ]  # fmt: skip
+        ] + study_names()  # fmt: skip
+        if recipe is not None and is_study(recipe) and (recheck or resume):
+            fail("--recheck, --resume: a study is measured again (they read recipes' sweeps)")
         store = Store(runs_dir)
         done = []
         for name in names if not recheck else []:
             with member_progress(f"verify {name}", quiet) as progress, sigterm_as_ctrl_c():
                 start = time.perf_counter()
-                if fast:
+                if is_study(name):
+                    v = verify_study(
+                        name, store, seeds, seed_start, progress, budget if fast else None
+                    )
+                elif fast:
                     v = verify_seed_by_seed(name, store, seeds, seed_start, budget, backend)
                 else:
                     v = run_verify(name, store, seeds, seed_start, backend, resume, progress)
@@ -117,8 +125,9 @@ def verify(
 
 def _print(v, wall: float) -> None:
     seeds = f"{v.seeds[0]}..{v.seeds[-1]}" if v.seeds else "none"
+    where = f"sweep {v.sweep_id}, " if v.sweep_id else "a study, "
     console.print(
-        Text(f"{v.recipe}: {len(v.seeds)} seeds ({seeds}), sweep {v.sweep_id}, {wall:.0f} s"),
+        Text(f"{v.recipe}: {len(v.seeds)} seeds ({seeds}), {where}{wall:.0f} s"),
         soft_wrap=True,
     )
     if v.note:

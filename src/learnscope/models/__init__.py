@@ -13,6 +13,8 @@ from pydantic import TypeAdapter, ValidationError
 from torch import nn
 
 from learnscope.errors import UserError, from_validation, shown, unknown_field
+from learnscope.models.assoc_memory import AssocMemory, AssocMemoryConfig
+from learnscope.models.attention import Attention, AttentionConfig
 from learnscope.models.gpt import GPT, GPTConfig
 from learnscope.models.hooks import (
     HookPoint,
@@ -24,6 +26,8 @@ from learnscope.models.hooks import (
     site_sizes,
 )
 from learnscope.models.mlp import MLP, MLPConfig
+from learnscope.models.random_features import RandomFeatures, RandomFeaturesConfig
+from learnscope.models.two_layer import TwoLayer, TwoLayerConfig
 from learnscope.models.ut import UT, UTConfig
 from learnscope.strict import check_value
 
@@ -32,6 +36,10 @@ MODELS: dict[str, tuple[type, type[nn.Module]]] = {
     "mlp": (MLPConfig, MLP),
     "gpt": (GPTConfig, GPT),
     "ut": (UTConfig, UT),
+    "assoc_memory": (AssocMemoryConfig, AssocMemory),
+    "random_features": (RandomFeaturesConfig, RandomFeatures),
+    "two_layer": (TwoLayerConfig, TwoLayer),
+    "attention": (AttentionConfig, Attention),
 }
 
 #: bytes a parameter costs to train: fp32 weight, gradient and two Adam moments
@@ -51,6 +59,13 @@ def memory_limit() -> int:
 def _adapter(cfg_cls: type) -> TypeAdapter:
     """One validator per config class (building one takes about a millisecond)."""
     return TypeAdapter(cfg_cls)
+
+
+@functools.cache
+def _hints(cfg_cls: type) -> dict[str, Any]:
+    """The field types of a config class (``typing.get_type_hints`` takes ~1 ms a call: once
+    per class, not once per member of a sweep)."""
+    return typing.get_type_hints(cfg_cls)
 
 
 def model_config(kind: str, params: dict[str, Any], dims: dict[str, int] | None = None):
@@ -79,7 +94,7 @@ def model_config(kind: str, params: dict[str, Any], dims: dict[str, int] | None 
     for key, value in (dims or {}).items():
         if key in params and params[key] != value:
             raise UserError(f"model.{key}: set by the task to {value} (got {shown(params[key])})")
-    hints = typing.get_type_hints(cfg_cls)
+    hints = _hints(cfg_cls)
     for key, value in params.items():
         try:
             check_value(value, hints[key])

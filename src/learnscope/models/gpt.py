@@ -8,7 +8,15 @@ unembedding ``unembed`` (its weight norm is the slingshot signal of Thilak et al
 bidirectional encoder, as BERT, for the masked-LM objective); the KV cache is causal-only.
 
 Positions (``pos``): ``learned`` table, ``sinusoidal`` (Vaswani et al. 2017), ``rope`` (rotary,
-Su et al. 2021, applied to queries and keys) or ``none`` (the causal mask alone).
+Su et al. 2021, applied to queries and keys) or ``none`` (the causal mask alone); or a learned
+table of ``max_pos`` rows read at position ids the task gives with the tokens
+(``forward(tokens, positions=...)``, the rows' ``pos_ids`` of ``task.positions``): ``coupled``
+(position coupling, Cho et al. 2024: the digits of one significance in both operands and the
+answer share an id) or ``abacus`` (McLeish et al. 2024: ids counted along each run of digits).
+While training, each row's non-zero ids are shifted by a random offset ``k``, uniform in
+``0 .. max_pos - 1 - max(ids of the row)``, so that every row of the table is trained even
+though the training numbers are short (the papers' random start; Abacus draws one ``k`` per
+batch, we draw one per row as position coupling does). At eval ``k = 0``.
 
 ``sigma_reparam`` (Zhai et al. 2023, "Stabilizing Transformer Training by Preventing Attention
 Entropy Collapse"): every linear layer uses ``W_hat = (gamma / sigma(W)) W``. ``sigma(W)`` is
@@ -83,7 +91,8 @@ class GPTConfig:
     d_model: int = 128
     d_mlp: int | None = None  # None: 4 * d_model
     dropout: float = 0.0
-    pos: Literal["learned", "sinusoidal", "rope", "none"] = "learned"
+    pos: Literal["learned", "sinusoidal", "rope", "none", "coupled", "abacus"] = "learned"
+    max_pos: int | None = None  # coupled, abacus: rows of the position table (None: block_size)
     tied_embeddings: bool = False
     bias: bool = True
     sigma_reparam: bool = False
@@ -105,6 +114,10 @@ class GPTConfig:
             raise ValueError("pos 'rope' needs an even head size d_model / n_head")
         if self.d_mlp is None:
             self.d_mlp = 4 * self.d_model
+        if self.max_pos is None:
+            self.max_pos = self.block_size
+        if not 2 <= self.max_pos <= 1_000_000:
+            raise ValueError(f"max_pos must be in 2..1000000 (got {self.max_pos})")
         if self.d_mlp < 1:
             raise ValueError(f"d_mlp must be >= 1 (got {self.d_mlp})")
         if not 0 <= self.dropout < 1:
@@ -353,6 +366,10 @@ class FinalNorm(nn.LayerNorm):
         return self.hook_normalized(super().forward(x))
 
 
+#: positions read at ids the task gives with the tokens (``forward(..., positions=)``)
+TASK_POSITIONS = ("coupled", "abacus")
+
+
 def add_position_table(module: nn.Module, pos: str, block_size: int, d: int) -> None:
     """The absolute positions of ``pos`` on ``module`` (shared by the GPT and the UT): a learned
     ``pos_embed`` table, or the fixed ``pos_table`` buffer; nothing for ``rope`` and ``none``."""
@@ -378,7 +395,10 @@ class GPT(nn.Module):
         super().__init__()
         self.cfg = cfg
         self.embed = nn.Embedding(cfg.vocab_size, cfg.d_model)
-        add_position_table(self, cfg.pos, cfg.block_size, cfg.d_model)
+        if cfg.pos in TASK_POSITIONS:  # ids given with the tokens: a table of max_pos rows
+            self.pos_embed = nn.Embedding(cfg.max_pos, cfg.d_model)
+        else:
+            add_position_table(self, cfg.pos, cfg.block_size, cfg.d_model)
         self.hook_embed = HookPoint()
         self.drop = nn.Dropout(cfg.dropout)
         self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layer))
@@ -408,15 +428,39 @@ class GPT(nn.Module):
                 if isinstance(m, SigmaReparamLinear):
                     m.init_sigma()
 
+    def _position_ids(self, positions: torch.Tensor | None, tokens: torch.Tensor) -> torch.Tensor:
+        """The ids to read the position table at: ``positions``, each row's non-zero ones
+        shifted by a random offset while training (module docstring)."""
+        if positions is None or positions.shape != tokens.shape:
+            got = None if positions is None else tuple(positions.shape)
+            raise ValueError(
+                f"model.pos {self.cfg.pos} reads position ids given with the tokens (task."
+                f"positions: {self.cfg.pos}) of shape {tuple(tokens.shape)}; got {got}"
+            )
+        top = int(positions.max()) if positions.numel() else 0
+        if top >= self.cfg.max_pos:
+            raise ValueError(f"position id {top} >= model.max_pos {self.cfg.max_pos}")
+        if not self.training:
+            return positions
+        room = self.cfg.max_pos - positions.amax(1, keepdim=True)  # offsets 0 .. room - 1
+        k = (torch.rand(room.shape, device=positions.device) * room).long()
+        return torch.where(positions > 0, positions + k, positions)
+
     def new_cache(self, size: int) -> KVCache | None:
         """An empty KV cache for ``size`` positions; None for a bidirectional model."""
         return KVCache(size) if self.cfg.causal else None
 
-    def forward(self, tokens: torch.Tensor, cache: KVCache | None = None) -> torch.Tensor:
+    def forward(
+        self,
+        tokens: torch.Tensor,
+        cache: KVCache | None = None,
+        positions: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         """tokens: (b, t) int64, t <= block_size -> logits (b, t, vocab_size).
 
         With a ``cache`` (eval mode only), ``tokens`` are positions ``cache.len ..`` of the
-        rows whose earlier positions the cache holds (see :class:`KVCache`)."""
+        rows whose earlier positions the cache holds (see :class:`KVCache`). ``positions: (b,
+        t)``: the tokens' position ids, for ``pos`` coupled or abacus (module docstring)."""
         start, t = (0 if cache is None else cache.len), tokens.shape[1]
         if start + t > self.cfg.block_size:
             raise ValueError(f"sequence length {start + t} > block_size {self.cfg.block_size}")
@@ -424,7 +468,10 @@ class GPT(nn.Module):
             raise ValueError("a KV cache needs eval mode (dropout, sigma_reparam power steps)")
         if cache is not None and not self.cfg.causal:
             raise ValueError("a KV cache needs a causal model (causal: true)")
-        x = with_positions(self, self.cfg.pos, self.embed(tokens), start)
+        if self.cfg.pos in TASK_POSITIONS:
+            x = self.embed(tokens) + self.pos_embed(self._position_ids(positions, tokens))
+        else:
+            x = with_positions(self, self.cfg.pos, self.embed(tokens), start)
         x = self.drop(self.hook_embed(x))
         for i, block in enumerate(self.blocks):
             x = block(x, cache, i)
@@ -432,6 +479,7 @@ class GPT(nn.Module):
             cache.len += t
         logits = self.unembed(self.ln_final(x))
         if self._initial:  # alpha (f - f_0), f_0 from the frozen initial copy
-            f0 = width.initial_output(self, tokens, None if cache is None else cache.twin())
+            twin = None if cache is None else cache.twin()
+            f0 = width.initial_output(self, tokens, twin, positions)
             logits = self.cfg.output_scale * (logits - f0)
         return self.hook_logits(logits)

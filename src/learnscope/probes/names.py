@@ -10,7 +10,8 @@ PROBE_NAMES: tuple[str, ...] = (
     "effective_rank", "rankme", "matrix_entropy", "lidar", "mmcr", "attention_entropy", "sas",
     "local_rank", "partial_jacobian_norm", "incremental_rank", "ipr", "fourier_power", "nc1",
     "ncc_accuracy", "angular_distance", "layer_distances", "weight_norms",
-    "hessian_top_eigenvalue", "ntk_distance", "mean_abs", "softmax_collapse",
+    "hessian_top_eigenvalue", "hessian_spectrum", "ntk_distance", "mean_abs", "softmax_collapse",
+    "irrep_power", "examples", "dormant_units",
 )  # fmt: skip
 
 #: First components of every metric name the probes write.

@@ -33,6 +33,7 @@ from torch import nn
 
 from learnscope.errors import UserError, shown
 from learnscope.models.hooks import capture, eval_mode, hook_names
+from learnscope.probes.irreps import check_irrep_options
 from learnscope.probes.registry import DEFAULTS, PROBES, Context, Planned, Values
 from learnscope.probes.spectral import residue_blocks, residue_weight
 
@@ -210,12 +211,14 @@ OPTION_RANGES: dict[str, tuple[float, float]] = {
     "n_proj": (1, 4096),
     "exact_max": (1, 1_000_000),
     "iters": (1, 10_000),
+    "k": (1, 10_000),
     "parts": (1, 1_000_000),
     "p": (2, 1_000_000),
     "alpha": (1e-6, 1e6),
     "delta": (0, 1),
     "eps": (0, 1),
     "threshold": (0, 1e6),
+    "grand": (0, 1),  # the examples probe: 1 also records GraNd
 }
 
 
@@ -308,6 +311,8 @@ def _check_probe_options(
             if is_default:
                 return False
             raise UserError(f"{where}.sites: {name}: {err}") from None
+    if name == "irrep_power":
+        check_irrep_options(options, [model.get_parameter(s) for s in sites], where)
     if name == "incremental_rank":
         parts, threshold = options["parts"], options["threshold"]
         if not 0 <= threshold < 1:
@@ -384,6 +389,11 @@ def plan_probes(
     if items:  # a dry run: shape errors surface now, not in the middle of training
         acts = plan.activations(model, forward, plan.hook_sites)
         for item in items:
+            if item.probe == "examples" and getattr(task, "kind", None) != "classification":
+                raise UserError(
+                    f"probes: examples needs a classification task (logits against class "
+                    f"labels); {getattr(task, 'name', 'this task')} is a {task.kind} task"
+                )
             if item.probe in ("attention_entropy", "sas"):
                 bad = [s for s in item.sites if acts[s].dim() < 3]
                 if bad:

@@ -8,7 +8,9 @@ batch, the activations captured on it) by one of the pure functions of this pack
 Metric names: ``{probe}/{site}``; per head ``attention_entropy/{site}/h{i}``; ``ipr`` records
 ``ipr_mean/{param}`` and ``ipr_frac/{param}`` (in the Fourier basis of ``Z_p``, or over the
 discrete logarithm for ``op: mul``/``div``: option ``basis``, ``auto`` by default);
-``hessian_top_eigenvalue/loss``; ``sas/max`` and ``sas/{site}/h{i}`` (syntactic attention
+``hessian_top_eigenvalue/loss``; ``hessian_spectrum/eig{i}`` (the top ``k`` Hessian
+eigenvalues by Lanczos, ``i = 1..k``) and ``hessian_spectrum/outliers``; ``sas/max`` and
+``sas/{site}/h{i}`` (syntactic attention
 structure: the best head's and each head's UAS against the task's dependency parents);
 ``angular_distance/{site}`` and ``layer_distances/{site}/n{n}`` are the distance from
 ``site`` to the ``n``-th next matched site; ``fourier_power/{param}/k{k}`` is the mean over
@@ -17,8 +19,13 @@ neurons (and operand blocks) of the power at frequency ``k``, in the same basis 
 ``incremental_rank/{param}/part{i}`` with ``parts`` (and ``.../count`` with ``threshold``);
 ``lidar`` and ``mmcr`` group a task's augmented views by sample (its labels otherwise);
 ``mean_abs/{site}`` the mean absolute coordinate (the coordinate check);
+``dormant_units/{site}`` the fraction of tau-dormant units (option ``tau``; 0: dead units;
+Sokar et al. 2023, :mod:`learnscope.probes.dormant`);
 ``softmax_collapse/logits`` the fraction of probe rows whose float softmax sum is exactly 1
 (option ``dtype``, float32 by default; Prieto et al. 2025);
+``examples/el2n`` (and with ``grand: 1`` ``examples/grand``) the probe batch's mean EL2N and
+GraNd, while the runner writes every training example's record
+(:mod:`learnscope.probes.examples`, :mod:`learnscope.train.examples`);
 ``ntk_distance/kernel``, ``/weights`` and ``/gap`` how far the network is from its
 linearisation around step 0 (:mod:`learnscope.probes.ntk`; ``gap`` needs the linearised twin
 the runner trains beside a run that records this probe).
@@ -48,7 +55,12 @@ from learnscope.models.hooks import capture, double_backward
 from learnscope.probes.attention import attention_entropy, sas
 from learnscope.probes.collapse import nc1, ncc_accuracy
 from learnscope.probes.distance import angular_distance, layer_distances
+from learnscope.probes.dormant import dormant_fraction
+from learnscope.probes.examples import el2n, grand
+from learnscope.probes.hessian_spectrum import top_k
+from learnscope.probes.irreps import irrep_power, top_power
 from learnscope.probes.jacobian import hessian_top_eigenvalue, local_rank, partial_jacobian_norm
+from learnscope.probes.lanczos import count_outliers, hessian_matvec
 from learnscope.probes.ntk import (
     empirical_ntk,
     linearisation_gap,
@@ -265,6 +277,31 @@ def _hessian(ctx: Context, item: Planned) -> Values:
     return {"hessian_top_eigenvalue/loss": value}
 
 
+def _hessian_spectrum(ctx: Context, item: Planned) -> Values:
+    """The bulk and outliers of the training loss's Hessian (Sagun et al. 2017, "Empirical
+    analysis of the Hessian of over-parametrized neural networks"), on the first ``rows`` rows
+    of the probe batch: ``hessian_spectrum/eig{i}``, ``i = 1..k``, the ``k`` largest
+    eigenvalues ``lambda_1 >= ... >= lambda_k`` of ``H = d^2 L / d theta^2`` (Ritz values of
+    ``max(k, iters)`` Lanczos steps with full reorthogonalisation on Hessian-vector products,
+    restarted on the complement after an invariant subspace,
+    :func:`~learnscope.probes.hessian_spectrum.top_k`; exact once ``iters >= D``, the
+    parameter count; ``D`` names when ``D < k``), and ``hessian_spectrum/outliers``,
+    how many of them stand apart from the bulk: ``argmax_i log(lambda_i / lambda_{i+1})`` over
+    the positive ones (:func:`~learnscope.probes.lanczos.count_outliers`). Linear regression
+    ``L = mean((X w - y)^2)``: ``H = 2 X^T X / n``, whose nonzero eigenvalues number the rank
+    of ``X``."""
+    rows, k = item.options["rows"], item.options["k"]
+    batch = {key: v[:rows] for key, v in ctx.batch.items()}
+    params = [p for p in ctx.model.parameters() if p.requires_grad]
+    generator = torch.Generator().manual_seed(0)
+    with torch.enable_grad(), double_backward(ctx.model):  # no fused attention kernel
+        matvec, n = hessian_matvec(lambda: ctx.loss(ctx.forward(ctx.model, batch), batch), params)
+        top = top_k(matvec, n, k, item.options["iters"], generator)
+    out = {f"hessian_spectrum/eig{i + 1}": float(v) for i, v in enumerate(top.tolist())}
+    out["hessian_spectrum/outliers"] = float(count_outliers(top))
+    return out
+
+
 def _incremental_rank(ctx: Context, item: Planned) -> Values:
     """Per site, or with ``parts: k`` per block of ``k`` equal row blocks of the weight (the
     GPT's ``attn.qkv.weight``, ``(3 d, d)``, with ``parts: 3``: ``W_Q``, ``W_K``, ``W_V`` as
@@ -351,6 +388,30 @@ def _softmax_collapse(ctx: Context, item: Planned) -> Values:
     return {"softmax_collapse/logits": softmax_collapse(logits, dtype[item.options["dtype"]])}
 
 
+def _irrep_power(ctx: Context, item: Planned) -> Values:
+    """``irrep_power/{site}/{irrep}``: the fraction of the weight's squared norm in each
+    irreducible character's isotypic component of the group (option ``group``, e.g. ``S4``;
+    :func:`~learnscope.probes.irreps.irrep_power`), and ``.../top1``, ``.../top2``: the
+    largest one and the largest two together."""
+    out: Values = {}
+    for site in item.sites:
+        powers = irrep_power(ctx.tensor(site), item.options["group"])
+        out.update({f"irrep_power/{site}/{k}": v for k, v in powers.items()})
+        out.update({f"irrep_power/{site}/top{k}": top_power(powers, k) for k in (1, 2)})
+    return out
+
+
+def _examples(ctx: Context, item: Planned) -> Values:
+    """The probe batch's mean EL2N and, with ``grand: 1``, mean GraNd
+    (:mod:`learnscope.probes.examples`); the per-example arrays over the whole training
+    split are written by the runner's ``ExampleRecorder`` at the same steps."""
+    logits = ctx.forward(ctx.model, ctx.batch).detach()
+    out = {"examples/el2n": float(el2n(logits, ctx.batch["y"]).mean())}
+    if item.options["grand"]:
+        out["examples/grand"] = float(grand(ctx.model, ctx.forward, ctx.loss, ctx.batch).mean())
+    return out
+
+
 def _weight_norms(ctx: Context, item: Planned) -> Values:
     return {f"weight_norms/{name}": v for name, v in weight_norms(ctx.model).items()}
 
@@ -396,9 +457,13 @@ PROBES: dict[str, ProbeDef] = {
     "layer_distances": ProbeDef(_layer_distances, "hooks", {"n": 1}),
     "weight_norms": ProbeDef(_weight_norms, "none"),
     "hessian_top_eigenvalue": ProbeDef(_hessian, "none", {"iters": 20, "rows": 256}),
+    "hessian_spectrum": ProbeDef(_hessian_spectrum, "none", {"k": 10, "iters": 40, "rows": 256}),
     "ntk_distance": ProbeDef(_ntk_distance, "none", {"rows": 16}),
     "mean_abs": ProbeDef(_matrix_probe(mean_abs), "hooks"),
     "softmax_collapse": ProbeDef(_softmax_collapse, "none", {"dtype": "float32"}),
+    "irrep_power": ProbeDef(_irrep_power, "params", {"group": None}),
+    "examples": ProbeDef(_examples, "none", {"grand": 0}, needs_labels=True),
+    "dormant_units": ProbeDef(_matrix_probe(dormant_fraction), "hooks", {"tau": 0.0}),
 }
 
 #: Built-in probes per model kind; an entry with ``when: modular`` applies only to tasks with

@@ -8,6 +8,10 @@ Panels, each left out with a note when the runs hold no data for it:
 - ``attention``: attention entropy per head; ``weight-norms``: with slingshot cycles shaded;
 - ``fourier``, ``ipr``: for modular tasks, the first-layer weights at the latest checkpoint;
 - ``phase-grok-step``, ``phase-test-acc``: for a sweep, heat maps over two config axes;
+- ``curve``: for a sweep whose spec has ``show.curve: {x, y, logx}``, y against x, mean over
+  seeds and each seed's points (the double-descent sweep; an ``intrinsic-dim`` search);
+- ``taus``: for a sweep whose members carry the measures cached by ``learnscope sweep
+  correlate``, each measure's Kendall tau with the gap (:mod:`learnscope.report.sweep_panels`);
 - ``lr-transfer``: for a sweep over the learning rate and the width, the final training loss
   against lr, one curve per width (one panel per parametrisation: μP transfer);
 - ``coord-check``: for runs at several widths that recorded ``mean_abs`` (``learnscope
@@ -388,6 +392,7 @@ def build_panels(
     if sweep is not None:  # a sweep leads with what it exists for; its run cards fold below
         cards.title, cards.body = f"Runs ({len(runs)})", _folded(cards.body, len(runs))
         _headline_panel(page, runs, sweep, show or {}, x, y)
+        _curve_panel(page, runs, sweep, show or {})
     runs, series = _eval_panels(page, runs, series)
     if not runs:
         return page.panels + ([cards] if sweep is not None else []), page.notes
@@ -439,6 +444,59 @@ def _headline_panel(
         )
     else:
         page.notes.append(f"headline {head}: no member has a value")
+
+
+def _curve_panel(page: _Page, runs: list[RunData], sweep: str, show: dict[str, Any]) -> None:
+    """``curve``: the spec's ``show.curve`` (``y`` against ``x``, mean over seeds and each
+    seed's points; :mod:`learnscope.report.sweep_panels`), e.g. the double-descent sweep's
+    test loss against width, or an intrinsic-dimension search's accuracy against ``d``."""
+    curve = show.get("curve")
+    if not isinstance(curve, dict):
+        return
+    from learnscope.report.sweep_panels import curve_cells, curve_figure
+
+    cells, cx = curve_cells(runs, curve["x"], curve["y"], final_value)
+    page.add(
+        "curve",
+        f"Curve: {curve['y']} against {cx}",
+        curve_figure(
+            cells,
+            cx,
+            curve["y"],
+            bool(curve.get("logx")),
+            bool(curve.get("logy")),
+            curve.get("target"),
+            f"sweep {sweep}: {len(runs)} runs",
+        ),
+        f"no member has both {cx} and {curve['y']}",
+        "the sweep spec's show.curve: mean over seeds (line) and each seed's value (points)"
+        + ("; black: the members without it (the full model)" if cells["x"].isna().any() else ""),
+        wide=True,
+    )
+
+
+def _taus_panel(store: Store, sweep: str, runs: list[RunData]) -> Panel | None:
+    """``taus``: the generalisation measures' Kendall taus with the gap, from the ``gen/*``
+    measures that ``learnscope sweep correlate`` cached in the members (none: no panel)."""
+    if not any(str(c).startswith("gen/") for r in runs for c in r.table.columns):
+        return None
+    from learnscope.report.taus import taus_figure
+    from learnscope.studies.gen_measures import cached_taus
+
+    got = cached_taus(store, sweep, runs)
+    if got is None:
+        return None
+    frame, axes, members = got
+    fig = taus_figure(frame, axes, "gap")
+    return Panel(
+        "taus",
+        "Generalisation measures: Kendall tau with the gap",
+        plots_png(fig),
+        caption=f"{members} members with cached measures (learnscope sweep correlate); bars: "
+        "tau over all members and Psi, the mean of the granulated psi_i (Jiang et al. 2020, "
+        "eq. 4); dots: psi_i per axis; *: the same sign under every axis",
+        wide=True,
+    )
 
 
 def _parallel_panel(page: _Page, runs: list[RunData], head: str) -> None:
@@ -701,6 +759,9 @@ def build_report(
     if not out.parent.is_dir():
         raise UserError(f"-o: directory {out.parent} does not exist")
     panels, notes = build_panels(runs, sweep, x, y, sweep_show(store, sweep))
+    if sweep is not None and (taus := _taus_panel(store, sweep, runs)) is not None:
+        lead = sum(p.id in ("headline", "curve") for p in panels[:2])
+        panels.insert(lead, taus)
     if sweep is not None and (claims := claims_panel(store, sweep)) is not None:
         panels.insert(0, claims)
     title = (

@@ -9,7 +9,9 @@
 - :mod:`~learnscope.studies.entropy`: accuracy estimated by entropy minimisation;
 - :mod:`~learnscope.studies.layer_pruning`: removing layers, healing as a run;
 - :mod:`~learnscope.studies.memorization`: pruning the neurons that memorise;
-- :mod:`~learnscope.studies.spectrum`: the Fourier spectrum of a modular run's first layer.
+- :mod:`~learnscope.studies.spectrum`: the Fourier spectrum of a modular run's first layer;
+- :mod:`~learnscope.studies.gen_measures`: generalisation measures, their Kendall tau in a sweep;
+- :mod:`~learnscope.studies.hessian`: the Hessian's top eigenvalues, outliers and density.
 
 The rules (``tests/test_architecture.py`` checks them): a study trains only through
 :mod:`learnscope.runner` (a run) or :mod:`learnscope.sweep` (a spec run by its backends), never

@@ -23,13 +23,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from learnscope.config import Claim, load_recipe_dict, validate_config
+from learnscope.config import Claim, load_recipe_dict, load_study_dict, study_names, validate_config
 from learnscope.errors import UserError
 from learnscope.measures import claim_value, holds
 from learnscope.store import Store
 from learnscope.studies.evaluation import wilson
 from learnscope.sweep import SweepSpec, expand, load_spec, run_sweep
-from learnscope.sweep.backends import config_key, member_runs
+from learnscope.sweep.backends import as_today, config_key, member_runs
 from learnscope.sweep.tables import resolve_sweep
 
 #: the case of the recipe itself (the controls' cases are named after them)
@@ -139,12 +139,56 @@ def control_overrides(control, recipe: dict[str, Any]) -> dict[str, Any]:
     return {**{k: other.get(k, v) for k, v in defaults.items()}, **control.set}
 
 
-def verify_spec(recipe: str, seeds: int, seed_start: int = 0) -> SweepSpec:
-    """The sweep that verifies ``recipe``: one case per (recipe or control, seed)."""
+def check_seeds(seeds: int, seed_start: int) -> None:
+    """``--seeds`` in 1..:data:`MAX_SEEDS` and ``--seed-start`` >= 0, else a UserError."""
     if not 1 <= seeds <= MAX_SEEDS:
         raise UserError(f"--seeds: must be in 1..{MAX_SEEDS} (got {seeds})")
     if seed_start < 0:
         raise UserError(f"--seed-start: must be >= 0 (got {seed_start})")
+
+
+def pinned_start(init: str | None, seed: int, store: Store) -> str | None:
+    """``train.init_from`` at one seed of a verification. A run reference stays as it is; a
+    built-in recipe's name (a recipe that starts from another recipe's run: ``rft-sft`` from
+    ``rft-pretrain``) becomes the run of that recipe at the same ``seed``, trained now (itself
+    pinned the same way) unless the store holds a finished run of that very config. Without
+    this, a run name resolves to the newest run of the name, at whatever seed."""
+    from learnscope.config import recipe_names
+    from learnscope.dotted import set_path
+    from learnscope.runner import execute
+
+    if init is None:
+        return None
+    ref, at, step = str(init).partition("@")
+    if ref not in recipe_names():
+        return init
+    data = load_recipe_dict(ref)
+    overrides = _seeded(data, seed)
+    inner = pinned_start(data.get("train", {}).get("init_from"), seed, store)
+    if inner is not None:
+        overrides["train.init_from"] = inner
+    for key, value in overrides.items():
+        set_path(data, key, value)
+    cfg = validate_config(data)
+    key = config_key(cfg.to_dict())
+    runs = store.runs()
+    if len(runs):
+        for r in runs[(runs["name"] == ref) & (runs["status"] == "finished")].itertuples():
+            if config_key(as_today(r.config)) == key:
+                return f"{r.id}{at}{step}"
+    result = execute(cfg, store)
+    if result.status not in ("finished", "stopped"):
+        raise UserError(f"verify: {ref} at seed {seed} (the run {init!r} starts from) failed")
+    return f"{result.run_id}{at}{step}"
+
+
+def verify_spec(
+    recipe: str, seeds: int, seed_start: int = 0, store: Store | None = None
+) -> SweepSpec:
+    """The sweep that verifies ``recipe``: one case per (recipe or control, seed). With a
+    ``store``, a ``train.init_from`` that names a recipe is pinned to that recipe's run at
+    the case's seed (:func:`pinned_start`)."""
+    check_seeds(seeds, seed_start)
     data = load_recipe_dict(recipe)
     cfg = validate_config(data)
     if not cfg.claims:
@@ -155,6 +199,11 @@ def verify_spec(recipe: str, seeds: int, seed_start: int = 0) -> SweepSpec:
         cases[f"{RECIPE}-s{s}"] = _seeded(data, s)
         for name, control in controls.items():
             cases[f"{name}-s{s}"] = {**control_overrides(control, data), **_seeded(data, s)}
+    for case in cases.values() if store is not None else []:
+        init = case.get("train.init_from", data.get("train", {}).get("init_from"))
+        pinned = pinned_start(init, case["seed"], store)
+        if pinned != init:
+            case["train.init_from"] = pinned
     return load_spec(
         {
             "name": f"verify:{cfg.name}",
@@ -177,7 +226,7 @@ def verify(
 ) -> Verification:
     """Train ``recipe`` and its controls at ``seeds`` seeds from ``seed_start`` (a sweep of
     ``store``) and check every claim (module docstring)."""
-    spec = verify_spec(recipe, seeds, seed_start)
+    spec = verify_spec(recipe, seeds, seed_start, store)
     sweep_id = run_sweep(spec, store, backend=backend, resume=resume, progress=progress)
     return results_of(store, sweep_id, recipe)
 
@@ -317,13 +366,18 @@ def recipes_table(results: str) -> str:
         "|---|---|---|---|",
     ]
     for name, rows in sorted(by.items()):
-        description = str(load_recipe_dict(name).get("description", "")).replace("|", "/")
+        description = str(_spec_dict(name).get("description", "")).replace("|", "/")
         held = ", ".join(
             f"{r[1].split(':', 1)[0]}{' (null)' if r[2] == 'null' else ''} {r[5].split(' [')[0]}"
             for r in rows
         )
         lines.append(f"| `{name}` | {description} | {held} | {rows[0][6]} |")
     return "\n".join(lines) + "\n"
+
+
+def _spec_dict(name: str) -> dict[str, Any]:
+    """A recipe's or a study spec's dict (for its description)."""
+    return load_study_dict(name) if name in study_names() else load_recipe_dict(name)
 
 
 def update_readme(text: str, results: str) -> str:
@@ -391,16 +445,17 @@ def sweep_results(store: Store, sweep_id: str, spec: SweepSpec) -> Verification:
     claims = [Claim.model_validate(c) for c in spec.claims]
     runs = member_runs(store, sweep_id)
     members = expand(spec)
+    summaries = store.runs().set_index("id")["summary"]  # read once (a sweep may hold 1000s)
     data: dict[int, tuple | None] = {}
     for m in members:
         run_id, status = runs.get(config_key(m.config.to_dict()), (None, None))
         if run_id is None or status not in ("finished", "stopped"):
             data[m.index] = None
             continue
-        rec = store.run(run_id)
         kinds = store.events(run_id)
         table = store.metric_table(run_id) if any(c.metric for c in claims) else None
-        data[m.index] = (rec["summary"] or {}, list(kinds["kind"]) if len(kinds) else [], table)
+        summary = summaries.get(run_id) or {}
+        data[m.index] = (summary, list(kinds["kind"]) if len(kinds) else [], table)
 
     def point(m) -> tuple:  # the member's place apart from its case
         return tuple(sorted((k, repr(v)) for k, v in m.axes.items() if k != "case"))

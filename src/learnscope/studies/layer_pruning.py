@@ -180,3 +180,50 @@ def curve(study: PruningStudy, metric: str = "test/acc") -> list[dict[str, Any]]
             point["baseline_healed"] = (r.baseline_healed or {}).get(metric)
         points.append(point)
     return points
+
+
+#: test accuracy a cut must lose for the fraction healing wins back to be measured
+MIN_LOSS = 0.05
+
+
+def measure(
+    options: dict[str, Any], seed: int, store: Store, progress: Any = None
+) -> dict[str, float]:
+    """The study spec ``layer-pruning-healed`` at one seed (:mod:`learnscope.studies.study`):
+    the recipe trained at ``seed``, then its most similar block of ``n`` layers removed and
+    healed (:func:`prune_layers`, with the paper's baseline). Returns the test accuracy
+    ``before``, ``pruned``, ``healed``, ``baseline`` (the deepest ``n`` but the last removed)
+    and ``baseline_healed``, with ``healed_over_pruned`` and ``healing_gain`` (healed minus
+    pruned), ``recovered`` (that gain over what the cut lost, ``before - pruned``; left out
+    when the cut lost less than :data:`MIN_LOSS`, e.g. an untrained model) and
+    ``pruned_over_baseline`` (the most similar block against the deepest). Options: ``recipe``,
+    ``n``, ``heal`` (steps), ``set`` (dotted overrides of the recipe)."""
+    from learnscope.studies.study import check_options, recipe_at_seed
+
+    opts = check_options(
+        options, {"recipe": "layer-pruning", "n": 3, "heal": 100, "set": {}}, "layer-pruning"
+    )
+    cfg = recipe_at_seed(opts["recipe"], seed, {"claims": [], **dict(opts["set"])})
+    run = execute(cfg, store)
+    if run.status not in ("finished", "stopped"):
+        raise UserError(f"layer-pruning: the run {run.run_id} ended {run.status}")
+    if progress is not None:
+        progress(0.5)
+    study = prune_layers(store, run.run_id, [int(opts["n"])], heal_steps=int(opts["heal"]))
+    r = study.results[0]
+    out = {
+        "before": study.before["test/acc"],
+        "pruned": r.pruned["test/acc"],
+        "baseline": r.baseline["test/acc"],
+        "block_start": float(r.start),
+    }
+    if r.healed is not None:
+        out["healed"] = r.healed["test/acc"]
+        out["baseline_healed"] = r.baseline_healed["test/acc"]
+        out["healed_over_pruned"] = out["healed"] / max(out["pruned"], 1e-9)
+        out["healing_gain"] = out["healed"] - out["pruned"]
+        lost = out["before"] - out["pruned"]
+        if lost >= MIN_LOSS:  # what healing won back of what the cut lost (else: undefined)
+            out["recovered"] = out["healing_gain"] / lost
+    out["pruned_over_baseline"] = out["pruned"] / max(out["baseline"], 1e-9)
+    return out

@@ -208,3 +208,43 @@ def run_chain(
         sample = sample_answers(trainer, real, generator)
         kept = [sample] if mode == "replace" else [*kept, sample]
     return chain
+
+
+def measure(
+    options: dict[str, Any], seed: int, store: Store, progress: Callable | None = None
+) -> dict[str, float]:
+    """The study spec ``model-collapse-chain`` at one seed (:mod:`learnscope.studies.study`):
+    a chain of each mode from the recipe at ``seed`` (answers sampled with seed ``seed``), and
+    per generation ``i`` the error against the truth on the training prompts,
+    ``{mode}_loss_g{i}`` and ``{mode}_acc_g{i}`` (generation 0: its own training data, the real
+    ones); then ``replace_growth``, the last generation's loss over the first's when replacing
+    (> 1: the error grows), ``accumulate_growth`` the same when accumulating, and
+    ``accumulate_over_replace``, the last generation's loss accumulating over replacing.
+    Options: ``recipe``, ``generations`` (>= 2), ``set`` (dotted overrides of the recipe)."""
+    from learnscope.studies.study import check_options, recipe_at_seed
+
+    opts = check_options(
+        options, {"recipe": "model-collapse", "generations": 3, "set": {}}, "model-collapse"
+    )
+    n = int(opts["generations"])
+    if n < 2:
+        raise UserError(f"model-collapse.options.generations: must be >= 2 (got {n})")
+    cfg = recipe_at_seed(opts["recipe"], seed, dict(opts["set"]))
+    out: dict[str, float] = {}
+    for j, mode in enumerate(("replace", "accumulate")):
+
+        def row(i: int, result: RunResult, mode: str = mode, j: int = j) -> None:
+            s = result.summary
+            loss, acc = (
+                ("train_loss", "train_acc") if i == 0 else ("train_real_loss", "train_real_acc")
+            )
+            out[f"{mode}_loss_g{i}"] = float(s[loss])
+            out[f"{mode}_acc_g{i}"] = float(s[acc])
+            if progress is not None:
+                progress((j * (n + 1) + i + 1) / (2 * (n + 1)))
+
+        run_chain(cfg, store, n, mode, sample_seed=seed, on_run=row)
+    for mode in ("replace", "accumulate"):
+        out[f"{mode}_growth"] = out[f"{mode}_loss_g{n}"] / out[f"{mode}_loss_g1"]
+    out["accumulate_over_replace"] = out[f"accumulate_loss_g{n}"] / out[f"replace_loss_g{n}"]
+    return out

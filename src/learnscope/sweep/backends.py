@@ -146,10 +146,10 @@ def member_runs(store: Store, sweep_id: str) -> dict[str, tuple[str, str]]:
     its default) does not hide it from a resume or a recheck."""
     runs = store.runs()
     runs = runs[runs["sweep_id"] == sweep_id]
-    return {config_key(_as_today(r.config)): (r.id, r.status) for r in runs.itertuples()}
+    return {config_key(as_today(r.config)): (r.id, r.status) for r in runs.itertuples()}
 
 
-def _as_today(config: dict[str, Any]) -> dict[str, Any]:
+def as_today(config: dict[str, Any]) -> dict[str, Any]:
     """``config`` with today's defaults filled in, retired fields dropped (as stored if
     today's schema refuses it)."""
     try:

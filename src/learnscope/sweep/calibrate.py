@@ -68,7 +68,8 @@ def _activation_bytes(cfg: RunConfig, k: int) -> int:
     task = member_task(cfg)
     rows = cfg.train.batch_size or len(task.split("train"))
     rows = min(rows, len(task.split("train")))
-    width = max(int(cfg.model.params.get("width", 512)), sum(task.model_dims().values()))
+    sizes = sum(v for v in task.model_dims().values() if isinstance(v, int))  # not embed
+    width = max(int(cfg.model.params.get("width", 512)), sizes)
     return 4 * 8 * k * rows * width
 
 

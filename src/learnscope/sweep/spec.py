@@ -24,6 +24,10 @@ A sweep spec (YAML; built-in ones live in ``recipes/sweeps/``)::
     # show.by: an axis; one grid per value of it (e.g. model.param) instead of their mean
     # show.headline: the value the sweep exists for (any summary key, e.g. slingshots, or a
     # metric): `sweep show` and the sweep's report lead with its grid and phase diagram
+    # show.curve: {x: model.width, y: test_loss, logx: true}: the report draws y (a summary
+    # key or a metric's last value) against x (a config path), mean over seeds and each seed's
+    # points, a line per value of the other axes (logy: bool; target: a fraction f, drawn as
+    # f x the value of the members without x, e.g. the full model of an intrinsic-dim search)
 
 ``cases`` make one axis, ``case``, out of settings that must change together (a format and
 its number of pause tokens, a list of regularisers): a member gets its case's overrides, then
@@ -76,7 +80,9 @@ class Resources(StrictModel):
 
 
 #: keys of a spec's ``show`` (read by ``learnscope sweep show``)
-SHOW_KEYS = ("headline", "pivot", "value", "values", "correlate", "by")
+SHOW_KEYS = ("headline", "pivot", "value", "values", "correlate", "by", "quantiles", "curve")
+#: keys of ``show.curve`` (the report's ``curve`` panel: y against x, mean over seeds)
+CURVE_KEYS = ("x", "y", "logx", "logy", "target")
 
 
 class SweepSpec(StrictModel):
@@ -205,7 +211,7 @@ def _check_show(spec: SweepSpec) -> None:
     head = spec.show.get("headline")
     if head is not None and not _name(head):
         raise UserError(f"sweep.show.headline: give one value's name (got {shown(head)})")
-    for key in ("value", "values"):
+    for key in ("value", "values", "quantiles"):
         got = spec.show.get(key)
         if key in spec.show and not (
             _name(got) or isinstance(got, list) and got and all(_name(v) for v in got)
@@ -231,6 +237,8 @@ def _check_show(spec: SweepSpec) -> None:
         raise UserError(
             f"sweep.show.correlate: give {{target: NAME, metrics: [NAME, ...]}} (got {shown(corr)})"
         )
+    if "curve" in spec.show:
+        _check_curve(spec.show["curve"], spec.axes)
     if "pivot" not in spec.show:
         return
     pivot, axes = spec.show["pivot"], spec.axes
@@ -242,6 +250,38 @@ def _check_show(spec: SweepSpec) -> None:
             raise UserError(
                 f"sweep.show.pivot: unknown axis {shown(name)}; allowed: {', '.join(axes)}"
             )
+
+
+def _check_curve(curve: Any, axes: list[str]) -> None:
+    """``show.curve: {x, y, logx, logy, target}``: ``x`` a config path that is, or lies under,
+    an axis of the sweep (or an axis's last dotted part), ``y`` a value's name, ``logx`` and
+    ``logy`` booleans, ``target`` a fraction in (0, 1]."""
+    if not isinstance(curve, dict):
+        raise UserError(
+            f"sweep.show.curve: give {{x: CONFIG PATH, y: NAME, logx: BOOL}} (got {shown(curve)})"
+        )
+    for key in curve:
+        if key not in CURVE_KEYS:
+            raise unknown_field("sweep.show.curve", str(key), list(CURVE_KEYS))
+    for key in ("x", "y"):
+        if not _name(curve.get(key)):
+            what = "config path, e.g. model.width" if key == "x" else "value's name, e.g. test_loss"
+            got = shown(curve.get(key))
+            raise UserError(f"sweep.show.curve.{key}: give one {what} (got {got})")
+    x = curve["x"]
+    if not any(x == a or x.startswith(a + ".") or a.split(".")[-1] == x for a in axes):
+        raise UserError(
+            f"sweep.show.curve.x: {x!r} is not an axis of the sweep; allowed: "
+            f"{', '.join(a for a in axes if a != 'seed') or 'none'}"
+        )
+    for key in ("logx", "logy"):
+        if key in curve and not isinstance(curve[key], bool):
+            raise UserError(f"sweep.show.curve.{key}: true or false (got {shown(curve[key])})")
+    target = curve.get("target")
+    if target is not None and not (
+        isinstance(target, int | float) and not isinstance(target, bool) and 0 < target <= 1
+    ):
+        raise UserError(f"sweep.show.curve.target: a fraction in (0, 1] (got {shown(target)})")
 
 
 def _name(value: Any) -> bool:

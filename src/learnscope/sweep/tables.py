@@ -185,3 +185,23 @@ def cell_count(have: int, members: int, word: str = "") -> str:
     if have >= members or members <= 1:
         return ""
     return f"{have}/{members}" + (f" {word}" if word else "")
+
+
+#: the quantiles ``show: {quantiles: VALUE}`` prints
+QUANTILES = (0.0, 0.1, 0.25, 0.5, 0.75, 0.9, 1.0)
+
+
+def quantiles(frame: pd.DataFrame, value: str) -> dict[str, float]:
+    """The spread of ``value`` over a sweep's members (``show: {quantiles: grok_test_step}``):
+    ``members``, ``have`` (those with a value: for a grok step, those that grokked), and the
+    quantiles :data:`QUANTILES` of the values (``q0`` the least, ``q50`` the median, ``q100``
+    the most; numpy's linear interpolation), NaN when no member has one."""
+    import numpy as np
+
+    got = pd.Series(frame[value] if value in frame else [], dtype=object)
+    got = pd.to_numeric(got, errors="coerce").astype(float)
+    got = got[np.isfinite(got)]
+    out = {"members": float(len(frame)), "have": float(len(got))}
+    qs = np.quantile(got, QUANTILES) if len(got) else [float("nan")] * len(QUANTILES)
+    out.update({f"q{round(q * 100)}": float(v) for q, v in zip(QUANTILES, qs)})
+    return out

@@ -3,6 +3,8 @@
 from learnscope.tasks import (
     addition,
     arithmetic,
+    attention_teacher,
+    group,
     icl_modular,
     lis,
     modular,
@@ -13,7 +15,11 @@ from learnscope.tasks import (
     prototypes,
     pvr,
     relational,
+    sequence_of_tasks,
+    teacher,
     views,
+    xor_clusters,
+    zipf_pairs,
 )
 from learnscope.tasks.base import TASKS, Split, Task, TaskParams, make_task, validate_task_params
 
@@ -25,6 +31,9 @@ __all__ = [
     "make_task",
     "validate_task_params",
     "modular",
+    "attention_teacher",
+    "group",
+    "zipf_pairs",
     "modular_seq",
     "multiplication",
     "addition",
@@ -37,4 +46,7 @@ __all__ = [
     "views",
     "pcfg",
     "prototypes",
+    "sequence_of_tasks",
+    "teacher",
+    "xor_clusters",
 ]

@@ -26,6 +26,7 @@ from __future__ import annotations
 import numpy as np
 from pydantic import Field
 
+from learnscope.errors import UserError
 from learnscope.tasks.base import make_task
 from learnscope.tasks.sequence import (
     Example,
@@ -42,6 +43,9 @@ __all__ = ["AdditionParams", "AdditionTask", "make_task"]
 class AdditionParams(LengthParams):
     reverse: bool = Field(False, description="write the sum least significant digit first")
     index_hints: bool = Field(False, description="precede every digit by its column's hint")
+    reverse_operands: bool = Field(
+        False, description="write both operands least significant digit first (as Abacus does)"
+    )
 
 
 class AdditionTask(SequenceTask):
@@ -54,6 +58,11 @@ class AdditionTask(SequenceTask):
     @property
     def n_hints(self) -> int:
         return max(self.params.hi, *self.params.test_lengths) + 1
+
+    def __init__(self, params: AdditionParams) -> None:
+        if params.index_hints and (params.positions != "none" or params.reverse_operands):
+            raise UserError("task.index_hints: goes with positions none and reverse_operands false")
+        super().__init__(params)
 
     def symbols(self) -> list[str]:
         hints = [f"h{i}" for i in range(self.n_hints)] if self.params.index_hints else []
@@ -83,7 +92,19 @@ class AdditionTask(SequenceTask):
         if not self.params.index_hints:
             answer = list(str(total))
             answer = answer[::-1] if self.params.reverse else answer
-            return Example((*str(a), "+", *str(b), "="), tuple(answer), total)
+            first, second = str(a), str(b)
+            if self.params.reverse_operands:
+                first, second = first[::-1], second[::-1]
+            # position coupling (Cho et al. 2024): the digit of 10^i has id i + 1 in a, b and
+            # the sum alike; + and = have 0
+            sig = []
+            for digits_, lsb_first in ((first, self.params.reverse_operands),
+                                       (second, self.params.reverse_operands),
+                                       (answer, self.params.reverse)):  # fmt: skip
+                ids = list(range(1, len(digits_) + 1))
+                sig += [*(ids if lsb_first else ids[::-1]), 0]
+            question = (*first, "+", *second, "=")
+            return Example(question, tuple(answer), total, positions=tuple(sig[:-1]))
 
         def hinted(x: int) -> list[tuple[str, str]]:
             return [(f"h{offset + k}", d) for k, d in enumerate(str(x).zfill(L + 1))]

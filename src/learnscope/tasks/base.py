@@ -41,13 +41,22 @@ class TaskParams(StrictModel):
         max_length=4096,
         description="a .pt file of tensors that replaces the train split (model-collapse chains)",
     )
+    keep_rows: str | None = Field(
+        None,
+        max_length=4096,
+        description="a .pt file of train-split row indices to train on (data-diet pruning)",
+    )
 
 
 class ClassificationParams(TaskParams):
-    """Parameters every classification task has: ``imbalance`` (see :func:`long_tail`)."""
+    """Parameters every classification task has: ``imbalance`` (see :func:`long_tail`) and
+    ``label_noise`` (see :func:`flip_labels`)."""
 
     imbalance: float = Field(
         1.0, ge=1, le=1e6, description="rho = n_max / n_min of a long-tailed training split"
+    )
+    label_noise: float = Field(
+        0.0, ge=0, lt=1, description="fraction of training labels replaced by another class"
     )
 
 
@@ -74,6 +83,29 @@ def long_tail(y: torch.Tensor, n_classes: int, rho: float, seed: int) -> torch.T
         n = max(1, round(len(rows) * rho ** (-c / max(n_classes - 1, 1))))
         keep.append(rows[torch.randperm(len(rows), generator=generator)[:n]])
     return torch.cat(keep).sort().values
+
+
+def flip_labels(
+    y: torch.Tensor, n_classes: int, fraction: float, seed: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Labels with ``round(fraction * n)`` of them replaced by a different class, and the
+    rows flipped (sorted indices): symmetric label noise (Zhang et al. 2017; the noisy-label
+    setting of Paul et al. 2021 and Toneva et al. 2019). The rows are a seeded random choice;
+    each flipped label moves to one of the other ``C - 1`` classes, uniformly
+    (``y' = (y + u) mod C``, ``u`` uniform on ``1..C-1``), so every flipped label is wrong.
+
+    >>> y = torch.arange(4).repeat(5)  # 20 rows, 4 classes
+    >>> noisy, rows = flip_labels(y, 4, 0.25, seed=0)
+    >>> len(rows), bool((noisy[rows] != y[rows]).all()), int((noisy != y).sum())
+    (5, True, 5)
+    """
+    generator = torch.Generator().manual_seed(seed * 7919 + 31)  # not the task's own stream
+    n = len(y)
+    rows = torch.randperm(n, generator=generator)[: round(fraction * n)].sort().values
+    shift = torch.randint(1, n_classes, (len(rows),), generator=generator)
+    noisy = y.clone()
+    noisy[rows] = (y[rows] + shift) % n_classes
+    return noisy, rows
 
 
 @dataclass
@@ -127,6 +159,9 @@ class Task(abc.ABC):
     def __init__(self, params: TaskParams) -> None:
         self.params = params
         self.splits: dict[str, Split] = {}
+        #: rows of the train split whose label ``label_noise`` flipped (sorted indices)
+        self.flipped = torch.empty(0, dtype=torch.long)
+        self.kept: torch.Tensor | None = None  # the train rows ``keep_rows`` kept, if given
 
     # -- what trainers and probes read ------------------------------------------------
     def split(self, name: str) -> Split:
@@ -201,6 +236,60 @@ class Task(abc.ABC):
         kept.info["class_counts"] = torch.bincount(kept["y"], minlength=n_classes).tolist()
         self.splits["train"] = kept
 
+    def add_label_noise(self, fraction: float) -> None:
+        """Flip ``round(fraction * n)`` training labels to another class (:func:`flip_labels`,
+        seeded by the task's seed); the test split stays clean. The flipped rows are
+        ``self.flipped``; they are also the split ``train_noisy`` (``y`` the noisy label,
+        ``y_true`` the true one: the run reports ``train_noisy/acc``, memorisation, and
+        ``train_noisy/true_acc``)."""
+        if self.kind != "classification":
+            raise UserError(
+                f"task.label_noise: {self.name} is a {self.kind} task; allowed: 0 (label noise "
+                "is for classification tasks)"
+            )
+        train = self.split("train")
+        y, rows = flip_labels(train["y"], self.model_dims()["n_out"], fraction, self.params.seed)
+        self.splits["train"] = Split(train.tensors | {"y": y}, dict(train.info))
+        self.flipped = rows
+        self._noisy_split(train["y"])
+
+    def _noisy_split(self, y_true: torch.Tensor) -> None:
+        """The split ``train_noisy``: the flipped rows of ``train`` with their true labels."""
+        self.splits.pop("train_noisy", None)
+        if len(self.flipped):
+            rows = self.split("train").rows(self.flipped)
+            self.splits["train_noisy"] = Split(rows | {"y_true": y_true[self.flipped]})
+
+    def keep_train_rows(self, path: str) -> None:
+        """Train on the rows of the train split listed in ``path`` (a ``.pt`` file of a 1-D
+        int64 tensor of distinct indices, as :func:`torch.save` writes it): the data-diet
+        studies prune a training set this way. ``self.kept`` holds those indices (sorted);
+        ``self.flipped`` and ``train_noisy`` follow the kept rows."""
+        where = f"task.keep_rows: {cut(str(path))}"
+        if not Path(path).is_file():
+            raise UserError(f"{where} cannot be read: not a file")
+        try:
+            index = torch.load(path, map_location="cpu", weights_only=True)
+        except (OSError, RuntimeError, EOFError, pickle.UnpicklingError, ValueError):
+            index = None
+        if not isinstance(index, torch.Tensor) or index.dtype != torch.long or index.dim() != 1:
+            raise UserError(f"{where}: expected a .pt file of a 1-D int64 tensor of row indices")
+        train = self.split("train")
+        n = len(train)
+        index = index.unique()  # sorted
+        if not len(index) or int(index.min()) < 0 or int(index.max()) >= n:
+            raise UserError(f"{where}: needs 1 or more row indices in 0..{n - 1}")
+        y_true = train["y"].clone()
+        if len(self.flipped):
+            y_true[self.flipped] = self.splits["train_noisy"]["y_true"]
+        kept = Split(train.rows(index), dict(train.info))
+        if "class_counts" in kept.info:
+            counts = torch.bincount(kept["y"], minlength=self.model_dims()["n_out"])
+            kept.info["class_counts"] = counts.tolist()
+        self.splits["train"], self.kept = kept, index
+        self.flipped = torch.isin(index, self.flipped).nonzero()[:, 0]
+        self._noisy_split(y_true[index])
+
     def __iter__(self) -> Iterator[tuple[str, Split]]:
         return iter(self.splits.items())
 
@@ -240,4 +329,10 @@ def make_task(name: str, **params: Any) -> Task:
         task.use_train_data(checked.train_data)
     if isinstance(checked, ClassificationParams) and checked.imbalance > 1:
         task.imbalance(checked.imbalance)
+    if isinstance(checked, ClassificationParams) and checked.label_noise > 0:
+        task.add_label_noise(checked.label_noise)
+    if checked.keep_rows is not None:
+        if getattr(checked, "fresh", False):
+            raise UserError("task.keep_rows: a task with fresh: true has no fixed train split")
+        task.keep_train_rows(checked.keep_rows)
     return task

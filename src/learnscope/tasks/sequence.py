@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import abc
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 import torch
@@ -53,6 +53,7 @@ __all__ = [
     "LengthParams",
     "SequenceParams",
     "SequenceTask",
+    "abacus_ids",
     "digits",
     "draw_numbers",
     "draw_lengths",
@@ -71,6 +72,11 @@ class SequenceParams(TaskParams):
     n_test: int = Field(200, ge=1, le=10**7, description="examples in each test split")
     fresh: bool = Field(False, description="draw a fresh training batch at every step")
     n_pause: int = Field(0, ge=0, le=1000, description="<pause> tokens after the question")
+    positions: Literal["none", "coupled", "abacus"] = Field(
+        "none",
+        description="position ids the rows carry (pos_ids) for a GPT with model.pos coupled or "
+        "abacus: coupled (the family's: a digit's significance), abacus (digit runs)",
+    )
 
 
 class LengthParams(SequenceParams):
@@ -129,6 +135,10 @@ class Example:
     value: Any
     cot: tuple[str, ...] = ()
     targets: tuple[int, ...] = ()
+    #: coupled position ids of the question's then the answer's tokens (Cho et al. 2024: the
+    #: digits of one significance share an id; 0 for a token of none), from the families that
+    #: define them; empty otherwise
+    positions: tuple[int, ...] = ()
 
 
 def digits(x: int, width: int, reverse: bool = False) -> list[str]:
@@ -203,6 +213,13 @@ class SequenceTask(Task, register=False):
         self.block_size = longest
         self._answers = {"train": [e.value for e in train]}
         self._answers.update({k: [e.value for e in v] for k, v in examples.items()})
+        if params.positions == "coupled" and not all(e.positions for e in train):
+            raise UserError(
+                f"task.positions: the {self.name} task has no coupled position ids; allowed: "
+                "none, abacus"
+            )
+        if params.positions == "abacus" and not set("0123456789") <= set(self.vocab):
+            raise UserError(f"task.positions: abacus needs digit tokens ({self.name} has none)")
         self.splits = {"train": self._split(train)}
         self.splits.update({k: self._split(v) for k, v in examples.items()})
 
@@ -254,12 +271,28 @@ class SequenceTask(Task, register=False):
         loss_mask = (t >= p) & (t <= eos)
         for i, e in enumerate(examples):
             loss_mask[i, [1 + j for j in e.targets]] = True
-        return {
+        out = {
             "tokens": torch.from_numpy(tokens),
             "loss_mask": torch.from_numpy(loss_mask),
             "answer_mask": torch.from_numpy((t >= a) & (t < eos)),
             "prompt_len": torch.from_numpy(p[:, 0].copy()),
         }
+        if self.params.positions == "coupled":
+            out["pos_ids"] = torch.from_numpy(self._coupled(examples, T))
+        elif self.params.positions == "abacus":
+            out["pos_ids"] = abacus_ids(out["tokens"], [self.token_id[d] for d in "0123456789"])
+        return out
+
+    def _coupled(self, examples: list[Example], T: int) -> np.ndarray:
+        """``pos_ids: (n, T)``: 0 at ``<bos>``, pauses and the chain of thought, the family's
+        ids at the question and answer tokens, and one past the answer's largest at ``<eos>``."""
+        ids = np.zeros((len(examples), T), dtype=np.int64)
+        for i, e in enumerate(examples):
+            q = len(e.question)
+            answer = list(e.positions[q:])
+            row = [0, *e.positions[:q], *[0] * (self.params.n_pause + len(e.cot)), *answer]
+            ids[i, : len(row) + 1] = [*row, max(answer, default=0) + 1]
+        return ids
 
     # -- the contract -----------------------------------------------------------------------
     def encode(self, text_tokens: list[str] | tuple[str, ...]) -> list[int]:
@@ -338,3 +371,19 @@ class SequenceTask(Task, register=False):
                 out = out[len(out) - out[::-1].index(marker_id) :]
             correct[i] = out == tokens[i][answer_mask[i]].tolist()
         return correct.float()
+
+
+def abacus_ids(tokens: torch.Tensor, digit_ids: list[int]) -> torch.Tensor:
+    """Abacus position ids (McLeish et al. 2024): ``1, 2, 3, ...`` along each maximal run of
+    digit tokens, counted from the run's first digit, and 0 at every other token.
+
+    >>> abacus_ids(torch.tensor([[9, 1, 2, 7, 3, 8, 0]]), [1, 2, 3]).tolist()
+    [[0, 1, 2, 0, 1, 0, 0]]
+    """
+    is_digit = torch.isin(tokens, torch.tensor(digit_ids, device=tokens.device))
+    out = torch.zeros_like(tokens)
+    run = torch.zeros(tokens.shape[0], dtype=tokens.dtype, device=tokens.device)
+    for t in range(tokens.shape[1]):
+        run = torch.where(is_digit[:, t], run + 1, torch.zeros_like(run))
+        out[:, t] = run
+    return out

@@ -4,7 +4,7 @@ The members' parameters are stacked along a leading member axis (``stack_module_
 ``W: (K, out, in)``) and every layer runs as one batched matmul for all members; autograd
 differentiates the sum of the members' losses, whose gradient with respect to member k's slice
 is exactly member k's own gradient (the members share no parameter). The forward pass is
-``vmap`` of the model's unchanged ``forward`` through ``functional_call``
+``vmap`` of the model's unchanged ``forward`` with each member's weights in its slots
 (:func:`stacked_forward`), so a model has one forward; it works for any model without buffers
 that change (BatchNorm) or randomness (dropout), the cases :func:`ensemble_key` sends to the
 plain loop. (A hand-written batched-matmul forward for the MLP was measured at 1.07-1.13x the
@@ -55,11 +55,12 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.func import functional_call, stack_module_state, vmap
+from torch.func import stack_module_state, vmap
 
 from learnscope.config import RunConfig
 from learnscope.models import build_model
 from learnscope.tasks import Task, make_task
+from learnscope.train.callbacks import Checkpointer, DivergenceGuard, ProbeRecorder
 from learnscope.train.loop import Callback, handlers, interrupts_between_steps, resolve_device
 from learnscope.train.objectives import make_objective
 from learnscope.train.optim import lr_factor, make_optimizer, make_scheduler
@@ -138,10 +139,18 @@ def ensemble_key(cfg: RunConfig) -> str | None:
         return None
     if cfg.train.autoinit is not None:  # the runner tunes each model before training
         return None
+    if cfg.train.subspace is not None:  # the runner wraps each model (theta_0 + P z)
+        return None
     if cfg.train.init_from is not None:  # loaded by the runner, one run at a time
         return None
+    if cfg.task.name == "sequence" or cfg.train.ewc or cfg.train.plasticity:
+        return None  # task switches, EWC, plasticity: the loop's continual callback only
     t = cfg.train  # the loop's gradient transforms and StableMax: not stacked (yet)
     if t.grad_filter is not None or t.orthogonal or t.loss == "stablemax_ce":
+        return None
+    if t.compile or (t.precision == "bf16" and t.device in ("auto", "cpu")):  # the loop's
+        return None
+    if t.optimizer == "sam" or t.input_noise:  # SAM's second pass, augmentation: the loop's
         return None
     if _loop_only(cfg, task):
         return None
@@ -189,14 +198,34 @@ def per_example_loss(logits: torch.Tensor, y: torch.Tensor, loss: str) -> torch.
 
 def stacked_forward(model: nn.Module) -> Callable:
     """``forward(params, buffers, x)`` of K members shaped like ``model``, their parameters
-    and buffers stacked along a leading member axis and ``x: (K, b, ...)``: ``vmap`` of
-    ``functional_call`` of the model's own ``forward``.
-    """
+    and buffers stacked along a leading member axis and ``x: (K, b, ...)``: ``vmap`` of the
+    model's own ``forward`` with each member's tensors in place of the weights.
+
+    What ``functional_call`` does, with the slots found once: each call puts the tensors
+    straight into the structure's parameter and buffer slots (tied weights share the first
+    name's tensor) and calls the model. ``functional_call`` finds the slots again on every call,
+    which was measured at ~20 % of a stacked step of 32 tiny members
+    (``benchmarks/ensemble_speedup.py``, cProfile)."""
     base = copy.deepcopy(model).to("meta")  # only the structure: the weights come stacked
     base.train()
+    slots: list[tuple[dict, str, str]] = []  # (module's slot dict, attribute, name given)
+    for kind in ("_parameters", "_buffers"):
+        named = base.named_parameters if kind == "_parameters" else base.named_buffers
+        first: dict[int, str] = {}
+        for name, t in named(remove_duplicate=False):
+            owner, _, attr = name.rpartition(".")
+            module = base.get_submodule(owner) if owner else base
+            slots.append((getattr(module, kind), attr, first.setdefault(id(t), name)))
 
     def member_forward(params, buffers, x):
-        return functional_call(base, (params, buffers), (x,))
+        given = {**params, **buffers}
+        for slot, attr, name in slots:
+            slot[attr] = given[name]
+        try:
+            return base(x)
+        finally:
+            for slot, attr, _ in slots:  # no member's tensor kept after the call
+                slot[attr] = None
 
     return vmap(member_forward)
 
@@ -304,6 +333,8 @@ class Ensemble:
         self.orders = torch.zeros(self.k, max(self.n_train), dtype=torch.long)
         self.cursors = [max(self.n_train) + 1] * self.k  # forces a shuffle at the first step
         self.member_index = torch.arange(self.k, device=self.device)[:, None]
+        self._index: torch.Tensor | None = None  # the rows of the latest minibatch (K, b)
+        self._onehot: torch.Tensor | None = None  # the one-hot training targets (mse)
         self.step = 0
         self.last_losses: torch.Tensor | None = None  # (K,) of the latest training batch
         self._t0 = time.perf_counter()  # start of training (members' wall time shares)
@@ -353,9 +384,22 @@ class Ensemble:
             start = torch.tensor(self.cursors)[:, None]
             index = self.orders.gather(1, start + torch.arange(bs))
         self.cursors = [c + bs for c in self.cursors]
-        index = index.to(self.device)
+        index = self._index = index.to(self.device)
         x, y = train.x[self.member_index, index], train.y[self.member_index, index]
         return x, y, self.batch_weights
+
+    def _target(self, y: torch.Tensor, classes: int) -> torch.Tensor:
+        """The squared error's one-hot targets of the batch, ``(K, b, C)``: rows of the
+        training split's one-hot table, made once (a view shared by all members when they
+        share the split) instead of ``one_hot`` of every batch."""
+        if self._onehot is None:
+            ys = self.splits["train"].y
+            shared = ys.stride(0) == 0
+            table = F.one_hot(ys[0] if shared else ys, classes).to(torch.float32)
+            self._onehot = table.expand(self.k, *table.shape) if shared else table
+        if self.full_batch:
+            return self._onehot
+        return self._onehot[self.member_index, self._index]
 
     def train_step(self) -> torch.Tensor:
         """One update of every member; returns the members' batch losses ``(K,)``."""
@@ -363,7 +407,11 @@ class Ensemble:
         x, y, w = self._batch()
         # forward and loss: the sum over members of each member's mean loss
         logits = self.forward(self.params, self.buffers, x)
-        losses = (per_example_loss(logits, y, cfg.loss) * w).sum(1)
+        if cfg.loss == "mse" and logits.dtype == torch.float32:  # per_example_loss's formula
+            per_example = (logits - self._target(y, logits.shape[-1])).pow(2).sum(-1)
+        else:
+            per_example = per_example_loss(logits, y, cfg.loss)
+        losses = (per_example * w).sum(1)
         # backward
         self.flat_grad.zero_()
         losses.sum().backward()
@@ -458,15 +506,23 @@ class Ensemble:
         return out
 
     # -- the loop ------------------------------------------------------------------------------
-    def fit(self) -> None:
+    def fit(self, batch: Callable[[], contextlib.AbstractContextManager] | None = None) -> None:
         """Train every member for ``train.steps`` steps, as the trainer's loop does member by
         member: evaluate at step 0, every ``eval_every`` steps and when a member ends; a member
         ends at the last step or when ``should_stop`` is set (its divergence guard, a
-        callback), the others go on. Ctrl-C ends every running member as ``interrupted``."""
+        callback), the others go on. Ctrl-C ends every running member as ``interrupted``.
+
+        ``batch()``: a context entered around each round of the members' callbacks that may
+        write (the evaluations they publish, the checkpoints and probes due at a step, their
+        ends), so that the round writes once for all K members (the runner's: one store
+        transaction and one sync of the checkpoint files). A member's ``on_step_end``
+        callbacks run at the steps where one of them can act (:meth:`Member.acts_at`)."""
         cfg = self.train_cfg
+        batch = batch or contextlib.nullcontext
         running = list(self.members)
-        for m in running:
-            m.emit("on_train_start")
+        with batch():
+            for m in running:
+                m.emit("on_train_start")
         t0 = self._t0 = time.perf_counter()
         boundary = contextlib.ExitStack()
         interrupted = boundary.enter_context(interrupts_between_steps())
@@ -475,29 +531,50 @@ class Ensemble:
                 if interrupted:  # a Ctrl-C during the last step, taken at its end
                     raise KeyboardInterrupt
                 # eval: at the first step, every eval_every steps and for a member that ends
-                ending = [m for m in running if self.step >= cfg.steps or m.should_stop]
+                ending = {m.k for m in running if self.step >= cfg.steps or m.should_stop}
                 if self.step % cfg.eval_every == 0 or ending:
                     metrics = self.evaluate()
-                    for m in running:
-                        if self.step % cfg.eval_every == 0 or m in ending:
-                            m.metrics = metrics[m.k]
-                            m.publish(self.step, m.metrics)
-                for m in [m for m in running if m in ending or m.should_stop]:
-                    m.finish(time.perf_counter() - t0)
-                    running.remove(m)
+                    with batch():
+                        for m in running:
+                            if self.step % cfg.eval_every == 0 or m.k in ending:
+                                m.metrics = metrics[m.k]
+                                m.publish(self.step, m.metrics)
+                ended = [m for m in running if m.k in ending or m.should_stop]
+                if ended:
+                    with batch():
+                        for m in ended:
+                            m.finish(time.perf_counter() - t0)
+                    running = [m for m in running if m.ended_at is None]
                 if not running:
                     break
 
                 # one step of every member (those that ended are carried along, unread)
-                losses = self.train_step().tolist()
-                for m in running:
-                    m.emit("on_step_end", self.step, losses[m.k])
+                self._step_end(running, self.train_step(), batch)
         except KeyboardInterrupt:
-            for m in running:
-                m.status = "interrupted"
-                m.finish(time.perf_counter() - t0)
+            with batch():
+                for m in running:
+                    if m.ended_at is None:
+                        m.status = "interrupted"
+                        m.finish(time.perf_counter() - t0)
         finally:
             boundary.close()
+
+    def _step_end(self, running: list[Member], losses: torch.Tensor, batch) -> None:
+        """``on_step_end`` of the members whose callbacks can act at this step: a non-finite
+        loss (the divergence guard), a checkpoint or probe due (:meth:`Member.acts_at`), or a
+        callback of unknown kind (every step); the others' would do nothing."""
+        step = self.step
+        bad = not bool(torch.isfinite(losses).all())
+        called = [m for m in running if m.every_step or m.acts_at(step)]
+        if bad:
+            finite, chosen = torch.isfinite(losses).tolist(), {m.k for m in called}
+            called = [m for m in running if m.k in chosen or not finite[m.k]]
+        if not called:
+            return
+        values = losses.tolist()
+        with batch() if len(called) > 1 else contextlib.nullcontext():
+            for m in called:
+                m.emit("on_step_end", step, values[m.k])
 
 
 class Member:
@@ -517,6 +594,7 @@ class Member:
         self._splits: dict[str, Any] | None = None
         self.callbacks: list[Callback] = []
         self._handlers: dict[str, list] = {}
+        self._every_step, self._periods = False, None
         self.status = "running"
         self.should_stop = False
         self.metrics: dict[str, float] = {}
@@ -546,7 +624,37 @@ class Member:
     def add_callback(self, cb: Callback) -> Member:
         self.callbacks.append(cb)
         self._handlers.clear()
+        self._periods = None
         return self
+
+    def _step_end_plan(self) -> tuple[bool, list[int]]:
+        """Whether a callback's ``on_step_end`` may act at any step (one of unknown kind), and
+        the periods of those that act only at multiples of a period (checkpoints every n,
+        probes every n; probes at the last step too); the divergence guard acts only on a
+        non-finite loss, which the ensemble checks for all members at once."""
+        if self._periods is None:
+            every_step, periods = False, set()
+            for handler in handlers(self.callbacks, "on_step_end", self._handlers):
+                cb = handler.__self__
+                if type(cb) is DivergenceGuard:
+                    continue
+                if type(cb) is Checkpointer:
+                    periods.update([cb.every] if cb.every else [])
+                elif type(cb) is ProbeRecorder:
+                    periods.update(item.every for item in cb.plan.items)
+                else:
+                    every_step = True
+            self._every_step, self._periods = every_step, sorted(periods)
+        return self._every_step, self._periods
+
+    @property
+    def every_step(self) -> bool:
+        return self._step_end_plan()[0]
+
+    def acts_at(self, step: int) -> bool:
+        """Whether a checkpoint or probe of this member is due at ``step``."""
+        periods = self._step_end_plan()[1]
+        return bool(periods) and (step >= self.cfg.steps or any(step % p == 0 for p in periods))
 
     def emit(self, event: str, *args: Any) -> None:
         for handler in handlers(self.callbacks, event, self._handlers):

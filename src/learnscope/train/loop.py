@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import time
+from functools import partial
 from typing import Any
 
 import torch
@@ -27,6 +28,7 @@ from learnscope.train.objectives import make_objective
 from learnscope.train.optim import make_optimizer, make_scheduler
 from learnscope.train.regularizers import Regularizers
 from learnscope.train.rft import RFTObjective
+from learnscope.train.robust import input_noise, sharpness_aware
 from learnscope.train.sampling import ClassBalancedSampler
 
 EVAL_CHUNK = 16384  # rows per forward pass when evaluating a split
@@ -135,7 +137,14 @@ class Trainer:
         self.scheduler = make_scheduler(self.optimizer, cfg)
         params = [p for p in self.model.parameters() if p.requires_grad]
         self.gradients = GradientSteps(cfg, params)  # Grokfast, ⊥Grad (when configured)
+        self.sam_params = [p for g in self.optimizer.param_groups for p in g["params"]]
+        self.vocab = task.model_dims().get("vocab") if cfg.input_noise else None
+        if cfg.input_noise and task.kind not in ("classification", "regression"):
+            raise UserError("train.input_noise: for tasks with inputs x (classification)")
         self.autocast, self.scaler = self._precision()
+        self.train_model = self._compiled()  # the training forward (torch.compile or not)
+        if cfg.optimizer == "sam" and self.scaler.is_enabled():
+            raise UserError("train.optimizer: sam does not train in fp16 (use bf16 or fp32)")
         self.last_terms: dict[str, torch.Tensor] = {}  # of the latest training batch
         self.last_batch: dict[str, torch.Tensor] | None = None  # the latest training batch
         self.generator = torch.Generator().manual_seed(seed)  # data order
@@ -164,14 +173,37 @@ class Trainer:
         return regs.to(self.device)
 
     def _precision(self):
-        """Autocast context and gradient scaler: mixed precision on CUDA only (see config)."""
+        """Autocast context and gradient scaler: mixed precision on CUDA; on CPU bf16 only
+        (``auto`` and ``fp16`` stay fp32 there; see config)."""
         dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(self.cfg.precision)
+        if self.device.type == "cpu" and dtype == torch.bfloat16:
+            return lambda: torch.autocast("cpu", dtype=dtype), torch.amp.GradScaler(
+                "cuda", enabled=False
+            )
         if self.device.type != "cuda" or self.cfg.precision == "fp32":
             return contextlib.nullcontext, torch.amp.GradScaler("cuda", enabled=False)
         if dtype is None:  # auto
             dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
         scaler = torch.amp.GradScaler("cuda", enabled=dtype == torch.float16)
         return lambda: torch.autocast("cuda", dtype=dtype), scaler
+
+    def _compiled(self) -> nn.Module:
+        """``train.compile``: the model's training forward through ``torch.compile`` (the
+        same parameters; evaluation, probes and checkpoints use the plain module)."""
+        if not self.cfg.compile:
+            return self.model
+        if self.cfg.regularizers:
+            raise UserError("train.compile: not with train.regularizers (their hooks)")
+        return torch.compile(self.model)
+
+    def _loss_again(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The training loss of ``batch`` at the current weights (SAM's second pass)."""
+        with self.autocast(), capture(self.model, self.regularizers.sites, False) as acts:
+            loss = self.objective.train_loss(self.train_model, batch)
+        if self.regularizers.sites:
+            loss = loss + self.regularizers(acts, batch, self.step)[0]
+        aux = getattr(self.model, "aux_loss", None)
+        return loss if aux is None else loss + aux
 
     def _emit(self, event: str, *args: Any) -> None:
         for handler in handlers(self.callbacks, event, self._handlers):
@@ -183,8 +215,7 @@ class Trainer:
 
     # -- the loop ----------------------------------------------------------------------------
     def fit(self) -> dict[str, float]:
-        cfg, train = self.cfg, self.splits["train"]
-        full_batch = cfg.batch_size is None or cfg.batch_size >= len(train)
+        cfg = self.cfg
         self._emit("on_train_start")
         t0 = self._t0 = time.perf_counter()
         boundary = contextlib.ExitStack()
@@ -202,7 +233,9 @@ class Trainer:
                     break
 
                 # data: fresh samples, the whole training split, or the next minibatch of a
-                # shuffled epoch
+                # shuffled epoch (a callback may swap the split: a task sequence)
+                train = self.splits["train"]
+                full_batch = cfg.batch_size is None or cfg.batch_size >= len(train)
                 if self.fresh:
                     batch = self.task.sample(cfg.batch_size, self.generator)
                     batch = {k: v.to(self.device) for k, v in batch.items()}
@@ -219,12 +252,14 @@ class Trainer:
                     batch = train.rows(index.to(self.device))
                     self.cursor += cfg.batch_size
 
+                if cfg.input_noise:  # augmentation, afresh each step (train.robust)
+                    batch = input_noise(batch, cfg.input_noise, self.vocab, self.generator)
                 self.last_batch = batch  # read by callbacks (the linearised twin)
 
                 # forward and loss (+ regularisers on the activations captured by hooks)
                 self.model.train()
                 with self.autocast(), capture(self.model, self.regularizers.sites, False) as acts:
-                    loss = self.objective.train_loss(self.model, batch)
+                    loss = self.objective.train_loss(self.train_model, batch)
                 self.last_terms = {"train_step/loss": loss.detach()}
                 if self.regularizers.sites:
                     reg_loss, terms = self.regularizers(acts, batch, self.step)
@@ -239,6 +274,8 @@ class Trainer:
                 # (the scaler is a no-op unless training in fp16)
                 self.optimizer.zero_grad(set_to_none=True)
                 self.scaler.scale(loss).backward()
+                if cfg.optimizer == "sam":  # the gradient at w + rho g / ||g|| (train.robust)
+                    sharpness_aware(self.sam_params, partial(self._loss_again, batch), cfg.sam_rho)
                 if self.gradients.active or cfg.grad_clip is not None:
                     self.scaler.unscale_(self.optimizer)
                     self.gradients()

@@ -151,8 +151,11 @@ def greedy_decode(
     prompt_len: torch.Tensor,
     eos_id: int | None = None,
     cache: bool = True,
+    positions: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Batched greedy decoding (rows as in ``learnscope.tasks.sequence``): full rows ``(n, T)``.
+    ``positions: (n, T)``: the rows' position ids (``pos_ids``), given to the model with the
+    tokens (a GPT with ``pos`` coupled or abacus).
 
     For ``t`` from ``min(prompt_len)`` to ``T - 1``: ``next = argmax model(out[:, :t])[:, -1]``
     and ``out[:, t] = next`` where ``t >= prompt_len`` (the prompt is kept). Once every row has
@@ -171,7 +174,7 @@ def greedy_decode(
     >>> out.shape, out[0, :3].tolist()
     (torch.Size([1, 6]), [1, 2, 3])
     """
-    return _decode(model, tokens, prompt_len, eos_id, cache, lambda z: z.argmax(-1))
+    return _decode(model, tokens, prompt_len, eos_id, cache, lambda z: z.argmax(-1), positions)
 
 
 @torch.no_grad()
@@ -183,6 +186,7 @@ def sample_decode(
     temperature: float = 1.0,
     generator: torch.Generator | None = None,
     cache: bool = True,
+    positions: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Batched sampling, as :func:`greedy_decode` but ``next ~ softmax(logits / temperature)``
     (drawn with ``generator``, on the logits' device). Rows that end earlier than others keep
@@ -199,17 +203,20 @@ def sample_decode(
         probs = (logits.float() / temperature).softmax(-1)
         return torch.multinomial(probs, 1, generator=generator)[:, 0]
 
-    return _decode(model, tokens, prompt_len, eos_id, cache, pick)
+    return _decode(model, tokens, prompt_len, eos_id, cache, pick, positions)
 
 
-def _decode(model, tokens, prompt_len, eos_id, cache, pick) -> torch.Tensor:
+def _decode(model, tokens, prompt_len, eos_id, cache, pick, positions=None) -> torch.Tensor:
     """The decoding loop of :func:`greedy_decode`; ``pick: (n, V) logits -> (n,) tokens``."""
     out = tokens.clone()
     done = torch.zeros(len(out), dtype=torch.bool, device=out.device)
     new_cache = getattr(model, "new_cache", None)  # the GPT's and the UT's
     kv = new_cache(out.shape[1]) if cache and new_cache and not model.training else None
     for t in range(int(prompt_len.min()), out.shape[1]):
-        logits = model(out[:, :t]) if kv is None else model(out[:, kv.len : t], kv)
+        first = 0 if kv is None else kv.len
+        extra = {} if positions is None else {"positions": positions[:, first:t]}
+        args = (out[:, first:t],) if kv is None else (out[:, first:t], kv)
+        logits = model(*args, **extra)
         nxt = pick(logits[:, -1])
         gen = t >= prompt_len
         out[:, t] = torch.where(gen, nxt, out[:, t])
@@ -247,7 +254,10 @@ class SequenceObjective(Objective):
 
     def forward(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """logits ``(b, L - 1, V)`` for the inputs ``tokens[:, :L-1]``."""
-        return model(batch["tokens"][:, : self._length(batch) - 1])
+        n = self._length(batch) - 1
+        if "pos_ids" in batch:  # the task's position ids (model.pos coupled or abacus)
+            return model(batch["tokens"][:, :n], positions=batch["pos_ids"][:, :n])
+        return model(batch["tokens"][:, :n])
 
     def _targets(self, logits: torch.Tensor, batch: dict[str, torch.Tensor]):
         cols = logits.shape[1] + 1
@@ -304,8 +314,13 @@ class SequenceObjective(Objective):
         eos = getattr(task, "eos_id", None)
         for start in range(0, m, EVAL_ROWS):
             rows = slice(start, min(start + EVAL_ROWS, m))
+            pos = split.tensors.get("pos_ids")
             predictions[rows] = greedy_decode(
-                model, split["tokens"][rows], split["prompt_len"][rows], eos
+                model,
+                split["tokens"][rows],
+                split["prompt_len"][rows],
+                eos,
+                positions=None if pos is None else pos[rows],
             )
         score = task.score(predictions, name)
         return score if m == n else (round(score * n) - (n - m)) / m
@@ -376,6 +391,10 @@ def make_objective(kind: str, cfg, task=None):
         raise UserError(f"train.loss: stablemax_ce is for classification tasks (this is {kind})")
     if kind == "sequence":
         return SequenceObjective(cfg.loss, getattr(cfg, "eval_examples", None))
+    if kind == "regression":  # learnscope.tasks.teacher
+        from learnscope.train.regression import RegressionObjective
+
+        return RegressionObjective(cfg.loss, task.params.tolerance if task is not None else 0.1)
     if kind != "classification":
         return OBJECTIVES[kind](cfg.loss)
     smoothing = getattr(cfg, "label_smoothing", 0.0)

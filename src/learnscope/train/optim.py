@@ -10,6 +10,11 @@ from torch import nn
 from learnscope.config import TrainConfig
 
 
+def stepping(cfg: TrainConfig) -> str:
+    """The optimiser that takes the steps: ``cfg.optimizer``, or SAM's ``sam_base``."""
+    return cfg.sam_base if cfg.optimizer == "sam" else cfg.optimizer
+
+
 def param_groups(model: nn.Module, cfg: TrainConfig) -> list[dict] | list[torch.Tensor]:
     """The trainable parameters; grouped by learning-rate factor when the model has per-layer
     factors (``model.lr_multipliers(optimizer)``: the μP / NTK tables of
@@ -17,7 +22,7 @@ def param_groups(model: nn.Module, cfg: TrainConfig) -> list[dict] | list[torch.
     ``cfg.lr x factor`` and its ``lr_mult`` the factor. A model without factors: one plain list.
     """
     params = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
-    mults = getattr(model, "lr_multipliers", lambda _: {})(cfg.optimizer)
+    mults = getattr(model, "lr_multipliers", lambda _: {})(stepping(cfg))
     if not mults:
         return [p for _, p in params]
     groups: dict[float, list[torch.Tensor]] = {}
@@ -27,14 +32,16 @@ def param_groups(model: nn.Module, cfg: TrainConfig) -> list[dict] | list[torch.
 
 
 def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
-    """AdamW (decoupled weight decay), Adam (L2 added to the gradient) or SGD with momentum,
-    with the model's per-layer learning-rate groups (:func:`param_groups`)."""
+    """AdamW (decoupled weight decay), Adam (L2 added to the gradient) or SGD with momentum
+    (for SAM, ``sam_base``, stepping along the gradient the trainer computes), with the
+    model's per-layer learning-rate groups (:func:`param_groups`)."""
     params = param_groups(model, cfg)
-    if cfg.optimizer == "adamw":
+    kind = stepping(cfg)
+    if kind == "adamw":
         return torch.optim.AdamW(
             params, lr=cfg.lr, betas=cfg.betas, eps=cfg.eps, weight_decay=cfg.weight_decay
         )
-    if cfg.optimizer == "adam":
+    if kind == "adam":
         return torch.optim.Adam(
             params, lr=cfg.lr, betas=cfg.betas, eps=cfg.eps, weight_decay=cfg.weight_decay
         )
