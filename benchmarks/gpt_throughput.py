@@ -8,6 +8,19 @@ windows), their ratio ours / plain (target >= 1.0), and greedy-decoding examples
 the test split of a multiplication task (``SequenceObjective.decode_accuracy``).
 
     python benchmarks/gpt_throughput.py [--layers 4 --d-model 256 --seq 64 --batch 32]
+
+``--options``: the CPU training options instead (issue 32 item 5), on the sequence recipes
+(``--recipes``): for each recipe, trainers built by the pipeline (``learnscope.runner.build``,
+the same seed, so the same initial weights) with ``train.precision: bf16`` (autocast on CPU)
+and ``train.compile: true`` (torch.compile of the training forward), alone and together, take
+the same training steps on the same batches. Printed per recipe and option: training steps/s
+and tokens/s (median of ``--repeats`` alternating windows of ``--steps`` steps, cycling over
+``--check-steps`` fixed batches), the ratio to fp32 eager, the warm-up seconds (the first
+pass over those batches, torch.compile's compiling included) and the largest relative
+difference of the training loss from fp32 eager over that first pass (same initial weights,
+same batches).
+
+    python benchmarks/gpt_throughput.py --options [--recipes grokking-transformer,...]
 """
 
 from __future__ import annotations
@@ -72,8 +85,95 @@ def train_window(model, batches, steps: int) -> float:
     return time.perf_counter() - t0
 
 
+RECIPES = "grokking-transformer,multiplication-vanilla,length-gen-addition,length-gen-parity"
+OPTIONS = {  # name -> overrides of the recipe
+    "fp32 eager": [],
+    "bf16": ["train.precision=bf16"],
+    "compile": ["train.compile=true"],
+    "compile+bf16": ["train.compile=true", "train.precision=bf16"],
+}
+
+
+def _trainer(recipe: str, extra: list[str]):
+    from learnscope.config import load_config
+    from learnscope.runner import build
+
+    return build(load_config(recipe, ["probes=[]", *extra]))
+
+
+def _batches(trainer, n: int) -> list[dict[str, torch.Tensor]]:
+    """``n`` training batches of the recipe's batch size, drawn with a fixed generator."""
+    g = torch.Generator().manual_seed(0)
+    size = trainer.cfg.batch_size
+    if trainer.fresh:
+        return [trainer.task.sample(size, g) for _ in range(n)]
+    train = trainer.splits["train"]
+    size = size or len(train)
+    return [train.rows(torch.randint(0, len(train), (size,), generator=g)) for _ in range(n)]
+
+
+def _tokens(batch: dict[str, torch.Tensor]) -> int:
+    """Input tokens of a sequence batch (rows x positions), else rows."""
+    x = batch.get("tokens", batch.get("inputs", batch.get("x")))
+    return int(x.numel())
+
+
+def _step(trainer, batch: dict[str, torch.Tensor]) -> float:
+    """One training step as the trainer's loop takes it (autocast, the training forward,
+    AdamW); the loss."""
+    trainer.model.train()
+    with trainer.autocast():
+        loss = trainer.objective.train_loss(trainer.train_model, batch)
+    trainer.optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    trainer.optimizer.step()
+    return float(loss.item())
+
+
+def options(args: argparse.Namespace) -> None:
+    print(f"torch {torch.__version__}, threads {torch.get_num_threads()}; median of "
+          f"{args.repeats} windows of {args.steps} steps; loss diff over {args.check_steps} "
+          "steps vs fp32 eager")  # fmt: skip
+    print(f"{'recipe':26} {'option':13} {'warm-up s':>9} {'steps/s':>8} {'tokens/s':>9} "
+          f"{'x fp32':>7} {'max rel loss diff':>17}")  # fmt: skip
+    for recipe in args.recipes.split(","):
+        trainers, warm, curves = {}, {}, {}
+        for name, extra in OPTIONS.items():
+            trainers[name] = t = _trainer(recipe, extra)  # the same seed: the same init
+            if name == "fp32 eager":
+                batches = _batches(t, args.check_steps)
+                tokens = statistics.mean(_tokens(b) for b in batches)
+            t0 = time.perf_counter()  # the curve's steps are the warm-up: torch.compile
+            curves[name] = [_step(t, b) for b in batches]  # compiles (per shape) here
+            warm[name] = time.perf_counter() - t0
+        ref = curves["fp32 eager"]
+        diffs = {
+            name: max(abs(a - b) / abs(a) for a, b in zip(ref, got, strict=True))
+            for name, got in curves.items()
+        }
+        rates: dict[str, list[float]] = {name: [] for name in OPTIONS}
+        for _ in range(args.repeats):  # alternate so that load changes hit every option
+            for name, t in trainers.items():
+                t0 = time.perf_counter()
+                for i in range(args.steps):
+                    _step(t, batches[i % len(batches)])
+                rates[name].append(args.steps / (time.perf_counter() - t0))
+        med = {name: statistics.median(v) for name, v in rates.items()}
+        for name in OPTIONS:
+            print(
+                f"{recipe:26} {name:13} {warm[name]:>9.1f} {med[name]:>8.1f} "
+                f"{med[name] * tokens:>9,.0f} {med[name] / med['fp32 eager']:>7.2f} "
+                f"{diffs[name]:>17.2e}",
+                flush=True,
+            )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--options", action="store_true", help="the CPU options (bf16, compile)")
+    ap.add_argument("--recipes", default=RECIPES, help="with --options: sequence recipes")
+    ap.add_argument("--check-steps", type=int, default=8, help="with --options: batches")
+    ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     ap.add_argument("--layers", type=int, default=4)
     ap.add_argument("--d-model", type=int, default=256)
     ap.add_argument("--heads", type=int, default=8)
@@ -83,6 +183,11 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=10, help="steps per timed window")
     ap.add_argument("--repeats", type=int, default=5)
     args = ap.parse_args()
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
+    if args.options:
+        options(args)
+        return
 
     torch.manual_seed(0)
     cfg = GPTConfig(

@@ -7,6 +7,10 @@ training seconds (``wall_s``), the whole call's seconds (building, evaluation, s
 test step over the plain recipe's (run first).
 The settings: ``grokking-mlp``, ``grokking-transformer``, and each of them with Grokfast's
 EMA filter (Lee et al. 2024: alpha 0.98, lamb 2; ``train.grad_filter``); ``--only`` picks.
+``--threshold`` is the accuracy counted as learned, for every setting
+(``events.grok_threshold``; the issue asks for 0.99). (No ``grokfast-transformer`` recipe:
+its search, ``recipes/sweeps/grokfast-search.yaml``, found no setting that learns within the
+CPU's budget; see docs/accelerators.md.)
 
     python benchmarks/time_to_grok.py [--only grokking-mlp,grokking-mlp+grokfast] [--seed 0]
 """
@@ -37,16 +41,18 @@ def main() -> None:
     ap.add_argument("--only", default=",".join(SETTINGS))
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--threshold", type=float, default=0.99, help="accuracy counted as learned")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    print(f"torch threads {args.threads}, seed {args.seed}")
+    print(f"torch threads {args.threads}, seed {args.seed}, threshold {args.threshold}")
     print(f"{'setting':32} {'train at':>9} {'test at':>9} {'train s':>9} {'whole s':>9} "
           f"{'steps / plain':>13}")  # fmt: skip
     plain: dict[str, int] = {}  # the recipe's own grok step, for each variant's ratio
     for name in args.only.split(","):
         recipe, extra = SETTINGS[name]
         seeds = [f"seed={args.seed}", f"task.seed={args.seed}"]
-        cfg = load_config(recipe, ["probes=[]", "train.stop_when=[grokked]", *seeds, *extra])
+        stop = ["train.stop_when=[grokked]", f"events.grok_threshold={args.threshold}"]
+        cfg = load_config(recipe, ["probes=[]", *stop, *seeds, *extra])
         with tempfile.TemporaryDirectory() as root:
             t0 = time.perf_counter()
             result = execute(cfg, Store(root))

@@ -186,8 +186,7 @@ def test_taus_panel_after_sweep_correlate(tmp_path):
     assert "4 members with cached measures" in out.read_text()
 
     # the panel's taus are those `sweep correlate` prints, read from the cache
-    from learnscope.studies.gen_measures import cached_taus
-    from learnscope.studies.gen_measures import correlate
+    from learnscope.studies.gen_measures import cached_taus, correlate
 
     table, axes, members = cached_taus(store, sweep_id, load_runs(store, [], sweep_id))
     want = correlate(store, sweep_id, "gap").table()
