@@ -196,14 +196,28 @@ class Trainer:
             raise UserError("train.compile: not with train.regularizers (their hooks)")
         return torch.compile(self.model)
 
-    def _loss_again(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        """The training loss of ``batch`` at the current weights (SAM's second pass)."""
+    def _training_loss(
+        self, batch: dict[str, torch.Tensor]
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """The loss trained on for ``batch`` at the current weights: the objective's, plus the
+        regularisers on the activations the hooks capture, plus the model's auxiliary loss
+        (e.g. the UT's ponder cost); and its terms, detached, as ``last_terms`` logs them."""
         with self.autocast(), capture(self.model, self.regularizers.sites, False) as acts:
             loss = self.objective.train_loss(self.train_model, batch)
+        terms = {"train_step/loss": loss.detach()}
         if self.regularizers.sites:
-            loss = loss + self.regularizers(acts, batch, self.step)[0]
+            reg_loss, reg_terms = self.regularizers(acts, batch, self.step)
+            loss = loss + reg_loss
+            terms.update({f"reg/{k}": v for k, v in reg_terms.items()})
         aux = getattr(self.model, "aux_loss", None)
-        return loss if aux is None else loss + aux
+        if aux is not None:
+            loss = loss + aux
+            terms["train_step/aux_loss"] = aux.detach()
+        return loss, terms
+
+    def _loss_again(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The training loss of ``batch`` at the current weights (SAM's second pass)."""
+        return self._training_loss(batch)[0]
 
     def _emit(self, event: str, *args: Any) -> None:
         for handler in handlers(self.callbacks, event, self._handlers):
@@ -258,17 +272,7 @@ class Trainer:
 
                 # forward and loss (+ regularisers on the activations captured by hooks)
                 self.model.train()
-                with self.autocast(), capture(self.model, self.regularizers.sites, False) as acts:
-                    loss = self.objective.train_loss(self.train_model, batch)
-                self.last_terms = {"train_step/loss": loss.detach()}
-                if self.regularizers.sites:
-                    reg_loss, terms = self.regularizers(acts, batch, self.step)
-                    loss = loss + reg_loss
-                    self.last_terms.update({f"reg/{k}": v for k, v in terms.items()})
-                aux = getattr(self.model, "aux_loss", None)  # e.g. the UT's ponder cost
-                if aux is not None:
-                    loss = loss + aux
-                    self.last_terms["train_step/aux_loss"] = aux.detach()
+                loss, self.last_terms = self._training_loss(batch)
 
                 # backward, the gradient's transforms (Grokfast's filter, ⊥Grad), clip, step
                 # (the scaler is a no-op unless training in fp16)
