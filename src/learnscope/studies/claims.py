@@ -23,7 +23,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from learnscope.config import Claim, load_recipe_dict, load_study_dict, study_names, validate_config
+from learnscope.config import (
+    Claim,
+    RunConfig,
+    load_recipe_dict,
+    load_study_dict,
+    study_names,
+    validate_config,
+)
 from learnscope.errors import UserError
 from learnscope.measures import claim_value, holds
 from learnscope.store import Store
@@ -130,6 +137,18 @@ def _seeded(data: dict[str, Any], seed: int) -> dict[str, Any]:
     return out
 
 
+def recipe_at_seed(recipe: str, seed: int, overrides: dict[str, Any] | None = None) -> RunConfig:
+    """The run config of ``recipe`` at ``seed`` (the model's seed and, where the task takes
+    one, the data's: as ``verify`` seeds it), with dotted ``overrides``: what a study's
+    ``measure`` trains through the runner, and the run ``init_from`` is pinned to."""
+    from learnscope.dotted import set_path
+
+    data = load_recipe_dict(recipe)
+    for key, value in {**_seeded(data, seed), **(overrides or {})}.items():
+        set_path(data, key, value, where=f"options.set {key}")
+    return validate_config(data)
+
+
 def control_overrides(control, recipe: dict[str, Any]) -> dict[str, Any]:
     """A control as overrides of the recipe: its ``set``, or every section of another recipe."""
     if control.recipe is None:
@@ -154,7 +173,6 @@ def pinned_start(init: str | None, seed: int, store: Store) -> str | None:
     pinned the same way) unless the store holds a finished run of that very config. Without
     this, a run name resolves to the newest run of the name, at whatever seed."""
     from learnscope.config import recipe_names
-    from learnscope.dotted import set_path
     from learnscope.runner import execute
 
     if init is None:
@@ -162,14 +180,8 @@ def pinned_start(init: str | None, seed: int, store: Store) -> str | None:
     ref, at, step = str(init).partition("@")
     if ref not in recipe_names():
         return init
-    data = load_recipe_dict(ref)
-    overrides = _seeded(data, seed)
-    inner = pinned_start(data.get("train", {}).get("init_from"), seed, store)
-    if inner is not None:
-        overrides["train.init_from"] = inner
-    for key, value in overrides.items():
-        set_path(data, key, value)
-    cfg = validate_config(data)
+    inner = pinned_start(load_recipe_dict(ref).get("train", {}).get("init_from"), seed, store)
+    cfg = recipe_at_seed(ref, seed, {} if inner is None else {"train.init_from": inner})
     key = config_key(cfg.to_dict())
     runs = store.runs()
     if len(runs):

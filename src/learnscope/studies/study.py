@@ -32,6 +32,9 @@ from pydantic import ValidationError
 
 from learnscope.config import StudySpec, load_study_dict, load_yaml, read_text, study_names
 from learnscope.errors import UserError, from_validation
+from learnscope.studies.claims import recipe_at_seed
+
+__all__ = ["check_options", "load_study", "recipe_at_seed", "study_results", "verify_study"]
 
 if TYPE_CHECKING:  # pandas and the sweeps load when a study is verified, not when listed
     from learnscope.store import Store
@@ -129,20 +132,6 @@ def study_results(
         values = [v if v is None or math.isfinite(v) else None for v in values]
         results.append(ClaimResult(claim, seeds, values, [holds(claim, v) for v in values]))
     return Verification(spec.name, "", seeds, results, wall_s)
-
-
-def recipe_at_seed(recipe: str, seed: int, overrides: dict[str, Any] | None = None):
-    """The run config of ``recipe`` at ``seed`` (the model's seed and, where the task takes
-    one, the data's: as ``learnscope verify`` seeds it), with dotted ``overrides``; what a
-    study's ``measure`` trains through the runner."""
-    from learnscope.config import load_recipe_dict, validate_config
-    from learnscope.dotted import set_path
-    from learnscope.studies.claims import _seeded
-
-    data = load_recipe_dict(recipe)
-    for key, value in {**_seeded(data, seed), **(overrides or {})}.items():
-        set_path(data, key, value, where=f"options.set {key}")
-    return validate_config(data)
 
 
 def check_options(options: dict[str, Any], allowed: dict[str, Any], study: str) -> dict[str, Any]:
