@@ -381,9 +381,7 @@ def abacus_ids(tokens: torch.Tensor, digit_ids: list[int]) -> torch.Tensor:
     [[0, 1, 2, 0, 1, 0, 0]]
     """
     is_digit = torch.isin(tokens, torch.tensor(digit_ids, device=tokens.device))
-    out = torch.zeros_like(tokens)
-    run = torch.zeros(tokens.shape[0], dtype=tokens.dtype, device=tokens.device)
-    for t in range(tokens.shape[1]):
-        run = torch.where(is_digit[:, t], run + 1, torch.zeros_like(run))
-        out[:, t] = run
-    return out
+    t = torch.arange(tokens.shape[1], device=tokens.device).expand_as(tokens)
+    # the position of the last non-digit at or before each token (-1: none yet)
+    last_other = torch.where(is_digit, -1, t).cummax(dim=1).values
+    return torch.where(is_digit, t - last_other, 0)
