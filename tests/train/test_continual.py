@@ -373,3 +373,28 @@ def test_a_stopped_continual_run_resumes_to_the_straight_run(tmp_path, stop):
     for name in a:
         assert torch.equal(a[name], b[name]), name
     assert again.summary["forgetting"] == straight.summary["forgetting"]
+
+
+def test_learnscope_run_prints_the_sequence_summary(tmp_path):
+    """What a user sees after `learnscope run` of a task sequence: the average accuracy and
+    the forgetting, with the values stored in the run's summary."""
+    import yaml
+    from typer.testing import CliRunner
+
+    from learnscope.cli import app
+
+    path = tmp_path / "seq.yaml"
+    path.write_text(yaml.safe_dump(_cfg()))
+    res = CliRunner().invoke(app, ["run", str(path), "--runs-dir", str(tmp_path / "runs"), "-q"])
+    assert res.exit_code == 0, res.output
+    from learnscope.cli.app import cell
+
+    store = Store(tmp_path / "runs")
+    summary = store.run(store.runs()["id"].iloc[0])["summary"]
+    rows = {}
+    for line in res.output.splitlines():
+        parts = [p.strip() for p in line.split("│")]
+        if len(parts) == 4:
+            rows[parts[1]] = parts[2]
+    for key in ("avg_acc", "old_task_acc", "forgetting"):
+        assert rows.get(key) == str(cell(summary[key])), res.output

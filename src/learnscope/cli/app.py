@@ -217,6 +217,12 @@ SUMMARY_KEYS = (
     "grok_train_step",
     "grok_test_step",
     "grok_gap",
+    "avg_acc",  # a task sequence (task name sequence): learnscope.train.continual.summary
+    "old_task_acc",
+    "forgetting",
+    "new_task_acc_first",
+    "new_task_acc_last",
+    "new_task_acc_drop",
     "steps",
     "stopped_by",
     "wall_s",

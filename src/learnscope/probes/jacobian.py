@@ -16,6 +16,8 @@ from collections.abc import Callable, Sequence
 import torch
 from torch.func import jacrev, vjp
 
+from learnscope.probes.lanczos import hessian_matvec
+
 Fn = Callable[[torch.Tensor], torch.Tensor]
 
 
@@ -102,19 +104,17 @@ def hessian_top_eigenvalue(
     >>> round(hessian_top_eigenvalue(lambda: 0.5 * x @ a @ x, [x]), 4)
     4.0
     """
-    params = list(params)
-    grads = torch.autograd.grad(loss_fn(), params, create_graph=True)
-    v = [torch.randn(p.shape, generator=generator, dtype=p.dtype).to(p.device) for p in params]
-    norm = torch.sqrt(sum((x * x).sum() for x in v))
-    v = [x / norm for x in v]
+    matvec, n = hessian_matvec(loss_fn, params)
+    v = torch.randn(n, generator=generator, dtype=torch.float64)
+    v /= v.norm()
     eig = 0.0
     for _ in range(iters):
-        hv = torch.autograd.grad(grads, params, grad_outputs=v, retain_graph=True)
-        new = float(sum((a * b).sum() for a, b in zip(v, hv)))
-        norm = torch.sqrt(sum((x * x).sum() for x in hv))
+        hv = matvec(v)
+        new = float(v @ hv)
+        norm = hv.norm()
         if norm == 0:
             return 0.0
-        v = [x.detach() / norm for x in hv]
+        v = hv / norm
         done = abs(new - eig) <= tol * max(abs(new), 1e-30)
         eig = new
         if done:
