@@ -116,6 +116,7 @@ def slingshot(
     min_peak: float = 1e-3,
     loss: str | None = None,
     norm: str | None = None,
+    test: str = "test/acc",
 ) -> list[Event]:
     """Slingshot cycles (Thilak et al. 2022): the last layer's weight norm grows quickly, then
     the training loss spikes and recovers.
@@ -137,6 +138,14 @@ def slingshot(
     spike's height as a factor), ``peak_step``, ``end_step``, ``baseline_loss``, ``peak_loss``
     and ``norm_growth``. The search resumes after the cycle's end.
 
+    Where the table has a test accuracy ``A`` (``test``, evaluated at the same steps), each
+    cycle also carries ``test_jump`` (Thilak et al.: grokking happens at slingshot onsets):
+    with ``t`` the onset's evaluation and ``e`` the cycle's end,
+    ``test_jump = max(A_u for t <= u <= e + window) - A_{t-1}``: how far the test accuracy
+    rose, over the cycle and the ``window`` evaluations after its end, above its value at the
+    evaluation before the onset (``test_before``; ``test_after`` is the max, at
+    ``test_after_step``). :func:`slingshot_grokking` reads it off the events.
+
     >>> L = [1.0, 0.1, 0.01, 0.01, 0.5, 0.02, 0.01]
     >>> N = [1.0, 1.0, 1.1, 1.3, 1.4, 1.4, 1.4]
     >>> t = pd.DataFrame({"train/loss": L, "weight_norm/out.weight": N}, index=range(7))
@@ -149,6 +158,7 @@ def slingshot(
         return []
     both = table[[loss, norm]].dropna()
     L, N, steps = both[loss].to_numpy(float), both[norm].to_numpy(float), both.index.to_numpy()
+    acc = table[test].reindex(both.index).to_numpy(float) if test in table else None
     found: list[Event] = []
     t, best = 1, L[0] if len(L) else math.inf
     while t < len(L):
@@ -163,26 +173,69 @@ def slingshot(
             t += 1
             continue
         peak = t + int(np.argmax(L[t:end]))
-        found.append(
-            Event(
-                "slingshot",
-                int(steps[t]),
-                {
-                    "step": int(steps[t]),
-                    "size": round(float(L[peak] / best), 6),
-                    "peak_step": int(steps[peak]),
-                    "end_step": int(steps[end]),
-                    "baseline_loss": float(best),
-                    "peak_loss": float(L[peak]),
-                    "norm_growth": round(float(growth), 6),
-                    "loss": loss,
-                    "norm": norm,
-                },
-            )
-        )
+        data = {
+            "step": int(steps[t]),
+            "size": round(float(L[peak] / best), 6),
+            "peak_step": int(steps[peak]),
+            "end_step": int(steps[end]),
+            "baseline_loss": float(best),
+            "peak_loss": float(L[peak]),
+            "norm_growth": round(float(growth), 6),
+            "loss": loss,
+            "norm": norm,
+        }
+        if acc is not None:
+            data.update(_test_jump(acc, steps, t, end + window))
+        found.append(Event("slingshot", int(steps[t]), data))
         best = min(best, L[end]) if L[end] > 0 else best
         t = end + 1
     return found
+
+
+def _test_jump(acc: np.ndarray, steps: np.ndarray, t: int, last: int) -> dict[str, Any]:
+    """``test_jump = max(acc[t..last]) - acc[t-1]`` (NaNs skipped; the value before is the
+    last finite one before ``t``), with ``test_before``, ``test_after`` and its step; {} if
+    either side has no value."""
+    before = acc[:t][np.isfinite(acc[:t])]
+    after = acc[t : last + 1]
+    if not len(before) or not np.isfinite(after).any():
+        return {}
+    k = t + int(np.nanargmax(after))
+    return {
+        "test_before": float(before[-1]),
+        "test_after": float(acc[k]),
+        "test_after_step": int(steps[k]),
+        "test_jump": round(float(acc[k] - before[-1]), 12),
+    }
+
+
+def slingshot_grokking(found: list[Event]) -> dict[str, Any]:
+    """Whether grokking follows a slingshot (Thilak et al. 2022: "grokking happens at
+    slingshot onsets"), read off a run's events:
+
+    - ``slingshot_test_jump = max_i test_jump_i`` over the slingshot cycles ``i`` (each
+      ``test_jump_i = max A over the cycle and the window after it - A just before its
+      onset``, :func:`slingshot`): the largest rise of test accuracy at a slingshot;
+    - ``slingshot_grok_lag = g - max{s_i : s_i <= g}``: the grok step ``g`` (the grokking
+      event's ``test_step``, test accuracy >= its threshold) minus the nearest slingshot
+      onset ``s_i`` at or before it, in steps (absent when the run did not grok or grokked
+      before any slingshot).
+
+    >>> ev = [Event("slingshot", 100, {"test_jump": 0.1}), Event("slingshot", 400,
+    ...       {"test_jump": 0.7}), Event("grokking", 460, {"test_step": 460})]
+    >>> slingshot_grokking(ev)
+    {'slingshot_test_jump': 0.7, 'slingshot_grok_lag': 60}
+    """
+    cycles = [e for e in found if e.kind == "slingshot"]
+    out: dict[str, Any] = {}
+    jumps = [e.data["test_jump"] for e in cycles if e.data.get("test_jump") is not None]
+    if jumps:
+        out["slingshot_test_jump"] = max(jumps)
+    grok = next((e.data.get("test_step") for e in found if e.kind == "grokking"), None)
+    before = [e.step for e in cycles if grok is not None and e.step is not None and e.step <= grok]
+    if before:
+        out["slingshot_grok_lag"] = grok - max(before)
+    return out
 
 
 # -- collapse -------------------------------------------------------------------------------

@@ -271,6 +271,7 @@ def summary_of(
     summary["slingshots"] = len(cycles)  # Thilak et al. 2022: how many cycles (0: none) ...
     if cycles:  # ... and when the first began
         summary["slingshot_step"] = min(cycles)
+    summary.update(events_mod.slingshot_grokking(found))  # test jump at a slingshot, grok lag
     return summary
 
 
