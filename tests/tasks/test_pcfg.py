@@ -127,3 +127,60 @@ def test_bad_parameters_are_refused() -> None:
         make_task("pcfg", mask_prob=0.0)
     with pytest.raises(UserError, match="max_len"):
         make_task("pcfg", max_len=2)
+
+
+def test_the_default_grammar_is_unchanged_by_the_harder_options() -> None:
+    from learnscope.tasks.pcfg import PP_PROB, grammar
+
+    assert grammar() is GRAMMAR and grammar(PP_PROB) is GRAMMAR
+    assert [p for p, _, _ in GRAMMAR["NP_sg_animal"]] == [0.55, 0.3, 0.15]
+    a = make_task("pcfg", n_train=50, n_test=5, seed=4)
+    b = make_task("pcfg", n_train=50, n_test=5, seed=4, pp_prob=PP_PROB, min_len=1)
+    assert torch.equal(a.split("train")["tokens"], b.split("train")["tokens"])
+
+
+def test_pp_prob_sets_the_recursive_rules_and_keeps_the_other_proportions() -> None:
+    from learnscope.tasks.pcfg import grammar
+
+    g = grammar(0.35)
+    for symbol, rules in g.items():
+        assert sum(p for p, _, _ in rules) == pytest.approx(1.0)
+        assert [c for _, c, _ in rules] == [c for _, c, _ in GRAMMAR[symbol]]  # same rules
+    np_rules = [p for p, _, _ in g["NP_pl_thing"]]
+    assert np_rules[2] == 0.35 and np_rules[0] / np_rules[1] == pytest.approx(0.55 / 0.3)
+    assert [p for p, _, _ in g["VP_sg_person"]][-1] == 0.35
+    assert g["S"] == GRAMMAR["S"] and g["PP"] == GRAMMAR["PP"]
+    assert [p for p, _, _ in grammar(0.0)["NP_sg_animal"]][2] == 0.0
+
+
+def subject_verb_distance(task) -> float:
+    """Mean number of words between the subject noun (the root's first dependent before it)
+    and the root verb."""
+    gaps = []
+    for _words, parents in sentences(task):
+        root = parents.index(-1)
+        subject = min(i for i, p in enumerate(parents) if p == root)
+        gaps.append(root - subject)
+    return sum(gaps) / len(gaps)
+
+
+def test_the_harder_grammar_gives_longer_sentences_and_distant_agreement() -> None:
+    easy = make_task("pcfg", n_train=400, n_test=5, max_len=20, seed=2)
+    hard = make_task("pcfg", n_train=400, n_test=5, max_len=20, min_len=8, pp_prob=0.35, seed=2)
+    lengths = (hard.split("train")["tokens"] != hard.pad_id).sum(1)
+    assert int(lengths.min()) >= 8 and int(lengths.max()) <= 20
+    assert subject_verb_distance(hard) > subject_verb_distance(easy) + 1
+    for words, parents in list(sentences(hard))[:60]:  # still sentences of the grammar
+        assert parents in parses(words), words
+
+
+def test_bad_harder_options_are_refused(monkeypatch) -> None:
+    from learnscope.tasks import pcfg
+
+    with pytest.raises(UserError, match="min_len"):
+        make_task("pcfg", min_len=13, max_len=12)
+    with pytest.raises(UserError, match="pp_prob"):
+        make_task("pcfg", pp_prob=0.6)
+    monkeypatch.setattr(pcfg, "MAX_DRAWS", 2000)  # the refusal after that many draws
+    with pytest.raises(UserError, match="min_len"):  # no sentence that long without recursion
+        make_task("pcfg", n_train=1, n_test=1, min_len=12, max_len=12, pp_prob=0.0)

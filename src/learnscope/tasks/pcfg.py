@@ -19,6 +19,12 @@ constituent it attaches to, the sentence's main verb is the root (parent -1). So
 dog chases a cat`` has parents ``[2, 2, 3, -1, 5, 3]``: determiner and adjective -> noun,
 subject noun -> verb, object noun -> verb (a Stanford-style tree, prepositions heading PPs).
 
+Harder settings (defaults leave the grammar above unchanged): ``pp_prob`` sets the
+probability of the two recursive rules (0.15 above; the other NP and VP rules keep their
+proportions), so more prepositional phrases come between a noun and its verb (``the dog
+behind the teachers under the trees barks``: agreement at a distance); ``min_len`` redraws
+sentences shorter than that many words.
+
 Rows (``kind: "mlm"``): ``tokens: (n, T)`` the sentence's word ids then ``<pad>`` (0), ``T =
 max_len``; ``inputs``: the same with each word replaced by ``<mask>`` (1) with probability
 ``mask_prob`` (at least one word per sentence; always ``<mask>``, not BERT's 80/10/10 split);
@@ -37,11 +43,12 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from pydantic import Field
+from pydantic import Field, model_validator
 
+from learnscope.errors import UserError
 from learnscope.tasks.base import Split, Task, TaskParams, make_task
 
-__all__ = ["GRAMMAR", "LEXICON", "PCFGParams", "PCFGTask", "make_task"]
+__all__ = ["GRAMMAR", "LEXICON", "PCFGParams", "PCFGTask", "grammar", "make_task"]
 
 NUMBERS = ("sg", "pl")
 KINDS = ("animal", "person", "thing")  # noun classes that heads select
@@ -67,6 +74,30 @@ GRAMMAR: dict[str, list[tuple[float, tuple[str, ...], int]]] = {
     **{f"VP_{n}_{k}": _vp(n, k) for n in NUMBERS for k in KINDS},
     "PP": [(1 / 6, (f"P_{k}", f"NP_{n}_{k}"), 0) for n in NUMBERS for k in KINDS],
 }
+
+#: the probability of the recursive rules (NP -> NP PP, VP -> VP PP) in :data:`GRAMMAR`
+PP_PROB = 0.15
+
+
+def grammar(pp_prob: float = PP_PROB) -> dict[str, list[tuple[float, tuple[str, ...], int]]]:
+    """:data:`GRAMMAR` with its two recursive rules (``NP -> NP PP``, ``VP -> VP PP``) at
+    probability ``pp_prob`` and the other NP and VP rules scaled by ``(1 - pp_prob) / 0.85``
+    (their proportions kept); ``pp_prob = 0.15`` is :data:`GRAMMAR` itself. A larger
+    ``pp_prob`` gives longer sentences with more nouns between a word and its head (e.g. the
+    subject noun and its verb: agreement at a distance)."""
+    if pp_prob == PP_PROB:
+        return GRAMMAR
+    scale = (1 - pp_prob) / (1 - PP_PROB)
+    out = {}
+    for symbol, rules in GRAMMAR.items():
+        if symbol.startswith(("NP_", "VP_")):
+            rules = [
+                (pp_prob if children[-1] == "PP" else p * scale, children, head)
+                for p, children, head in rules
+            ]
+        out[symbol] = rules
+    return out
+
 
 #: preterminal -> its words (drawn uniformly); a word belongs to one preterminal (but "the")
 LEXICON: dict[str, tuple[str, ...]] = {
@@ -107,15 +138,37 @@ class PCFGParams(TaskParams):
     max_len: int = Field(16, ge=3, le=256, description="longest sentence, in words")
     mask_prob: float = Field(0.15, gt=0, lt=1, description="fraction of words masked")
     fresh: bool = Field(False, description="draw fresh sentences for every training batch")
+    pp_prob: float = Field(
+        PP_PROB,
+        ge=0,
+        le=0.45,
+        description="probability of NP -> NP PP and VP -> VP PP (more: longer sentences, "
+        "agreement across intervening nouns)",
+    )
+    min_len: int = Field(1, ge=1, le=256, description="shortest sentence, in words")
+
+    @model_validator(mode="after")
+    def _lengths(self) -> PCFGParams:
+        if self.min_len > self.max_len:
+            raise ValueError(f"min_len ({self.min_len}) must be <= max_len ({self.max_len})")
+        return self
 
 
-def generate(symbol: str, rng: np.random.Generator) -> tuple[list[str], list[int], int]:
-    """A random derivation of ``symbol``: its words, each word's parent (an index into the
-    words, -1 for the constituent's head) and the index of its head word."""
+#: draws of a sentence before a length window that no sentence meets is refused
+MAX_DRAWS = 100_000
+
+
+def generate(
+    symbol: str, rng: np.random.Generator, rules_of: dict | None = None
+) -> tuple[list[str], list[int], int]:
+    """A random derivation of ``symbol`` (under ``rules_of``, default :data:`GRAMMAR`): its
+    words, each word's parent (an index into the words, -1 for the constituent's head) and the
+    index of its head word."""
     if symbol in LEXICON:
         words = LEXICON[symbol]
         return [words[int(rng.random() * len(words))]], [-1], 0
-    rules, u = GRAMMAR[symbol], rng.random()
+    rules_of = GRAMMAR if rules_of is None else rules_of
+    rules, u = rules_of[symbol], rng.random()
     k = 0
     while k < len(rules) - 1 and u >= rules[k][0]:
         u -= rules[k][0]
@@ -125,7 +178,7 @@ def generate(symbol: str, rng: np.random.Generator) -> tuple[list[str], list[int
     parents: list[int] = []
     heads: list[int] = []
     for child in children:
-        w, p, h = generate(child, rng)
+        w, p, h = generate(child, rng, rules_of)
         offset = len(words)
         words += w
         parents += [q + offset if q >= 0 else -1 for q in p]
@@ -137,15 +190,22 @@ def generate(symbol: str, rng: np.random.Generator) -> tuple[list[str], list[int
     return words, parents, head
 
 
-def sentence(rng: np.random.Generator, max_len: int) -> tuple[list[str], list[int]]:
-    """A sentence of at most ``max_len`` words and its dependency parents (root: -1)."""
-    while True:
+def sentence(
+    rng: np.random.Generator, max_len: int, min_len: int = 1, rules_of: dict | None = None
+) -> tuple[list[str], list[int]]:
+    """A sentence of ``min_len`` to ``max_len`` words and its dependency parents (root: -1),
+    drawn from ``rules_of`` (default :data:`GRAMMAR`)."""
+    for _ in range(MAX_DRAWS):
         try:
-            words, parents, _ = generate("S", rng)
+            words, parents, _ = generate("S", rng, rules_of)
         except RecursionError:  # a runaway recursion (probability ~0): draw again
             continue
-        if len(words) <= max_len:
+        if min_len <= len(words) <= max_len:
             return words, parents
+    raise UserError(
+        f"task: no sentence of {min_len} to {max_len} words in {MAX_DRAWS} draws: lower "
+        f"task.min_len, raise task.max_len or task.pp_prob"
+    )
 
 
 class PCFGTask(Task):
@@ -158,6 +218,7 @@ class PCFGTask(Task):
         self.vocab = list(SPECIALS) + sorted({w for ws in LEXICON.values() for w in ws})
         self.ids = {w: i for i, w in enumerate(self.vocab)}
         self.pad_id, self.mask_id = 0, 1
+        self.rules = grammar(params.pp_prob)
         rng = np.random.default_rng(params.seed)
         self.splits = {
             "train": Split(self._rows(params.n_train, rng)),
@@ -169,7 +230,7 @@ class PCFGTask(Task):
         tokens = np.zeros((n, t), dtype=np.int64)
         parents = np.full((n, t), -1, dtype=np.int64)
         for i in range(n):
-            words, heads = sentence(rng, t)
+            words, heads = sentence(rng, t, self.params.min_len, self.rules)
             tokens[i, : len(words)] = [self.ids[w] for w in words]
             parents[i, : len(words)] = heads
         words_at = tokens != self.pad_id
