@@ -32,12 +32,13 @@ def test_coupled_ids_give_each_significance_one_id(reverse_operands):
         a, b, s = text[1:plus], text[plus + 1 : eq], text[eq + 1 : eos]
         if not reverse_operands:
             a, b = a[::-1], b[::-1]  # least significant first, like the sum
-        # the digit of 10^i has id i + 1 in a, b and the sum; +, =, <bos> and pads have 0
-        assert ids[1:plus].tolist() == (list(range(1, 8)) if reverse_operands else
-                                        list(range(7, 0, -1)))  # fmt: skip
+        # the digit of 10^i has id i + 2 in a, b and the sum; + and = have 1 (the paper's
+        # start s, shifted with the digits); <bos> and pads 0
+        assert ids[1:plus].tolist() == (list(range(2, 9)) if reverse_operands else
+                                        list(range(8, 1, -1)))  # fmt: skip
         assert ids[plus + 1 : eq].tolist() == ids[1:plus].tolist()
-        assert ids[eq + 1 : eos].tolist() == list(range(1, len(s) + 1))
-        assert ids[eos] == len(s) + 1 and ids[0] == ids[plus] == ids[eq] == 0
+        assert ids[eq + 1 : eos].tolist() == list(range(2, len(s) + 2))
+        assert ids[eos] == len(s) + 2 and ids[plus] == ids[eq] == 1 and ids[0] == 0
         assert (ids[eos + 1 :] == 0).all()
         assert int("".join(a[::-1])) + int("".join(b[::-1])) == int("".join(s[::-1]))
 
@@ -68,17 +69,38 @@ def test_the_offset_shifts_a_rows_ids_together_while_training_only():
         net(ids[:1], positions=ids[:1] + 30)
 
 
-def test_cached_decoding_reads_the_same_positions():
+@pytest.mark.parametrize("id_rope", [False, True])
+def test_cached_decoding_reads_the_same_positions(id_rope):
     task, rows = _rows("coupled")
     torch.manual_seed(1)
     net = GPT(GPTConfig(vocab_size=len(task.vocab), block_size=task.block_size, d_model=32,
-                        n_head=2, n_layer=2, pos="coupled")).eval()  # fmt: skip
+                        n_head=2, n_layer=2, pos="coupled", id_rope=id_rope)).eval()  # fmt: skip
     args = (net, rows["tokens"], rows["prompt_len"], task.eos_id)
     cached = greedy_decode(*args, cache=True, positions=rows["pos_ids"])
     plain = greedy_decode(*args, cache=False, positions=rows["pos_ids"])
     assert torch.equal(cached, plain)
-    other = greedy_decode(*args, cache=False, positions=rows["pos_ids"] * 0)
-    assert not torch.equal(other, plain)  # the ids are read
+    logits = net(rows["tokens"], positions=rows["pos_ids"])
+    other = net(rows["tokens"], positions=rows["pos_ids"] * 2)
+    assert (other - logits).abs().max() > 1e-4  # the ids are read
+
+
+def test_id_rope_scores_depend_on_id_differences_only():
+    """RoPE at the task's ids (``model.id_rope``): no table, and the logits are unchanged when
+    every id of a row moves by the same amount (the rotation of q_i . k_j is by id_i - id_j),
+    in training too (no random offset is drawn: it would change nothing but <bos>'s ids)."""
+    task, rows = _rows("coupled")
+    torch.manual_seed(2)
+    net = GPT(GPTConfig(vocab_size=len(task.vocab), block_size=task.block_size, d_model=32,
+                        n_head=2, n_layer=2, pos="coupled", id_rope=True))  # fmt: skip
+    assert not hasattr(net, "pos_embed")
+    ids, tokens = rows["pos_ids"], rows["tokens"]
+    for mode in (net.train, net.eval):
+        mode()
+        base = net(tokens, positions=ids)
+        assert (net(tokens, positions=ids + 7) - base).abs().max() < 1e-5
+        assert (net(tokens, positions=ids * 2) - base).abs().max() > 1e-4
+    with pytest.raises(ValueError, match="id_rope goes with pos coupled or abacus"):
+        GPTConfig(vocab_size=5, block_size=8, d_model=16, n_head=2, pos="learned", id_rope=True)
 
 
 @pytest.mark.parametrize(
@@ -98,3 +120,43 @@ def test_mismatched_positions_are_user_errors(task, model, words):
     }  # fmt: skip
     with pytest.raises(UserError, match=words):
         build(validate_config(cfg))
+
+
+def test_id_alibi_bias_is_minus_slope_times_id_distance():
+    from learnscope.models.gpt import id_bias
+
+    ids = torch.tensor([[0, 3, 1, 2]])
+    bias = id_bias(ids, n_head=2, causal=True)
+    slopes = [2.0**-4, 2.0**-8]  # 2^(-8 (h + 1) / H), H = 2
+    for h, m in enumerate(slopes):
+        for i in range(4):
+            for j in range(4):
+                want = -m * abs(ids[0, i] - ids[0, j]).item() if j <= i else float("-inf")
+                assert bias[0, h, i, j].item() == pytest.approx(want)
+    assert torch.isfinite(id_bias(ids, 2, causal=False)).all()
+    window = id_bias(ids, 2, causal=False, alibi=False, window=1)  # 0 within, -inf beyond
+    far = (ids[0, :, None] - ids[0, None, :]).abs() > 1
+    assert (window[0, :][:, far] == float("-inf")).all() and (window[0, :][:, ~far] == 0).all()
+
+
+@pytest.mark.parametrize("id_rope, window", [(False, None), (True, None), (False, 2)])
+def test_id_alibi_decodes_without_a_cache_and_reads_the_ids(id_rope, window):
+    task, rows = _rows("coupled")
+    torch.manual_seed(3)
+    net = GPT(GPTConfig(vocab_size=len(task.vocab), block_size=task.block_size, d_model=32,
+                        n_head=2, n_layer=2, pos="coupled", id_rope=id_rope,
+                        id_alibi=window is None, id_window=window)).eval()  # fmt: skip
+    assert net.new_cache(8) is None
+    args = (net, rows["tokens"], rows["prompt_len"], task.eos_id)
+    out = greedy_decode(*args, positions=rows["pos_ids"])
+    assert torch.equal(out[:, : int(rows["prompt_len"].min())],
+                       rows["tokens"][:, : int(rows["prompt_len"].min())])  # fmt: skip
+    logits = net(rows["tokens"], positions=rows["pos_ids"])
+    assert (net(rows["tokens"], positions=rows["pos_ids"] * 2) - logits).abs().max() > 1e-4
+    if id_rope:  # relative in ids: a common shift changes nothing
+        assert (net(rows["tokens"], positions=rows["pos_ids"] + 5) - logits).abs().max() < 1e-5
+    explicit = GPT(net.cfg).eval()
+    explicit.load_state_dict(net.state_dict())
+    for block in explicit.blocks:
+        block.attn.explicit = True
+    assert torch.allclose(explicit(rows["tokens"], positions=rows["pos_ids"]), logits, atol=1e-5)

@@ -16,7 +16,10 @@ answer share an id) or ``abacus`` (McLeish et al. 2024: ids counted along each r
 While training, each row's non-zero ids are shifted by a random offset ``k``, uniform in
 ``0 .. max_pos - 1 - max(ids of the row)``, so that every row of the table is trained even
 though the training numbers are short (the papers' random start; Abacus draws one ``k`` per
-batch, we draw one per row as position coupling does). At eval ``k = 0``.
+batch, we draw one per row as position coupling does). At eval ``k = 0``. ``id_rope`` (ours,
+not the papers'): no table; the ids rotate the queries and keys as RoPE rotates by the token
+index (Su et al. 2021), so that an attention score depends on the id difference only (the
+digits of equal significance, or one apart, score alike at every length).
 
 ``sigma_reparam`` (Zhai et al. 2023, "Stabilizing Transformer Training by Preventing Attention
 Entropy Collapse"): every linear layer uses ``W_hat = (gamma / sigma(W)) W``. ``sigma(W)`` is
@@ -55,6 +58,10 @@ only when a forward hook is registered on ``hook_pattern``, or when the attentio
 ``explicit`` is set (``learnscope.models.hooks.double_backward``: the fused CPU kernel has no
 second derivative, Hessian-vector products need one). Initialisation as nanoGPT: N(0,
 ``init_std``^2) weights, zero biases, residual output projections scaled by 1/sqrt(2 n_layer).
+``init_scale: alpha`` then multiplies every parameter (LayerNorm gains and sigma-reparam gammas
+included) by ``alpha``: Omnigrok (Liu, Michaud & Tegmark 2023) starts at a weight norm ``alpha``
+times the usual one, ``||theta_0|| -> alpha ||theta_0||``; with weight decay the norm must then
+shrink before the network generalises, which delays grokking. 1.0 (default) changes nothing.
 
 Width (``learnscope.models.param``): ``param: ntk | mup`` rescales the initialisation and
 learning rate of each layer relative to the model at ``d_model = base_width`` (``d_mlp`` and the
@@ -93,11 +100,15 @@ class GPTConfig:
     dropout: float = 0.0
     pos: Literal["learned", "sinusoidal", "rope", "none", "coupled", "abacus"] = "learned"
     max_pos: int | None = None  # coupled, abacus: rows of the position table (None: block_size)
+    id_rope: bool = False  # coupled, abacus: the ids rotate queries and keys (no table)
+    id_alibi: bool = False  # coupled, abacus: scores minus slope_h |id_q - id_k| (no KV cache)
+    id_window: int | None = None  # coupled, abacus: attend only where |id_q - id_k| <= window
     tied_embeddings: bool = False
     bias: bool = True
     sigma_reparam: bool = False
     attn_identity: bool = False
     init_std: float = 0.02
+    init_scale: float = 1.0  # alpha: every initial parameter times alpha (Omnigrok)
     causal: bool = True  # False: a bidirectional encoder (masked LM; no KV cache)
     param: Literal["standard", "ntk", "mup"] = "standard"
     base_width: int | None = None  # the d_model where ntk / mup equal standard
@@ -112,6 +123,13 @@ class GPTConfig:
             raise ValueError(f"d_model ({self.d_model}) must be divisible by n_head")
         if self.pos == "rope" and (self.d_model // self.n_head) % 2:
             raise ValueError("pos 'rope' needs an even head size d_model / n_head")
+        odd_head = (self.d_model // self.n_head) % 2
+        if self.id_rope and (self.pos not in ("coupled", "abacus") or odd_head):
+            raise ValueError("id_rope goes with pos coupled or abacus and an even head size")
+        if (self.id_alibi or self.id_window is not None) and self.pos not in ("coupled", "abacus"):
+            raise ValueError("id_alibi and id_window go with pos coupled or abacus")
+        if self.id_window is not None and not 0 <= self.id_window <= 1_000_000:
+            raise ValueError(f"id_window must be in 0..1000000 (got {self.id_window})")
         if self.d_mlp is None:
             self.d_mlp = 4 * self.d_model
         if self.max_pos is None:
@@ -126,6 +144,8 @@ class GPTConfig:
             raise ValueError("tied_embeddings and sigma_reparam cannot both be set")
         if not 0 < self.init_std <= 1e6:
             raise ValueError(f"init_std must be in (0, 1e6] (got {self.init_std})")
+        if not 0 < self.init_scale <= 1e3:
+            raise ValueError(f"init_scale must be in (0, 1e3] (got {self.init_scale})")
         if self.param != "standard":
             if self.base_width is None or self.base_width < self.n_head:
                 raise ValueError(f"base_width (>= n_head) must be set with param {self.param!r}")
@@ -197,13 +217,18 @@ def linear(cfg: GPTConfig, d_in: int, d_out: int) -> nn.Linear:
     return (SigmaReparamLinear if cfg.sigma_reparam else nn.Linear)(d_in, d_out, bias=cfg.bias)
 
 
-def rope(x: torch.Tensor, base: float = 10000.0, start: int = 0) -> torch.Tensor:
+def rope(
+    x: torch.Tensor, base: float = 10000.0, start: int = 0, ids: torch.Tensor | None = None
+) -> torch.Tensor:
     """Rotate pairs ``(x_{2i}, x_{2i+1})`` of ``x: (b, h, t, d)`` by ``pos * base^(-2i/d)``,
-    ``pos = start .. start + t - 1``."""
+    ``pos = start .. start + t - 1``, or the rows' position ids ``ids: (b, t)``."""
     t, d = x.shape[-2], x.shape[-1]
     inv = base ** (-torch.arange(0, d, 2, device=x.device, dtype=torch.float32) / d)
-    pos = torch.arange(start, start + t, device=x.device, dtype=torch.float32)
-    angle = pos[:, None] * inv  # (t, d/2)
+    if ids is None:
+        pos = torch.arange(start, start + t, device=x.device, dtype=torch.float32)
+    else:
+        pos = ids.to(torch.float32)[:, None, :]  # (b, 1, t): one rotation per row and token
+    angle = pos[..., None] * inv  # (t, d/2) or (b, 1, t, d/2)
     cos, sin = angle.cos().to(x.dtype), angle.sin().to(x.dtype)
     x1, x2 = x[..., 0::2], x[..., 1::2]
     return torch.stack((x1 * cos - x2 * sin, x1 * sin + x2 * cos), dim=-1).flatten(-2)
@@ -258,6 +283,34 @@ class KVCache:
         return ck[:, :, :end], cv[:, :, :end]
 
 
+def id_bias(
+    ids: torch.Tensor | None,
+    n_head: int,
+    causal: bool,
+    alibi: bool = True,
+    window: int | None = None,
+) -> torch.Tensor:
+    """The ``(b, h, t, t)`` additive attention bias at the task's position ids ``(b, t)``:
+    with ``alibi``, ALiBi's ``-m_h |id_i - id_j|`` (Press et al. 2022, "Train short, test
+    long"; slopes ``m_h = 2^(-8 (h + 1) / H)``) in id space; with ``window``, ``-inf`` where
+    ``|id_i - id_j| > window`` (local attention, Beltagy et al. 2020, in id space: every query
+    keeps itself); ``-inf`` above the diagonal when ``causal``."""
+    if ids is None:
+        raise ValueError("model.id_alibi / id_window read the task's position ids")
+    dist = (ids[:, None, :, None] - ids[:, None, None, :]).abs().float()  # (b, 1, t, t)
+    bias = torch.zeros(*dist.shape[:1], n_head, *dist.shape[2:], device=ids.device)
+    if alibi:
+        slopes = 2.0 ** (-8.0 * torch.arange(1, n_head + 1, device=ids.device) / n_head)
+        bias = bias - slopes.view(1, n_head, 1, 1) * dist
+    if window is not None:
+        bias = bias.masked_fill(dist > window, float("-inf"))
+    if causal:
+        t = ids.shape[1]
+        mask = torch.ones(t, t, dtype=torch.bool, device=ids.device).tril()
+        bias = bias.masked_fill(~mask, float("-inf"))
+    return bias
+
+
 class Attention(nn.Module):
     def __init__(self, cfg: GPTConfig) -> None:
         super().__init__()
@@ -276,7 +329,11 @@ class Attention(nn.Module):
         self.scale = width.attention_scale(cfg.param, dh, base_dh)  # fixed at construction
 
     def forward(
-        self, x: torch.Tensor, cache: KVCache | None = None, layer: int = 0
+        self,
+        x: torch.Tensor,
+        cache: KVCache | None = None,
+        layer: int = 0,
+        ids: torch.Tensor | None = None,
     ) -> torch.Tensor:
         b, t, d = x.shape
         h, dh = self.cfg.n_head, d // self.cfg.n_head
@@ -285,7 +342,11 @@ class Attention(nn.Module):
         q, k, v = self.hook_q(q), self.hook_k(k), self.hook_v(v)
         if self.cfg.pos == "rope":
             q, k = rope(q, start=start), rope(k, start=start)
+        elif self.cfg.id_rope:  # RoPE at the task's ids: a score depends on id differences
+            q, k = rope(q, ids=ids), rope(k, ids=ids)
         causal = self.cfg.causal
+        by_ids = self.cfg.id_alibi or self.cfg.id_window is not None
+        bias = id_bias(ids, h, causal, self.cfg.id_alibi, self.cfg.id_window) if by_ids else None
         if self.cfg.attn_identity:  # (b, h, t, dh + d): the alpha I and beta I terms
             xh = x[:, None].expand(b, h, t, d)
             q = torch.cat((q, self.alpha.view(1, h, 1, 1).to(x.dtype) * xh), dim=-1)
@@ -295,7 +356,15 @@ class Attention(nn.Module):
         n = k.shape[2]  # query i (position start + i) sees keys 0 .. start + i
         scale = self.scale
         p_drop = self.cfg.dropout if self.training else 0.0
-        if self.explicit or self.hook_pattern._forward_hooks:  # explicit softmax
+        if bias is not None:  # (b, h, t, t) scores added, the causal mask in it
+            if self.explicit or self.hook_pattern._forward_hooks:
+                att = self.hook_pattern((q @ k.transpose(-2, -1) * scale + bias).softmax(dim=-1))
+                y = self.drop(att) @ v
+            else:
+                y = F.scaled_dot_product_attention(
+                    q, k, v, attn_mask=bias.to(q.dtype), dropout_p=p_drop, scale=scale
+                )
+        elif self.explicit or self.hook_pattern._forward_hooks:  # explicit softmax
             att = q @ k.transpose(-2, -1) * scale
             if causal:
                 mask = torch.ones(t, n, dtype=torch.bool, device=x.device).tril(start)
@@ -346,11 +415,15 @@ class Block(nn.Module):
         self.drop = nn.Dropout(cfg.dropout)
 
     def forward(
-        self, x: torch.Tensor, cache: KVCache | None = None, layer: int = 0
+        self,
+        x: torch.Tensor,
+        cache: KVCache | None = None,
+        layer: int = 0,
+        ids: torch.Tensor | None = None,
     ) -> torch.Tensor:
         x = self.hook_resid_pre(x)
         x = self.hook_resid_mid(
-            x + self.hook_attn_out(self.drop(self.attn(self.ln_1(x), cache, layer)))
+            x + self.hook_attn_out(self.drop(self.attn(self.ln_1(x), cache, layer, ids)))
         )
         return self.hook_resid_post(x + self.hook_mlp_out(self.drop(self.mlp(self.ln_2(x)))))
 
@@ -395,8 +468,8 @@ class GPT(nn.Module):
         super().__init__()
         self.cfg = cfg
         self.embed = nn.Embedding(cfg.vocab_size, cfg.d_model)
-        if cfg.pos in TASK_POSITIONS:  # ids given with the tokens: a table of max_pos rows
-            self.pos_embed = nn.Embedding(cfg.max_pos, cfg.d_model)
+        if cfg.pos in TASK_POSITIONS and not cfg.id_rope:  # ids given with the tokens: a
+            self.pos_embed = nn.Embedding(cfg.max_pos, cfg.d_model)  # table of max_pos rows
         else:
             add_position_table(self, cfg.pos, cfg.block_size, cfg.d_model)
         self.hook_embed = HookPoint()
@@ -427,6 +500,9 @@ class GPT(nn.Module):
                         m.bias.zero_()
                 if isinstance(m, SigmaReparamLinear):
                     m.init_sigma()
+            if self.cfg.init_scale != 1.0:  # Omnigrok: theta_0 -> alpha theta_0, all of it
+                for p in self.parameters():
+                    p.mul_(self.cfg.init_scale)
 
     def _position_ids(self, positions: torch.Tensor | None, tokens: torch.Tensor) -> torch.Tensor:
         """The ids to read the position table at: ``positions``, each row's non-zero ones
@@ -440,15 +516,17 @@ class GPT(nn.Module):
         top = int(positions.max()) if positions.numel() else 0
         if top >= self.cfg.max_pos:
             raise ValueError(f"position id {top} >= model.max_pos {self.cfg.max_pos}")
-        if not self.training:
+        if not self.training or self.cfg.id_rope:  # RoPE is blind to a common shift
             return positions
         room = self.cfg.max_pos - positions.amax(1, keepdim=True)  # offsets 0 .. room - 1
         k = (torch.rand(room.shape, device=positions.device) * room).long()
         return torch.where(positions > 0, positions + k, positions)
 
     def new_cache(self, size: int) -> KVCache | None:
-        """An empty KV cache for ``size`` positions; None for a bidirectional model."""
-        return KVCache(size) if self.cfg.causal else None
+        """An empty KV cache for ``size`` positions; None for a bidirectional model and for
+        ``id_alibi`` / ``id_window`` (the bias needs every key's id: decoding runs the prefix)."""
+        by_ids = self.cfg.id_alibi or self.cfg.id_window is not None
+        return KVCache(size) if self.cfg.causal and not by_ids else None
 
     def forward(
         self,
@@ -468,13 +546,19 @@ class GPT(nn.Module):
             raise ValueError("a KV cache needs eval mode (dropout, sigma_reparam power steps)")
         if cache is not None and not self.cfg.causal:
             raise ValueError("a KV cache needs a causal model (causal: true)")
-        if self.cfg.pos in TASK_POSITIONS:
+        ids = None
+        if self.cfg.pos in TASK_POSITIONS and (self.cfg.id_alibi or self.cfg.id_window is not None):
+            ids = self._position_ids(positions, tokens)
+            x = self.embed(tokens) + (0 if self.cfg.id_rope else self.pos_embed(ids))
+        elif self.cfg.pos in TASK_POSITIONS and self.cfg.id_rope:
+            ids, x = self._position_ids(positions, tokens), self.embed(tokens)
+        elif self.cfg.pos in TASK_POSITIONS:
             x = self.embed(tokens) + self.pos_embed(self._position_ids(positions, tokens))
         else:
             x = with_positions(self, self.cfg.pos, self.embed(tokens), start)
         x = self.drop(self.hook_embed(x))
         for i, block in enumerate(self.blocks):
-            x = block(x, cache, i)
+            x = block(x, cache, i, ids)
         if cache is not None:
             cache.len += t
         logits = self.unembed(self.ln_final(x))

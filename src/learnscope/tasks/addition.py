@@ -95,14 +95,16 @@ class AdditionTask(SequenceTask):
             first, second = str(a), str(b)
             if self.params.reverse_operands:
                 first, second = first[::-1], second[::-1]
-            # position coupling (Cho et al. 2024): the digit of 10^i has id i + 1 in a, b and
-            # the sum alike; + and = have 0
+            # position coupling (Cho et al. 2024, their start s = 1): + and = have id 1 and the
+            # digit of 10^i has id i + 2 in a, b and the sum alike, so that the token that
+            # predicts the digit of 10^i (=, or the digit of 10^(i-1)) has id i + 1 and all
+            # of them move together with the model's random offset
             sig = []
             for digits_, lsb_first in ((first, self.params.reverse_operands),
                                        (second, self.params.reverse_operands),
                                        (answer, self.params.reverse)):  # fmt: skip
-                ids = list(range(1, len(digits_) + 1))
-                sig += [*(ids if lsb_first else ids[::-1]), 0]
+                ids = list(range(2, len(digits_) + 2))
+                sig += [*(ids if lsb_first else ids[::-1]), 1]
             question = (*first, "+", *second, "=")
             return Example(question, tuple(answer), total, positions=tuple(sig[:-1]))
 
