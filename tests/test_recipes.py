@@ -23,15 +23,22 @@ HEAVY = {
     "grokking-mlp-slow",  # 1-2.5 min: groks at step ~2 300
     "grokking-transformer",  # 2-9 min: groks at step 1 750-4 000
     "grokking-transformer-delay",  # ~20-30 min: groks at step ~25 000
+    "grokfast-transformer",  # ~8-9 min a seed with its control (2 x 2 000 steps, batch 512)
+    "grokking-transformer-omnigrok",  # 5-15 min: init x alpha, groks at step ~4 000
     "icl-modular",  # ~5-10 min with the 4-task control
     "length-gen-addition", "length-gen-addition-hints",  # 2-6 min
     "length-gen-addition-hints-rope",  # ~30 min
+    "length-gen-coupled",  # ~5 min of CPU with its no-window control
     "length-gen-addition-hints-nope",  # ~1 h
     "length-gen-parity", "length-gen-parity-scratchpad",  # 1-12 min
     "multiplication-vanilla", "multiplication-pause", "multiplication-pause-seqvcr",
     "multiplication-2x2-vanilla", "multiplication-2x2-pause-seqvcr", "multiplication-cot",
+    "seqvcr-pretrain",  # 2-10 min a seed (1 500 steps of 2x2 CoT)
+    "multiplication-4x4-finetune-seqvcr",  # 5-20 min: its pretraining + 2 x 1 500 steps
     "pvr-hops", "pvr-hops-rope",  # 5-11 min
     "sas-suppressed",  # ~2.5 min with its control
+    "slingshot-grokking",  # ~3 min with its control: 2 x 6 000 full-batch steps at p = 47
+    "sas-plateau",  # ~2.5 min: 6 000 steps
     "stablemax-no-wd",  # ~13 min a seed with its control (2 x 2 000 full-batch steps)
 }  # fmt: skip
 #: the RFT chain: ``init_from`` names the recipe before, which a verification sweep's runs do

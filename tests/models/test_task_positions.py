@@ -140,15 +140,18 @@ def test_id_alibi_bias_is_minus_slope_times_id_distance():
 
 
 @pytest.mark.parametrize("id_rope, window", [(False, None), (True, None), (False, 2)])
-def test_id_alibi_decodes_without_a_cache_and_reads_the_ids(id_rope, window):
+def test_id_bias_decodes_with_the_cache_and_reads_the_ids(id_rope, window):
     task, rows = _rows("coupled")
     torch.manual_seed(3)
     net = GPT(GPTConfig(vocab_size=len(task.vocab), block_size=task.block_size, d_model=32,
                         n_head=2, n_layer=2, pos="coupled", id_rope=id_rope,
                         id_alibi=window is None, id_window=window)).eval()  # fmt: skip
-    assert net.new_cache(8) is None
     args = (net, rows["tokens"], rows["prompt_len"], task.eos_id)
-    out = greedy_decode(*args, positions=rows["pos_ids"])
+    out = greedy_decode(*args, positions=rows["pos_ids"])  # the cache keeps the keys' ids
+    assert torch.equal(out, greedy_decode(*args, cache=False, positions=rows["pos_ids"]))
+    x, ids, cache = rows["tokens"][:, :12], rows["pos_ids"][:, :12], net.new_cache(12)
+    steps = torch.cat([net(x[:, :7], cache, ids[:, :7]), net(x[:, 7:], cache, ids[:, 7:])], 1)
+    assert torch.allclose(steps, net(x, positions=ids), atol=1e-5)
     assert torch.equal(out[:, : int(rows["prompt_len"].min())],
                        rows["tokens"][:, : int(rows["prompt_len"].min())])  # fmt: skip
     logits = net(rows["tokens"], positions=rows["pos_ids"])

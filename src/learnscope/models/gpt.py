@@ -101,7 +101,7 @@ class GPTConfig:
     pos: Literal["learned", "sinusoidal", "rope", "none", "coupled", "abacus"] = "learned"
     max_pos: int | None = None  # coupled, abacus: rows of the position table (None: block_size)
     id_rope: bool = False  # coupled, abacus: the ids rotate queries and keys (no table)
-    id_alibi: bool = False  # coupled, abacus: scores minus slope_h |id_q - id_k| (no KV cache)
+    id_alibi: bool = False  # coupled, abacus: scores minus slope_h |id_q - id_k|
     id_window: int | None = None  # coupled, abacus: attend only where |id_q - id_k| <= window
     tied_embeddings: bool = False
     bias: bool = True
@@ -262,6 +262,18 @@ class KVCache:
     def __init__(self, size: int) -> None:
         self.size, self.len = size, 0
         self.kv: list[tuple[torch.Tensor, torch.Tensor]] = []
+        self.ids: torch.Tensor | None = None  # (b, size): the task's position ids, if read
+
+    def update_ids(self, ids: torch.Tensor) -> torch.Tensor:
+        """Store the position ids ``(b, t)`` of positions ``len ..``; those of ``0 .. len + t
+        - 1`` (the keys' ids, for a bias in id space)."""
+        end = self.len + ids.shape[1]
+        if end > self.size:
+            raise ValueError(f"KV cache of {self.size} positions cannot hold {end}")
+        if self.ids is None:
+            self.ids = ids.new_zeros(ids.shape[0], self.size)
+        self.ids[:, self.len : end] = ids
+        return self.ids[:, :end]
 
     def twin(self) -> KVCache:
         """A second cache of the same size, for the frozen initial copy of an output-scaled
@@ -289,15 +301,19 @@ def id_bias(
     causal: bool,
     alibi: bool = True,
     window: int | None = None,
+    key_ids: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """The ``(b, h, t, t)`` additive attention bias at the task's position ids ``(b, t)``:
-    with ``alibi``, ALiBi's ``-m_h |id_i - id_j|`` (Press et al. 2022, "Train short, test
-    long"; slopes ``m_h = 2^(-8 (h + 1) / H)``) in id space; with ``window``, ``-inf`` where
-    ``|id_i - id_j| > window`` (local attention, Beltagy et al. 2020, in id space: every query
-    keeps itself); ``-inf`` above the diagonal when ``causal``."""
+    """The ``(b, h, t, n)`` additive attention bias at the task's position ids: queries'
+    ``ids: (b, t)``, keys' ``key_ids: (b, n)`` (default ``ids``; with a KV cache the last ``t``
+    of them are the queries'): with ``alibi``, ALiBi's ``-m_h |id_i - id_j|`` (Press et al.
+    2022, "Train short, test long"; slopes ``m_h = 2^(-8 (h + 1) / H)``) in id space; with
+    ``window``, ``-inf`` where ``|id_i - id_j| > window`` (local attention, Beltagy et al.
+    2020, in id space: every query keeps itself); ``-inf`` for a key after its query when
+    ``causal``."""
     if ids is None:
         raise ValueError("model.id_alibi / id_window read the task's position ids")
-    dist = (ids[:, None, :, None] - ids[:, None, None, :]).abs().float()  # (b, 1, t, t)
+    key_ids = ids if key_ids is None else key_ids
+    dist = (ids[:, None, :, None] - key_ids[:, None, None, :]).abs().float()  # (b, 1, t, n)
     bias = torch.zeros(*dist.shape[:1], n_head, *dist.shape[2:], device=ids.device)
     if alibi:
         slopes = 2.0 ** (-8.0 * torch.arange(1, n_head + 1, device=ids.device) / n_head)
@@ -305,8 +321,8 @@ def id_bias(
     if window is not None:
         bias = bias.masked_fill(dist > window, float("-inf"))
     if causal:
-        t = ids.shape[1]
-        mask = torch.ones(t, t, dtype=torch.bool, device=ids.device).tril()
+        t, n = ids.shape[1], key_ids.shape[1]
+        mask = torch.ones(t, n, dtype=torch.bool, device=ids.device).tril(n - t)
         bias = bias.masked_fill(~mask, float("-inf"))
     return bias
 
@@ -334,7 +350,10 @@ class Attention(nn.Module):
         cache: KVCache | None = None,
         layer: int = 0,
         ids: torch.Tensor | None = None,
+        bias: torch.Tensor | None = None,
     ) -> torch.Tensor:
+        """``ids: (b, t)``: the tokens' position ids (for ``id_rope``); ``bias: (b, h, t, n)``:
+        scores added before the softmax, the causal mask included (:func:`id_bias`)."""
         b, t, d = x.shape
         h, dh = self.cfg.n_head, d // self.cfg.n_head
         start = 0 if cache is None else cache.len
@@ -345,8 +364,6 @@ class Attention(nn.Module):
         elif self.cfg.id_rope:  # RoPE at the task's ids: a score depends on id differences
             q, k = rope(q, ids=ids), rope(k, ids=ids)
         causal = self.cfg.causal
-        by_ids = self.cfg.id_alibi or self.cfg.id_window is not None
-        bias = id_bias(ids, h, causal, self.cfg.id_alibi, self.cfg.id_window) if by_ids else None
         if self.cfg.attn_identity:  # (b, h, t, dh + d): the alpha I and beta I terms
             xh = x[:, None].expand(b, h, t, d)
             q = torch.cat((q, self.alpha.view(1, h, 1, 1).to(x.dtype) * xh), dim=-1)
@@ -356,7 +373,7 @@ class Attention(nn.Module):
         n = k.shape[2]  # query i (position start + i) sees keys 0 .. start + i
         scale = self.scale
         p_drop = self.cfg.dropout if self.training else 0.0
-        if bias is not None:  # (b, h, t, t) scores added, the causal mask in it
+        if bias is not None:  # (b, h, t, n) scores added, the causal mask in it
             if self.explicit or self.hook_pattern._forward_hooks:
                 att = self.hook_pattern((q @ k.transpose(-2, -1) * scale + bias).softmax(dim=-1))
                 y = self.drop(att) @ v
@@ -420,11 +437,11 @@ class Block(nn.Module):
         cache: KVCache | None = None,
         layer: int = 0,
         ids: torch.Tensor | None = None,
+        bias: torch.Tensor | None = None,
     ) -> torch.Tensor:
         x = self.hook_resid_pre(x)
-        x = self.hook_resid_mid(
-            x + self.hook_attn_out(self.drop(self.attn(self.ln_1(x), cache, layer, ids)))
-        )
+        attn = self.attn(self.ln_1(x), cache, layer, ids, bias)
+        x = self.hook_resid_mid(x + self.hook_attn_out(self.drop(attn)))
         return self.hook_resid_post(x + self.hook_mlp_out(self.drop(self.mlp(self.ln_2(x)))))
 
 
@@ -523,10 +540,8 @@ class GPT(nn.Module):
         return torch.where(positions > 0, positions + k, positions)
 
     def new_cache(self, size: int) -> KVCache | None:
-        """An empty KV cache for ``size`` positions; None for a bidirectional model and for
-        ``id_alibi`` / ``id_window`` (the bias needs every key's id: decoding runs the prefix)."""
-        by_ids = self.cfg.id_alibi or self.cfg.id_window is not None
-        return KVCache(size) if self.cfg.causal and not by_ids else None
+        """An empty KV cache for ``size`` positions; None for a bidirectional model."""
+        return KVCache(size) if self.cfg.causal else None
 
     def forward(
         self,
@@ -546,10 +561,13 @@ class GPT(nn.Module):
             raise ValueError("a KV cache needs eval mode (dropout, sigma_reparam power steps)")
         if cache is not None and not self.cfg.causal:
             raise ValueError("a KV cache needs a causal model (causal: true)")
-        ids = None
+        ids = bias = None
         if self.cfg.pos in TASK_POSITIONS and (self.cfg.id_alibi or self.cfg.id_window is not None):
             ids = self._position_ids(positions, tokens)
             x = self.embed(tokens) + (0 if self.cfg.id_rope else self.pos_embed(ids))
+            keys = ids if cache is None else cache.update_ids(ids)  # one bias for every layer
+            bias = id_bias(ids, self.cfg.n_head, self.cfg.causal, self.cfg.id_alibi,
+                           self.cfg.id_window, keys)  # fmt: skip
         elif self.cfg.pos in TASK_POSITIONS and self.cfg.id_rope:
             ids, x = self._position_ids(positions, tokens), self.embed(tokens)
         elif self.cfg.pos in TASK_POSITIONS:
@@ -558,7 +576,7 @@ class GPT(nn.Module):
             x = with_positions(self, self.cfg.pos, self.embed(tokens), start)
         x = self.drop(self.hook_embed(x))
         for i, block in enumerate(self.blocks):
-            x = block(x, cache, i, ids)
+            x = block(x, cache, i, ids, bias)
         if cache is not None:
             cache.len += t
         logits = self.unembed(self.ln_final(x))
