@@ -137,6 +137,19 @@ def test_verify_command(recipe, tmp_path):
     assert res.exit_code == 2
 
 
+def test_verify_workers_sets_how_many_runs_train_at_once(recipe, tmp_path, monkeypatch):
+    from learnscope.sweep import backends
+
+    seen = []
+    real = backends._run_local
+    monkeypatch.setattr(backends, "_run_local", lambda *a, **k: seen.append(a[3]) or real(*a, **k))
+    res = invoke("verify", str(recipe), "--seeds", "1", "--workers", "1", "-q",
+                 "--runs-dir", tmp_path / "runs")  # fmt: skip
+    assert "fits: holds 1/1" in res.output and seen == [1], res.output
+    res = invoke("verify", str(recipe), "--workers", "0", "--runs-dir", tmp_path / "runs")
+    assert res.exit_code == 2 and "--workers" in res.output
+
+
 def test_recheck_reads_revised_claims_without_training(recipe, tmp_path):
     """A threshold revised after the runs: ``--recheck`` checks the YAML as it reads now on the
     stored runs (no new run), merging two verification sweeps' seeds."""

@@ -42,6 +42,10 @@ def verify(
         ),
     ] = None,
     backend: Annotated[str, typer.Option(help="local or ray")] = "local",
+    workers: Annotated[
+        int | None,
+        typer.Option(min=1, help="runs trained at once (local processes or Ray CPUs)"),
+    ] = None,
     resume: Annotated[
         str | None, typer.Option(help="continue this verification sweep (id, prefix, last)")
     ] = None,
@@ -98,7 +102,9 @@ def verify(
                 elif fast:
                     v = verify_seed_by_seed(name, store, seeds, seed_start, budget, backend)
                 else:
-                    v = run_verify(name, store, seeds, seed_start, backend, resume, progress)
+                    v = run_verify(
+                        name, store, seeds, seed_start, backend, resume, progress, workers
+                    )
             _print(v, time.perf_counter() - start)
             done.append(v)
         if recheck:

@@ -235,11 +235,15 @@ def verify(
     backend: str = "local",
     resume: str | None = None,
     progress: Callable[[float, int], None] | None = None,
+    workers: int | None = None,
 ) -> Verification:
     """Train ``recipe`` and its controls at ``seeds`` seeds from ``seed_start`` (a sweep of
-    ``store``) and check every claim (module docstring)."""
+    ``store``; ``workers``: its processes, default the sweep runner's) and check every claim
+    (module docstring)."""
     spec = verify_spec(recipe, seeds, seed_start, store)
-    sweep_id = run_sweep(spec, store, backend=backend, resume=resume, progress=progress)
+    sweep_id = run_sweep(
+        spec, store, backend=backend, resume=resume, progress=progress, workers=workers
+    )
     return results_of(store, sweep_id, recipe)
 
 
