@@ -115,6 +115,11 @@ class GPTConfig:
     output_scale: float | None = None  # alpha: logits alpha (f - f0); None: plain f
     output_scale_lr: bool = True  # with output_scale: lr / alpha^2 (SGD) or / alpha (Adam)
 
+    @property
+    def biased_by_ids(self) -> bool:
+        """Attention scores get a bias in id space (``id_alibi`` or ``id_window``)."""
+        return self.id_alibi or self.id_window is not None
+
     def __post_init__(self) -> None:
         for field in ("vocab_size", "block_size", "n_layer", "n_head", "d_model"):
             if getattr(self, field) < 1:
@@ -126,7 +131,7 @@ class GPTConfig:
         odd_head = (self.d_model // self.n_head) % 2
         if self.id_rope and (self.pos not in ("coupled", "abacus") or odd_head):
             raise ValueError("id_rope goes with pos coupled or abacus and an even head size")
-        if (self.id_alibi or self.id_window is not None) and self.pos not in ("coupled", "abacus"):
+        if self.biased_by_ids and self.pos not in ("coupled", "abacus"):
             raise ValueError("id_alibi and id_window go with pos coupled or abacus")
         if self.id_window is not None and not 0 <= self.id_window <= 1_000_000:
             raise ValueError(f"id_window must be in 0..1000000 (got {self.id_window})")
@@ -562,16 +567,13 @@ class GPT(nn.Module):
         if cache is not None and not self.cfg.causal:
             raise ValueError("a KV cache needs a causal model (causal: true)")
         ids = bias = None
-        if self.cfg.pos in TASK_POSITIONS and (self.cfg.id_alibi or self.cfg.id_window is not None):
+        if self.cfg.pos in TASK_POSITIONS:
             ids = self._position_ids(positions, tokens)
-            x = self.embed(tokens) + (0 if self.cfg.id_rope else self.pos_embed(ids))
-            keys = ids if cache is None else cache.update_ids(ids)  # one bias for every layer
-            bias = id_bias(ids, self.cfg.n_head, self.cfg.causal, self.cfg.id_alibi,
-                           self.cfg.id_window, keys)  # fmt: skip
-        elif self.cfg.pos in TASK_POSITIONS and self.cfg.id_rope:
-            ids, x = self._position_ids(positions, tokens), self.embed(tokens)
-        elif self.cfg.pos in TASK_POSITIONS:
-            x = self.embed(tokens) + self.pos_embed(self._position_ids(positions, tokens))
+            x = self.embed(tokens) if self.cfg.id_rope else self.embed(tokens) + self.pos_embed(ids)
+            if self.cfg.biased_by_ids:  # one bias for every layer; the cache keeps keys' ids
+                keys = ids if cache is None else cache.update_ids(ids)
+                bias = id_bias(ids, self.cfg.n_head, self.cfg.causal, self.cfg.id_alibi,
+                               self.cfg.id_window, keys)  # fmt: skip
         else:
             x = with_positions(self, self.cfg.pos, self.embed(tokens), start)
         x = self.drop(self.hook_embed(x))
