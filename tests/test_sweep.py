@@ -366,3 +366,18 @@ def test_every_built_in_sweep_expands(name):
     """Each shipped sweep spec loads and every member is a valid run config (no training)."""
     members = expand(load_spec(name))
     assert members and all(m.config.train.steps >= 1 for m in members)
+
+
+@pytest.mark.parametrize("name", sweep_names())
+def test_every_built_in_sweep_builds_its_tasks(name):
+    """Each distinct task of a shipped sweep can be built: a spec whose members validate but
+    whose task refuses them (e.g. more shots than a split has pairs) fails here, not after a
+    sweep has started."""
+    from learnscope.tasks import make_task
+
+    seen = set()
+    for member in expand(load_spec(name)):
+        key = repr(sorted(member.config.task.params.items()))
+        if key not in seen:
+            seen.add(key)
+            make_task(member.config.task.name, **member.config.task.params)
