@@ -26,6 +26,11 @@ a run in a throw-away store: rows, events, summary, checkpoint) and keeps its fa
 
     python benchmarks/ensemble_speedup.py [--cells tiny:32 tiny:128 grok:1000]
                                           [--threads N] [--repeats R] [--choice]
+                                          [--sides loop ens]
+
+It prints the ``learnscope`` it imports (a tree on ``PYTHONPATH`` comes first: compare two
+trees with the same script) and the load average when each cell ends. ``--sides ens`` times
+only the ensemble (the loop is the same code in two trees of the ensemble's work).
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ from __future__ import annotations
 import argparse
 import copy
 import json
+import math
 import os
 import resource
 import subprocess
@@ -130,6 +136,8 @@ def main() -> None:
                     help="members the loop trains when K is larger (default: K up to 128, "
                          "else 16), its time scaled to K")  # fmt: skip
     ap.add_argument("--choice", action="store_true", help="also time the sweep runner's choice")
+    ap.add_argument("--sides", nargs="+", default=["loop", "ens"], choices=["loop", "ens"],
+                    help="which sides to time (default both)")  # fmt: skip
     ap.add_argument("--child", default=None, help=argparse.SUPPRESS)
     ap.add_argument("--size", default="tiny", help=argparse.SUPPRESS)
     ap.add_argument("--k", type=int, default=1, help=argparse.SUPPRESS)
@@ -142,7 +150,10 @@ def main() -> None:
         res = child(args.child, args.size, args.k, args.loop_sample or args.k)
         print(json.dumps(res))
         return
-    print(f"torch {torch.__version__}, {args.threads or torch.get_num_threads()} threads")
+    import learnscope
+
+    print(f"torch {torch.__version__}, {args.threads or torch.get_num_threads()} threads, "
+          f"learnscope from {os.path.dirname(learnscope.__file__)}")  # fmt: skip
     head = f"{'size':<7}{'K':>5}{'steps':>6}{'loop s':>9}{'ens s':>8}{'loop/ens':>9}"
     head += f"{'loop MB':>9}{'ens MB':>8}" + (f"{'choice s':>9}{'loop/choice':>12}" if
                                                args.choice else "")  # fmt: skip
@@ -154,7 +165,7 @@ def main() -> None:
         size, _, k = cell.partition(":")
         k = int(k)
         n = args.loop_sample or (k if k <= 128 else 16)
-        sides = ["loop", "ens"] + (["choice"] if args.choice else [])
+        sides = list(args.sides) + (["choice"] if args.choice else [])
         best: dict[str, dict] = {}
         for r in range(args.repeats):  # each repeat starts one side later
             for side in sides[r % len(sides) :] + sides[: r % len(sides)]:
@@ -162,7 +173,8 @@ def main() -> None:
                 if side not in best or res["seconds"] < best[side]["seconds"]:
                     best[side] = res
                 best[side]["peak_mb"] = max(best[side]["peak_mb"], res["peak_mb"])
-        loop, ens = best["loop"], best["ens"]
+        none = {"seconds": math.nan, "cpu": math.nan, "peak_mb": math.nan, "timed": k}
+        loop, ens = best.get("loop", none), best.get("ens", none)
         steps = SIZES[size]["steps"]
         line = f"{size:<7}{k:>5}{FEW_STEPS.get((size, k), steps):>6}{loop['seconds']:>9.2f}"
         line += f"{ens['seconds']:>8.2f}{loop['seconds'] / ens['seconds']:>8.2f}x"
@@ -173,6 +185,7 @@ def main() -> None:
         line += f"{loop['cpu']:>10.2f}{ens['cpu']:>9.2f}{loop['cpu'] / ens['cpu']:>9.2f}x"
         if loop["timed"] < k:
             line += f"  (loop: {loop['timed']} of {k} members timed, x{k / loop['timed']:.1f})"
+        line += "  load {:.2f} {:.2f} {:.2f}".format(*os.getloadavg())
         print(line, flush=True)
 
 

@@ -159,6 +159,26 @@ def slingshot(
     both = table[[loss, norm]].dropna()
     L, N, steps = both[loss].to_numpy(float), both[norm].to_numpy(float), both.index.to_numpy()
     acc = table[test].reindex(both.index).to_numpy(float) if test in table else None
+    return slingshot_cycles(L, N, steps, acc, spike, recover, norm_growth, window, min_peak,
+                            loss, norm)  # fmt: skip
+
+
+def slingshot_cycles(
+    L: np.ndarray,
+    N: np.ndarray,
+    steps: np.ndarray,
+    acc: np.ndarray | None,
+    spike: float,
+    recover: float,
+    norm_growth: float,
+    window: int,
+    min_peak: float,
+    loss: str,
+    norm: str,
+) -> list[Event]:
+    """:func:`slingshot`'s rule on arrays: the loss ``L`` and norm ``N`` at the ``steps``
+    where both have a value, the test accuracy ``acc`` at those steps (or None); ``loss`` and
+    ``norm`` are the columns' names, recorded in each event."""
     found: list[Event] = []
     t, best = 1, L[0] if len(L) else math.inf
     while t < len(L):
@@ -584,6 +604,52 @@ def stop_condition(
         raise ValueError(f"unknown stop condition {name!r}; allowed: {STOP_CONDITIONS}")
     found = _detectors(cfg, sizes or {})[name](table)
     return found[0] if found else None
+
+
+def stop_condition_rows(
+    rows: dict[int, dict[str, float]], name: str, cfg: Any = None
+) -> Event | None:
+    """:func:`stop_condition` for ``grokked`` and ``fitted`` on the rows seen so far (step ->
+    the values published at it, the table :class:`~learnscope.train.callbacks.StopWhen`
+    would build) without building the table: the same event, from the steps in order and
+    each column's non-missing values (tested against :func:`stop_condition`)."""
+    cfg = cfg if cfg is not None else EventsConfig()
+    steps = sorted(rows)
+
+    def series(column: str) -> list[tuple[int, float]] | None:
+        if not any(column in rows[s] for s in steps):
+            return None  # not a column of the table
+        out = []
+        for s in steps:
+            v = rows[s].get(column)
+            if v is not None and v == v:  # NaN and absent: missing
+                out.append((s, float(v)))
+        return out
+
+    if name == "fitted":
+        acc = series("train/acc") or []
+        if acc and acc[-1][1] >= 1.0:
+            return Event("fitted", int(acc[-1][0]), {"train_acc": acc[-1][1]})
+        return None
+    if name != "grokked":
+        raise ValueError(f"stop_condition_rows: {name!r}; allowed: grokked, fitted")
+    thr = cfg.grok_threshold
+    train_col = "train_clean/acc" if series("train_clean/acc") is not None else "train/acc"
+    train, test = series(train_col), series("test/acc")
+    if train is None or test is None:
+        return None
+    train_step = next((s for s, v in train if v >= thr), None)
+    test_step = next((s for s, v in test if v >= thr), None)
+    if train_step is None or test_step is None or not test or test[-1][1] < thr:
+        return None
+    data = {
+        "train_step": int(train_step),
+        "test_step": int(test_step),
+        "gap": int(test_step - train_step),
+        "ratio": None if train_step == 0 else test_step / train_step,
+        "threshold": thr,
+    }
+    return Event("grokking", int(test_step), data)
 
 
 def label(event: Event) -> str:

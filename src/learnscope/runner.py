@@ -33,7 +33,7 @@ from learnscope.measures import run_claims
 from learnscope.models import build_model, hook_names, memory_limit, model_config
 from learnscope.probes.plan import ProbePlan, plan_probes
 from learnscope.probes.registry import PROBES
-from learnscope.store import Store, missing_dir
+from learnscope.store import Store, configs_yaml, missing_dir
 from learnscope.tasks import make_task
 from learnscope.train import continual
 from learnscope.train.callbacks import (
@@ -46,13 +46,23 @@ from learnscope.train.callbacks import (
     layer_sizes,
     rft_stats,
 )
-from learnscope.train.ensemble import Ensemble, member_task
+from learnscope.train.ensemble import (
+    Ensemble,
+    frozen_heap,
+    member_events,
+    member_task,
+)
 from learnscope.train.examples import ExampleRecorder
 from learnscope.train.loop import Callback, Trainer
 
 #: What a caller adds to a run: a callback, or a function that builds one from the run's id
 #: (for a sink that names its output after the run, or reads the run's history).
 Sink = Callback | Callable[[str], Callback]
+
+#: seconds an ensemble's evaluation rows may wait in memory for one commit with later rounds'
+#: (a round that writes checkpoints or ends members commits them first): 51 commits of 8000
+#: rows cost ~1 s of CPU at 1000 members, one every 2 s a fifth of that
+HOLD_ROWS_S = 2.0
 
 
 @dataclass
@@ -215,14 +225,18 @@ def _finish(
     extra: dict[str, Any] | None = None,
     sizes: dict[str, int] | None = None,
     table=None,
+    found: list[events_mod.Event] | None = None,
 ) -> RunResult:
     """Events read off the stored series (``table``, read from the store unless given; with
     the model's layer widths, measured unless ``sizes`` are given), the summary, and the run's
-    final status in the store."""
-    table = store.metric_table(run_id) if table is None else table
-    if sizes is None:
-        sizes = layer_sizes(trainer)
-    found = events_mod.detect(table, cfg.events, sizes)
+    final status in the store. ``found``: the events already detected on that series (an
+    ensemble member's, from its metrics in memory; its ``table`` is then given only where the
+    summary reads it: claims, a task sequence)."""
+    if found is None:
+        table = store.metric_table(run_id) if table is None else table
+        if sizes is None:
+            sizes = layer_sizes(trainer)
+        found = events_mod.detect(table, cfg.events, sizes)
     if watch.guard.event:  # the guard saw the exact step and metric; the table the next eval
         found = [e for e in found if e.kind != "divergence"] + [watch.guard.event]
     for e in found:
@@ -419,7 +433,19 @@ def execute_ensemble(
     """Train ``cfgs`` (one :func:`~learnscope.train.ensemble.ensemble_key`) as one stacked
     ensemble, each member recorded as a run of its own exactly as :func:`execute` records
     one: same callbacks, checkpoints, probes, events and summary (plus ``mode: ensemble``
-    and ``ensemble_size``; ``wall_s`` is the member's share of the ensemble's time)."""
+    and ``ensemble_size``; ``wall_s`` is the member's share of the ensemble's time). The
+    objects alive when it starts are frozen for the collector while it runs
+    (:func:`~learnscope.train.ensemble.frozen_heap`)."""
+    with frozen_heap():
+        return _execute_ensemble(cfgs, store, sinks, sweep_id)
+
+
+def _execute_ensemble(
+    cfgs: Sequence[RunConfig | dict[str, Any]],
+    store: Store,
+    sinks: Sequence[Sink],
+    sweep_id: str | None,
+) -> list[RunResult]:
     cfgs = [c if isinstance(c, RunConfig) else validate_config(c) for c in cfgs]
     for cfg in cfgs:  # each member must fit on its own (the runner sizes the ensembles)
         task = member_task(cfg)
@@ -429,22 +455,25 @@ def execute_ensemble(
     ens = Ensemble(cfgs)
     plans = [probe_plan(cfg, m) for cfg, m in zip(cfgs, ens.members)]
     run_ids: list[str] = []
+    dicts = [cfg.to_dict() for cfg in cfgs]
     try:  # the K rows in one transaction; a failure leaves neither rows nor directories
         with store.batch():
-            for cfg in cfgs:
-                run_ids.append(store.create_run(cfg.name, cfg.to_dict(), sweep_id).id)
+            for cfg, config, text in zip(cfgs, dicts, configs_yaml(dicts)):
+                run_ids.append(store.create_run(cfg.name, config, sweep_id, text).id)
     except BaseException:
         for run_id in run_ids:
             shutil.rmtree(store.root / run_id, ignore_errors=True)
         raise
     lock = store.lock_group(run_ids)  # one lock for the K runs
 
-    def batch() -> contextlib.ExitStack:
+    def batch(hold_s: float = 0.0) -> contextlib.ExitStack:
         """A round of the members' callbacks writes once: its rows, events and statuses in
-        one transaction, then its checkpoint files with one sync (after the rows)."""
+        one transaction, then its checkpoint files with one sync (after the rows). An
+        evaluation round's rows may wait up to ``hold_s`` for a later round's commit
+        (``Store.batch``); a round that writes checkpoints commits every row first."""
         stack = contextlib.ExitStack()
         stack.enter_context(checkpoint.deferred())
-        stack.enter_context(store.batch())
+        stack.enter_context(store.batch(hold_s))
         return stack
 
     try:
@@ -453,7 +482,7 @@ def execute_ensemble(
             for cfg, member, plan, run_id in zip(cfgs, ens.members, plans, run_ids)
         ]
         try:
-            ens.fit(batch)
+            ens.fit(batch, lambda: batch(HOLD_ROWS_S))
         except BaseException:
             with contextlib.suppress(Exception), store.batch():
                 for member, run_id in zip(ens.members, run_ids):
@@ -462,11 +491,15 @@ def execute_ensemble(
             raise
         extra = {"mode": "ensemble", "ensemble_size": ens.k}
         sizes = layer_sizes(ens.members[0])  # one shape for every member
-        tables = store.metric_tables(run_ids)  # one query
+        # events from each member's metrics in memory (the rows its store logger wrote); the
+        # stored tables are read (one query) only for members whose summary reads the table
+        # or whose rows cannot be rebuilt in memory
+        found, need = member_events(ens.members, cfgs, sizes)
+        tables = store.metric_tables([run_ids[i] for i in need]) if need else {}
         with store.batch():  # every member's events and summary in one transaction
             return [
-                _finish(member, watch, cfg, store, run_id, extra, sizes, tables[run_id])
-                for cfg, member, watch, run_id in zip(cfgs, ens.members, watches, run_ids)
+                _finish(member, watch, cfg, store, run_id, extra, sizes, tables.get(run_id), f)
+                for cfg, member, watch, run_id, f in zip(cfgs, ens.members, watches, run_ids, found)
             ]
     finally:
         lock.release()

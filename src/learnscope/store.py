@@ -85,6 +85,29 @@ def _yaml(config: dict[str, Any]) -> str:
     return yaml.dump(config, Dumper=dumper, sort_keys=False)
 
 
+def configs_yaml(configs: list[dict[str, Any]]) -> list[str]:
+    """The config files of an ensemble's members (:func:`_yaml` of each config), dumped
+    section by section: a block mapping's document is its top-level keys' documents one after
+    the other, and the members' sections are mostly equal, so each distinct section (by its
+    ``repr``: types and order included) is dumped once. The configs are ``RunConfig.to_dict``
+    output (fresh JSON values: no object shared between sections, so no YAML alias lost)."""
+    cache: dict[tuple[str, str], str] = {}
+    out = []
+    for config in configs:
+        if not config:
+            out.append(_yaml(config))
+            continue
+        parts = []
+        for key, value in config.items():
+            at = (key, repr(value))
+            text = cache.get(at)
+            if text is None:
+                text = cache[at] = _yaml({key: value})
+            parts.append(text)
+        out.append("".join(parts))
+    return out
+
+
 def new_run_id() -> str:
     """Sortable by creation time, unique without coordination: ``20261123-162233-a1b2c3``."""
     return time.strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(3)
@@ -217,6 +240,8 @@ class Store:
         self.busy_timeout_s = busy_timeout_s
         self._conn: sqlite3.Connection | None = None
         self._buffer: list[tuple[str, int, str, float]] = []
+        self.batching = 0  # depth of open batch() blocks: the store logger's flushes wait
+        self._held_since: float | None = None  # when rows a batch(hold_s) left began to wait
 
     # -- connection -----------------------------------------------------------------------
     @property
@@ -276,9 +301,16 @@ class Store:
             self._conn = None
 
     # -- writing --------------------------------------------------------------------------
-    def create_run(self, name: str, config: dict[str, Any], sweep_id: str | None = None) -> Run:
+    def create_run(
+        self,
+        name: str,
+        config: dict[str, Any],
+        sweep_id: str | None = None,
+        text: str | None = None,
+    ) -> Run:
         """Insert a ``running`` row and write ``<id>/config.yaml``; if either fails (a full
-        disk), neither is left behind."""
+        disk), neither is left behind. ``text``: the config's YAML (``_yaml(config)``) where
+        the caller has it already (an ensemble's members, whose configs share most sections)."""
         for attempt in range(8):  # a sweep creates many runs a second: an id taken, another
             run_id = new_run_id()
             run = Run(run_id, self.root / run_id)
@@ -289,7 +321,7 @@ class Store:
                 if attempt == 7:
                     raise
         try:
-            (run.dir / "config.yaml").write_text(_yaml(config))
+            (run.dir / "config.yaml").write_text(_yaml(config) if text is None else text)
             with _transaction(self._db()) as db:
                 db.execute(
                     "INSERT INTO runs (id, name, status, config, created, sweep_id) "
@@ -355,6 +387,7 @@ class Store:
         self._buffer.extend((run_id, step, k, float(v)) for k, v in metrics.items())
 
     def flush(self) -> None:
+        self._held_since = None
         if not self._buffer:
             return
         rows, self._buffer = self._buffer, []
@@ -362,14 +395,35 @@ class Store:
             db.executemany("INSERT INTO metrics VALUES (?, ?, ?, ?)", rows)
 
     @contextlib.contextmanager
-    def batch(self) -> Iterator[Store]:
+    def batch(self, hold_s: float = 0.0) -> Iterator[Store]:
         """Every write inside the block in one transaction, the buffered rows included: the K
         members of an ensemble write a step's rows (or their runs, events and statuses) at the
         cost of one write. A kill inside the block loses the block's writes, never the file
-        (SQLite rolls the open transaction back); blocks inside it join it."""
+        (SQLite rolls the open transaction back); blocks inside it join it. Inside it the
+        store logger buffers its rows without flushing (:attr:`batching`): the block's rows go
+        in with one ``executemany`` at its end, in the same transaction (rows buffered inside
+        a block that fails are dropped, as its rolled-back writes are).
+
+        ``hold_s``: the rows may instead stay buffered for a later block's commit, as long as
+        the oldest of them has waited less than ``hold_s`` seconds (an ensemble's evaluation
+        rounds: one commit per ``hold_s`` instead of one per evaluation); any other flush
+        (a block without it, a read, a run's end) writes them, and a kill loses them as it
+        loses any unflushed row."""
         with _transaction(self._db()):
-            yield self
-            self.flush()
+            start = len(self._buffer)
+            self.batching += 1
+            try:
+                yield self
+            except BaseException:
+                del self._buffer[start:]
+                raise
+            finally:
+                self.batching -= 1
+            now = time.monotonic()
+            if self._buffer and hold_s and now - (self._held_since or now) < hold_s:
+                self._held_since = self._held_since or now
+            else:
+                self.flush()
 
     def add_event(self, run_id: str, step: int | None, kind: str, data: dict[str, Any]) -> None:
         with _transaction(self._db()) as db:

@@ -53,6 +53,47 @@ def test_batch_is_one_transaction_that_an_error_rolls_back(tmp_path):
     assert list(store.events(a)["kind"]) == ["grokking"]
 
 
+def _committed(store, run_id):
+    """The rows another connection (another process) sees: what has been committed."""
+    with sqlite3.connect(store.path) as conn:
+        return conn.execute("SELECT COUNT(*) FROM metrics WHERE run_id = ?", (run_id,)).fetchone()[
+            0
+        ]
+
+
+def test_batch_holds_rows_for_a_later_commit(tmp_path):
+    """``batch(hold_s)``: the store logger's rows (buffered without a flush inside a batch)
+    wait for a later commit while the oldest is younger than ``hold_s``; a batch without it,
+    or an older row, commits them; a failing block drops only its own rows."""
+    from learnscope.train.callbacks import StoreLogger
+
+    store = Store(tmp_path)
+    a = store.create_run("a", {}).id
+    logger = StoreLogger(store, a)
+    with store.batch(hold_s=60.0):
+        logger.on_metrics(None, 0, {"x": 1.0})
+    assert _committed(store, a) == 0 and len(store._buffer) == 1
+    with store.batch(hold_s=60.0):
+        logger.on_metrics(None, 10, {"x": 2.0})
+    assert _committed(store, a) == 0 and len(store._buffer) == 2
+    with pytest.raises(RuntimeError), store.batch(hold_s=60.0):
+        logger.on_metrics(None, 20, {"x": 3.0})
+        raise RuntimeError("cut")
+    assert len(store._buffer) == 2  # the failed block's row dropped, the held ones kept
+    with store.batch():  # a round that may write checkpoints: every row committed first
+        pass
+    assert _committed(store, a) == 2 and not store._buffer
+    with store.batch(hold_s=60.0):
+        logger.on_metrics(None, 30, {"x": 4.0})
+    store._held_since -= 61.0  # the held row is now older than hold_s: the next block commits
+    with store.batch(hold_s=60.0):
+        logger.on_metrics(None, 40, {"x": 5.0})
+    assert _committed(store, a) == 4
+    assert list(store.metrics(a)["step"]) == [0, 10, 30, 40]
+    logger.on_metrics(None, 50, {"x": 6.0})  # outside a batch: flushed at once, as before
+    assert _committed(store, a) == 5
+
+
 def test_metric_tables_equal_each_runs_metric_table(tmp_path):
     store = Store(tmp_path)
     ids = [store.create_run(n, {}).id for n in "abc"]
@@ -198,3 +239,127 @@ def test_an_ensemble_killed_mid_run_leaves_a_readable_store_and_resumable_runs(t
     cfg["train"]["steps"] = step + 20  # resuming may give more steps: here few, to end soon
     done = execute(cfg, store, resume=run_id)
     assert done.status == "finished" and done.summary["steps"] == step + 20
+
+
+def test_configs_yaml_equal_each_configs_own_yaml():
+    """The members' config files dumped section by section (each distinct section once) are
+    byte for byte ``store._yaml`` of each config: every recipe's config, and members that
+    differ in seed, learning rate and weight decay."""
+    from learnscope.config import load_recipe_dict, recipe_names
+    from learnscope.store import _yaml, configs_yaml
+
+    configs = []
+    for name in recipe_names():
+        raw = load_recipe_dict(name)
+        raw.pop("expect", None)
+        configs.append(validate_config(raw).to_dict())
+    members = []
+    for i in range(12):
+        cfg = copy.deepcopy(configs[0])
+        cfg["seed"], cfg["train"]["lr"] = i, 0.01 * (1 + i % 4)
+        cfg["train"]["weight_decay"] = [0.5, 1.0, 2.0][i % 3]
+        members.append(cfg)
+    everything = configs + members + [{}]
+    assert configs_yaml(everything) == [_yaml(c) for c in everything]
+    assert len(set(configs_yaml(members))) == len(members)
+
+
+def _reference_state_dict(member):
+    """A member's optimiser and scheduler state as the trainer's objects give it: PyTorch's
+    optimiser and scheduler built for this member alone (what ``Member.state_dict`` did before
+    it made them once per config and step)."""
+    from learnscope.train.optim import lr_factor, make_optimizer, make_scheduler
+
+    ens, k, cfg = member.ens, member.k, member.cfg
+    model, t = member.model, member.step
+    opt = make_optimizer(model, cfg)
+    if cfg.optimizer == "sgd":
+        bufs = ens._flat_views(ens.momentum_buf) if ens.momentum_buf is not None else {}
+        for name, p in model.named_parameters():
+            if name in bufs:
+                opt.state[p] = {"momentum_buffer": bufs[name][k].contiguous().clone()}
+    elif t > 0:
+        m, v = ens._flat_views(ens.exp_avg), ens._flat_views(ens.exp_avg_sq)
+        for name, p in model.named_parameters():
+            opt.state[p] = {
+                "step": torch.tensor(float(t)),
+                "exp_avg": m[name][k].contiguous().clone(),
+                "exp_avg_sq": v[name][k].contiguous().clone(),
+            }
+    sched = make_scheduler(opt, cfg)
+    for group in opt.param_groups:
+        group["lr"] = group["initial_lr"] * lr_factor(t, cfg)
+    sched.last_epoch, sched._step_count = t, t + 1
+    sched._last_lr = [g["lr"] for g in opt.param_groups]
+    return opt.state_dict(), sched.state_dict()
+
+
+def _assert_equal_states(a, b):
+    assert type(a) is type(b) or (isinstance(a, dict) and isinstance(b, dict)), (a, b)
+    if isinstance(a, dict):
+        assert list(a) == list(b)
+        for key in a:
+            _assert_equal_states(a[key], b[key])
+    elif isinstance(a, (list, tuple)):
+        assert len(a) == len(b)
+        for x, y in zip(a, b):
+            _assert_equal_states(x, y)
+    elif isinstance(a, torch.Tensor):
+        assert a.is_contiguous() and a.dtype == b.dtype and torch.equal(a, b)
+    else:
+        assert a == b
+
+
+@pytest.mark.parametrize("optimizer", ["adamw", "sgd"])
+def test_member_optimizer_state_equals_pytorchs(optimizer):
+    """``Member.state_dict``'s optimiser and scheduler state (made once per config and step,
+    copied for each member) equals what PyTorch's optimiser and scheduler give each member
+    (warmup and cosine schedule, different learning rates and weight decays), at step 0 and
+    after some steps; the moments are contiguous (the first layer is stored transposed)."""
+    from learnscope.train.ensemble import Ensemble
+
+    train = {"optimizer": optimizer, "schedule": "warmup_cosine", "warmup_steps": 3}
+    if optimizer == "sgd":
+        train["momentum"] = 0.9
+    base = _member(BASE, {"train": train})
+    cfgs = [
+        validate_config(_member(base, {"seed": i, "train": {"lr": lr, "weight_decay": wd}}))
+        for i, (lr, wd) in enumerate([(0.01, 0.0), (0.003, 1.0), (0.01, 0.0), (0.02, 0.5)])
+    ]
+    ens = Ensemble(cfgs)
+    for steps in (0, 5):
+        for _ in range(steps):
+            ens.train_step()
+        for member in ens.members:
+            state = member.state_dict()
+            opt, sched = _reference_state_dict(member)
+            _assert_equal_states(state["optimizer"], opt)
+            _assert_equal_states(state["scheduler"], sched)
+    assert len(ens._templates) == 2 * 3  # (config, step) pairs: 3 distinct configs, 2 steps
+    from learnscope.runner import build
+
+    trainer = build(cfgs[0])  # a member's checkpoint has every key of a trainer's
+    assert list(ens.members[0].state_dict()) == list(trainer.state_dict())
+
+
+def test_frozen_heap_hides_old_objects_from_the_collector_while_it_runs():
+    """Inside ``frozen_heap`` the objects alive before are frozen (``gc.get_freeze_count``)
+    and a cycle made inside is still collected; after it nothing is frozen."""
+    import gc
+    import weakref
+
+    from learnscope.train.ensemble import frozen_heap
+
+    class Node:
+        pass
+
+    assert gc.get_freeze_count() == 0
+    with frozen_heap():
+        assert gc.get_freeze_count() > 1000
+        a, b = Node(), Node()
+        a.other, b.other = b, a  # a cycle: only the collector frees it
+        gone = weakref.ref(a)
+        del a, b
+        gc.collect()
+        assert gone() is None
+    assert gc.get_freeze_count() == 0

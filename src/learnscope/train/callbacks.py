@@ -165,9 +165,15 @@ class StopWhen(Callback):
         self.rows.setdefault(step, {}).update(values)
         if "lr" not in values:  # probe values: wait for the evaluation
             return
-        table = pd.DataFrame.from_dict(self.rows, orient="index").sort_index()
+        if set(self.names) <= {"grokked", "fitted"}:  # the same events, without a table
+            table = None
+        else:
+            table = pd.DataFrame.from_dict(self.rows, orient="index").sort_index()
         for name in self.names:
-            event = events.stop_condition(table, name, self.cfg, self.sizes)
+            if table is None:
+                event = events.stop_condition_rows(self.rows, name, self.cfg)
+            else:
+                event = events.stop_condition(table, name, self.cfg, self.sizes)
             if event is not None:
                 if self.held >= self.patience:
                     self.reason = f"{name} at step {event.step}"
@@ -186,7 +192,8 @@ class StoreLogger(Callback):
 
     def on_metrics(self, trainer: Trainer, step: int, values: dict[str, float]) -> None:
         self.store.log(self.run_id, step, values)
-        self.store.flush()
+        if not getattr(self.store, "batching", 0):  # in Store.batch(): flushed at its end
+            self.store.flush()
 
     def on_train_end(self, trainer: Trainer, status: str) -> None:
         self.store.flush()

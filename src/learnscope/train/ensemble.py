@@ -49,19 +49,22 @@ from __future__ import annotations
 import contextlib
 import copy
 import functools
+import gc
 import json
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.func import stack_module_state, vmap
 
-from learnscope.config import RunConfig
+from learnscope import events as events_mod
+from learnscope.config import EventsConfig, RunConfig
 from learnscope.models import build_model
 from learnscope.tasks import Task, make_task
 from learnscope.train.callbacks import Checkpointer, DivergenceGuard, ProbeRecorder
@@ -69,6 +72,7 @@ from learnscope.train.loop import Callback, handlers, interrupts_between_steps, 
 from learnscope.train.objectives import make_objective
 from learnscope.train.optim import lr_factor, make_optimizer, make_scheduler
 
+_DENSE = torch.contiguous_format  # a member's slice of a transposed parameter, copied out
 EVAL_ELEMENTS = 2**24  # floats of a (K, rows, width) activation per evaluation chunk
 FUSED_ADAMW = True  # PyTorch's fused AdamW kernel per optimiser group (tests switch it off)
 FAST = True  # the written-out step of the MLP on one-hot tokens (tests switch it off)
@@ -352,7 +356,8 @@ class StackedOneHotMLP:
         name = self.layers[0]
         w = self.params[f"{name}.weight"]  # (K, out, d_in)
         k, b = x.shape[:2]
-        if self._table is None:  # the rows of W1^T, once per update (:meth:`updated`)
+        if self._table is None:  # the rows of W1^T, once per update (:meth:`updated`); a
+            # view where W1 is stored transposed (the ensemble's layout), else a copy
             self._table = w.transpose(1, 2).reshape(k * self.d_in, w.shape[1])
         table = self._table
         z = F.embedding_bag((x + self.offsets).view(k * b, -1), table, mode="sum")
@@ -393,11 +398,16 @@ class StackedOneHotMLP:
             hs.append(self._act(zs[-1]))
             zs.append(self._layer(i, hs[-1]))
         logits = zs[-1]
+        minus_one = torch.full_like(y, -1.0, dtype=logits.dtype)[..., None]
         if loss == "ce":
             logp = logits.log_softmax(-1)
             per_example = -logp.gather(-1, y[..., None]).squeeze(-1)
             d = logp.exp_()
-            d.scatter_add_(-1, y[..., None], torch.full_like(y, -1.0, dtype=d.dtype)[..., None])
+            d.scatter_add_(-1, y[..., None], minus_one)
+        elif target is None:  # z - onehot(y) in place: -1 added at the class (exactly z - 1)
+            diff = logits.scatter_add_(-1, y[..., None], minus_one)
+            per_example = diff.pow(2).sum(-1)
+            d = diff.mul_(2.0)
         else:
             diff = logits - target
             per_example = diff.pow(2).sum(-1)
@@ -414,18 +424,196 @@ class StackedOneHotMLP:
         name = self.layers[0]
         k, b = x.shape[:2]
         grad = self.grads[f"{name}.weight"]  # (K, out, d_in)
-        if self.scatter:  # dW1^T rows += dz rows, then transposed into place
-            rows = torch.zeros(k * self.d_in, grad.shape[1], dtype=dz.dtype, device=dz.device)
+        grad_t = grad.transpose(1, 2)  # (K, d_in, out): contiguous in the ensemble's layout
+        in_place = grad_t.is_contiguous()
+        if self.scatter:  # dW1^T rows += dz rows (in place, else transposed into place)
+            if in_place:
+                rows = grad_t.view(k * self.d_in, grad.shape[1]).zero_()
+            else:
+                rows = torch.zeros(k * self.d_in, grad.shape[1], dtype=dz.dtype, device=dz.device)
             for j in range(self.mc.n_inputs):
                 rows.index_add_(0, (x[..., j] + self.offsets[..., j]).view(-1), dz.view(k * b, -1))
-            grad.copy_(rows.view(k, self.d_in, -1).transpose(1, 2))
+            if not in_place:
+                grad.copy_(rows.view(k, self.d_in, -1).transpose(1, 2))
         else:
             onehot = torch.zeros(k, b, self.d_in, dtype=dz.dtype, device=dz.device)
             onehot.scatter_(2, x + self.token_offsets, 1.0)
-            torch.bmm(dz.transpose(1, 2), onehot, out=grad)
+            if in_place:  # dW1^T = onehot^T dz
+                torch.bmm(onehot.transpose(1, 2), dz, out=grad_t)
+            else:
+                torch.bmm(dz.transpose(1, 2), onehot, out=grad)
         if f"{name}.bias" in self.grads:
             torch.sum(dz, 1, out=self.grads[f"{name}.bias"])
         return losses
+
+
+# -- events from a member's metric columns, without pandas ------------------------------------
+
+#: columns of the detectors of ``events.detect`` that :func:`detect_columns` leaves to it
+_OTHER_DETECTORS = ("sas/max", "softmax_collapse/logits")
+_RANK_PROBES = ("effective_rank", "rankme")  # as events.rank_collapse's default
+
+
+def _stays_below(
+    values: np.ndarray, steps: np.ndarray, threshold: float, patience: int
+) -> tuple[int, float] | None:
+    """``events.stays_below`` on a column (NaN: no value): the first step from which the
+    values stay below ``threshold`` to the last, if that covers ``patience`` values, and the
+    last value."""
+    have = ~np.isnan(values)
+    s, at = values[have], steps[have]
+    above = np.flatnonzero(~(s < threshold))
+    start = 0 if len(above) == 0 else above[-1] + 1
+    if len(s) - start < max(1, patience):
+        return None
+    return int(at[start]), float(s[-1])
+
+
+def detect_columns(
+    steps: np.ndarray, cols: dict[str, np.ndarray], cfg: Any = None, sizes=None
+) -> list[events_mod.Event]:
+    """``events.detect`` of the wide table with index ``steps`` and columns ``cols``
+    (:meth:`Member.metric_columns`), the same events in the same order, found on the arrays:
+    the grokking (Power et al. 2022), slingshot (Thilak et al. 2022, the rule of
+    ``events.slingshot_cycles``) and divergence detectors written with numpy (about 0.2 ms a
+    member instead of 5 ms of pandas). A table with a column that another detector reads
+    (SAS, softmax collapse) goes to ``events.detect`` itself, as a DataFrame. Attention and
+    rank collapse (Zhai et al. 2023; Roy & Vetterli 2007) are ``events.stays_below`` of their
+    columns, as ``events.attention_collapse`` and ``events.rank_collapse`` find them."""
+    if cfg is None or isinstance(cfg, (int, float)):
+        cfg = EventsConfig() if cfg is None else EventsConfig(grok_threshold=cfg)
+    if not len(steps) or not cols:
+        return []
+    if any(name.startswith(_OTHER_DETECTORS) for name in cols):
+        import pandas as pd
+
+        table = pd.DataFrame(cols, index=pd.Index(steps, name="step"))
+        table.columns.name = "name"
+        return events_mod.detect(table, cfg, sizes)
+
+    def first_at_or_above(values: np.ndarray, threshold: float) -> int | None:
+        hit = np.flatnonzero(values >= threshold)
+        return int(steps[hit[0]]) if len(hit) else None
+
+    found: list[events_mod.Event | None] = []
+    # grokking: first steps at which train and test accuracy reach the threshold
+    train = "train_clean/acc" if "train_clean/acc" in cols else "train/acc"
+    grok = None
+    if train in cols and "test/acc" in cols:
+        thr = cfg.grok_threshold
+        train_step = first_at_or_above(cols[train], thr)
+        if train_step is not None:
+            test_step = first_at_or_above(cols["test/acc"], thr)
+            gap = None if test_step is None else test_step - train_step
+            ratio = None if test_step is None or train_step == 0 else test_step / train_step
+            data = {"train_step": train_step, "test_step": test_step, "gap": gap,
+                    "ratio": ratio, "threshold": thr}  # fmt: skip
+            grok = events_mod.Event(
+                "grokking", test_step if test_step is not None else train_step, data
+            )
+    found.append(grok)
+    # slingshot cycles, on the rows where the loss and the last layer's norm both have values
+    loss = next((c for c in ("train/loss", "train_step/loss") if c in cols), None)
+    norm = events_mod.last_layer_norm(_Columns(list(cols)))
+    if loss is not None and norm is not None:
+        both = ~np.isnan(cols[loss]) & ~np.isnan(cols[norm])
+        acc = cols["test/acc"][both] if "test/acc" in cols else None
+        found += events_mod.slingshot_cycles(
+            cols[loss][both], cols[norm][both], steps[both], acc, cfg.slingshot_spike,
+            cfg.slingshot_recover, cfg.slingshot_norm_growth, cfg.slingshot_window,
+            cfg.slingshot_min_peak, loss, norm,
+        )  # fmt: skip
+    # attention-entropy collapse, then rank collapse: a column that stays below a threshold
+    sizes = sizes or {}
+    for col in cols:
+        m = events_mod._HEAD.match(col)
+        if not m or sizes.get(m["site"], 0) < 2:
+            continue
+        threshold = cfg.attention_fraction * math.log(sizes[m["site"]])
+        hit = _stays_below(cols[col], steps, threshold, cfg.collapse_patience)
+        if hit is not None:
+            data = {"site": m["site"], "head": int(m["head"]), "entropy": hit[1],
+                    "threshold": threshold, "context": int(sizes[m["site"]]),
+                    "fraction": cfg.attention_fraction}  # fmt: skip
+            found.append(events_mod.Event("attention_collapse", hit[0], data))
+    for col in cols:
+        probe, _, site = col.partition("/")
+        if probe not in _RANK_PROBES or site not in sizes:
+            continue
+        threshold = cfg.rank_fraction * sizes[site]
+        hit = _stays_below(cols[col], steps, threshold, cfg.collapse_patience)
+        if hit is not None:
+            data = {"site": site, "probe": probe, "rank": hit[1], "threshold": threshold,
+                    "width": int(sizes[site]), "fraction": cfg.rank_fraction}  # fmt: skip
+            found.append(events_mod.Event("rank_collapse", hit[0], data))
+    # divergence: the first non-finite loss (a NaN only where evaluated, after the last finite)
+    losses = sorted(
+        (c for c in cols if c.endswith("/loss")), key=lambda c: (not c.startswith("train"), c)
+    )
+    evaluated = ~np.isnan(cols["lr"]) if "lr" in cols else np.zeros(len(steps), bool)
+    first: tuple[int, str] | None = None
+    for col in losses:
+        values = cols[col]
+        bad = np.isinf(values)
+        finite = np.flatnonzero(np.isfinite(values))
+        if len(finite):
+            bad |= np.isnan(values) & evaluated & (np.arange(len(values)) > finite[-1])
+        if bad.any():
+            step = int(steps[np.flatnonzero(bad)[0]])
+            if first is None or step < first[0]:
+                first = (step, col)
+    if first is not None:
+        found.append(
+            events_mod.Event("divergence", first[0], {"step": first[0], "metric": first[1]})
+        )
+    events = [e for e in found if e is not None]
+    return sorted(events, key=lambda e: (e.step is None, e.step or 0))
+
+
+@contextlib.contextmanager
+def frozen_heap() -> Iterator[None]:
+    """The objects alive when the block starts (the imports' modules, functions and classes:
+    ~330 000 with torch and pandas) moved out of the cyclic garbage collector's view while it
+    runs (``gc.freeze``), and back when it ends (``gc.unfreeze``). An ensemble allocates
+    enough to trigger full collections, and a full collection re-scans all of them: measured
+    0.21 s of CPU each (32 tiny members train in ~0.36 s). Objects made inside the block are
+    collected as usual."""
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
+
+
+def member_events(
+    members: list[Member], cfgs: list[RunConfig], sizes: dict[str, int] | None
+) -> tuple[list[list[events_mod.Event] | None], list[int]]:
+    """Each member's events (:func:`detect_columns` of :meth:`Member.metric_columns`), and
+    the indices of the members whose stored table must be read instead (their ``found`` is
+    None): a summary that reads the table (claims, a task sequence), a member whose rows do
+    not go to the store through exactly one store logger, or a step with a name twice."""
+    from learnscope.train.callbacks import StoreLogger
+
+    found: list[list[events_mod.Event] | None] = []
+    need: list[int] = []
+    for i, (m, cfg) in enumerate(zip(members, cfgs)):
+        cols = None
+        loggers = sum(type(cb) is StoreLogger for cb in m.callbacks)
+        if not cfg.claims and getattr(m.task, "name", None) != "sequence" and loggers == 1:
+            cols = m.metric_columns()
+        if cols is None:
+            found.append(None)
+            need.append(i)
+        else:
+            found.append(detect_columns(*cols, cfg.events, sizes))
+    return found, need
+
+
+@dataclass
+class _Columns:
+    """What ``events.last_layer_norm`` reads of a table: its column names, in order."""
+
+    columns: list[str]
 
 
 @dataclass
@@ -498,7 +686,18 @@ class Ensemble:
             rng_states.append(torch.get_rng_state())  # as a trainer's global RNG after building
         params, buffers = stack_module_state(models)
         self.shapes = {name: p.shape[1:] for name, p in params.items()}
-        self.flat = torch.cat([p.flatten() for p in params.values()]).to(self.device)
+        mc = onehot_mlp(cfgs[0], tasks[0])  # the MLP on one-hot tokens: its step written out
+        # the written-out step reads W1 as rows of W1^T (its first layer's lookup table) and
+        # writes dW1 the same way: W1 is stored transposed, (K, d_in, out) in memory, so the
+        # table is a view and dW1 needs no copy (the optimiser is element-wise: any layout)
+        first = "layers.0.linear.weight" if mc is not None and mc.depth > 1 else "out.weight"
+        self.transposed = {first} if mc is not None and FAST else set()
+        self.flat = torch.cat(
+            [
+                (p.transpose(1, 2) if n in self.transposed else p).flatten()
+                for n, p in params.items()
+            ]
+        ).to(self.device)
         self.flat_grad = torch.zeros_like(self.flat)
         self.params = self._flat_views(self.flat)
         for p, g in zip(self.params.values(), self._flat_views(self.flat_grad).values()):
@@ -506,7 +705,6 @@ class Ensemble:
             p.grad = g  # autograd adds each step's gradient into flat_grad in place
         self.buffers = {k: v.to(self.device) for k, v in buffers.items()}
         self.forward = stacked_forward(models[0])
-        mc = onehot_mlp(cfgs[0], tasks[0])  # the MLP on one-hot tokens: its step written out
         self.fast: StackedOneHotMLP | None = None
         if mc is not None and FAST:
             grads = self._flat_views(self.flat_grad)
@@ -554,6 +752,10 @@ class Ensemble:
         self.step = 0
         self.last_losses: torch.Tensor | None = None  # (K,) of the latest training batch
         self._t0 = time.perf_counter()  # start of training (members' wall time shares)
+        self._templates: dict[tuple, tuple] = {}  # Member._optimizer_template's
+        # (step, names, (K, names) values, which members published them) per evaluation
+        self.eval_log: list[tuple[int, tuple[str, ...], np.ndarray, np.ndarray]] = []
+        self.last_eval: tuple[tuple[str, ...], np.ndarray] = ((), np.zeros((self.k, 0)))
         slots = [
             Member(self, k, cfg, task, model, rng)
             for k, (cfg, task, model, rng) in enumerate(zip(cfgs, tasks, models, rng_states))
@@ -571,10 +773,9 @@ class Ensemble:
         self._fused = c0.optimizer == "adamw" and hasattr(torch, "_fused_adamw_") and FUSED_ADAMW
         if self._fused:  # per group and parameter: contiguous slices, and the step count
             self._step_t = torch.zeros((), dtype=torch.float32, device=self.device)
-            views = [self._flat_views(t) for t in (self.flat, self.flat_grad)]
-            views += [self._flat_views(t) for t in (self.exp_avg, self.exp_avg_sq)]
+            tensors = (self.flat, self.flat_grad, self.exp_avg, self.exp_avg_sq)
             self._group_views = [
-                [[v[a:b] for v in vs.values()] for vs in views] for a, b, _ in self.groups
+                [self._flat_blocks(t, a, b) for t in tensors] for a, b, _ in self.groups
             ]
 
     @staticmethod
@@ -583,14 +784,30 @@ class Ensemble:
 
     def _flat_views(self, t: torch.Tensor) -> dict[str, torch.Tensor]:
         """``{name: (K, *shape)}`` views of a flat tensor laid out parameter by parameter: the
-        K members of one parameter form one contiguous block, so every view is contiguous and
-        the optimiser updates all parameters with one operation per formula term."""
+        K members of one parameter form one contiguous block (each member's slice contiguous
+        in it), so the optimiser updates all parameters with one operation per formula term.
+        Every view is contiguous but those of :attr:`transposed` (stored ``(K, in, out)``, a
+        transposed view)."""
         views, start = {}, 0
         for name, shape in self.shapes.items():
             n = self.k * math.prod(shape)
-            views[name] = t[start : start + n].view(self.k, *shape).detach()
+            block = t[start : start + n]
+            if name in self.transposed:
+                views[name] = block.view(self.k, shape[1], shape[0]).transpose(1, 2).detach()
+            else:
+                views[name] = block.view(self.k, *shape).detach()
             start += n
         return views
+
+    def _flat_blocks(self, t: torch.Tensor, a: int, b: int) -> list[torch.Tensor]:
+        """Members ``a:b`` of every parameter of a flat tensor as 1-D contiguous slices (what
+        the fused optimiser needs, whatever the parameter's layout)."""
+        out, start = [], 0
+        for shape in self.shapes.values():
+            size = math.prod(shape)
+            out.append(t[start + a * size : start + b * size])
+            start += self.k * size
+        return out
 
     def _spread(self, v: torch.Tensor) -> torch.Tensor:
         """A per-member ``(K,)`` tensor laid out as the flat parameters: ``v[k]`` on every
@@ -633,6 +850,10 @@ class Ensemble:
             index = self.orders.gather(1, start + torch.arange(bs))
         self.cursors = [c + bs for c in self.cursors]
         index = self._index = index.to(self.device)
+        if train.x.stride(0) == 0 and train.y.stride(0) == 0:  # one table shared by all
+            rows = index.reshape(-1)  # index_select of its rows: 3x faster than x[k, index]
+            x = torch.index_select(train.x[0], 0, rows).view(*index.shape, *train.x.shape[2:])
+            return x, torch.index_select(train.y[0], 0, rows).view(index.shape), self.batch_weights
         x, y = train.x[self.member_index, index], train.y[self.member_index, index]
         return x, y, self.batch_weights
 
@@ -654,10 +875,8 @@ class Ensemble:
         cfg = self.train_cfg
         x, y, w = self._batch()
         if self.fast is not None:  # forward and backward written out, gradients in flat_grad
-            classes = self.fast.mc.n_out
-            target = self._target(y, classes) if cfg.loss == "mse" else None
-            with torch.no_grad():
-                losses = self.fast.loss_and_grad(x, y, w, cfg.loss, target)
+            with torch.no_grad():  # (the squared error's one-hot target added in place)
+                losses = self.fast.loss_and_grad(x, y, w, cfg.loss, None)
             return self._update(losses)
         # forward and loss: the sum over members of each member's mean loss
         logits = self.forward(self.params, self.buffers, x)
@@ -749,9 +968,10 @@ class Ensemble:
     # -- evaluation ----------------------------------------------------------------------------
     @torch.no_grad()
     def evaluate(self) -> list[dict[str, float]]:
-        """Per member: loss and accuracy on every eval split, the lr and the weight norms."""
+        """Per member: loss and accuracy on every eval split, the lr and the weight norms
+        (also kept as ``last_eval``: the names and a ``(K, names)`` float64 array)."""
         cfg = self.train_cfg
-        out: list[dict[str, float]] = [{} for _ in range(self.k)]
+        columns: dict[str, list[float]] = {}  # name -> the K members' values
         widest = max(max(p.shape[1:]) for p in self.params.values())  # activation width
         for name, s in self.splits.items():
             chunk = max(64, EVAL_ELEMENTS // (self.k * widest))
@@ -760,32 +980,52 @@ class Ensemble:
             true = torch.zeros(self.k, device=self.device)
             for start in range(0, s.x.shape[1], chunk):
                 rows = slice(start, start + chunk)
-                x, y, mask = s.x[:, rows], s.y[:, rows], s.mask[:, rows]
-                logits = self.forward(self.params, self.buffers, x)
-                loss_sum += (per_example_loss(logits, y, cfg.loss) * mask).sum(1)
-                correct += ((logits.argmax(-1) == y).float() * mask).sum(1)
-                if s.y_true is not None:  # as the objective: corrupted rows vs their truth
-                    true += ((logits.argmax(-1) == s.y_true[:, rows]).float() * mask).sum(1)
-            for i, (loss, acc) in enumerate(
-                zip((loss_sum / s.n).tolist(), (correct / s.n).tolist())
-            ):
-                out[i][f"{name}/loss"], out[i][f"{name}/acc"] = loss, acc
+                # members a:b at a time (the written-out forward's blocks): each block's
+                # logits are reduced while in cache, and never concatenated
+                for a, b, logits in self._logits_blocks(s.x[:, rows]):
+                    y, mask = s.y[a:b, rows], s.mask[a:b, rows]
+                    pred = logits.argmax(-1)
+                    correct[a:b] += ((pred == y).float() * mask).sum(1)
+                    if s.y_true is not None:  # as the objective: corrupted rows vs their truth
+                        true[a:b] += ((pred == s.y_true[a:b, rows]).float() * mask).sum(1)
+                    if cfg.loss == "mse" and logits.dtype == torch.float32:  # z - onehot(y)
+                        # in place (-1 added at the class: exactly per_example_loss's z - 1)
+                        minus_one = torch.full_like(y, -1.0, dtype=logits.dtype)[..., None]
+                        diff = logits.scatter_add_(-1, y[..., None], minus_one)
+                        per_example = diff.pow_(2).sum(-1)
+                    else:
+                        per_example = per_example_loss(logits, y, cfg.loss)
+                    loss_sum[a:b] += (per_example * mask).sum(1)
+            columns[f"{name}/loss"] = (loss_sum / s.n).tolist()
+            columns[f"{name}/acc"] = (correct / s.n).tolist()
             if s.y_true is not None:
-                for i, acc in enumerate((true / s.n).tolist()):
-                    out[i][f"{name}/true_acc"] = acc
+                columns[f"{name}/true_acc"] = (true / s.n).tolist()
         if self.last_losses is not None:  # as the trainer: none before the first step
-            for i, loss in enumerate(self.last_losses.tolist()):
-                out[i]["train_step/loss"] = loss
-        for i, lr in enumerate(self._lr(self.step).tolist()):
-            out[i]["lr"] = lr
+            columns["train_step/loss"] = self.last_losses.tolist()
+        columns["lr"] = self._lr(self.step).tolist()
         for pname, p in self.params.items():
             if p.dim() >= 3:  # a weight matrix of every member (as probes.weights.weight_norms)
-                for i, v in enumerate(torch.linalg.vector_norm(p.flatten(1), dim=1).tolist()):
-                    out[i][f"weight_norm/{pname}"] = v
-        return out
+                norms = torch.linalg.vector_norm(p.flatten(1), dim=1)
+                columns[f"weight_norm/{pname}"] = norms.tolist()
+        names = tuple(columns)
+        self.last_eval = (names, np.array(list(columns.values()), dtype=np.float64).T)
+        return [dict(zip(names, values)) for values in zip(*columns.values())]
+
+    def _logits_blocks(self, x: torch.Tensor) -> Iterator[tuple[int, int, torch.Tensor]]:
+        """``(a, b, logits of members a:b)`` for ``x: (K, rows, ...)``: the written-out
+        forward's blocks, else all members at once."""
+        if self.fast is not None and self.fast.blocks:
+            for a, b, sub in self.fast.blocks:
+                yield a, b, sub.forward(None, None, x[a:b])
+        else:
+            yield 0, self.k, self.forward(self.params, self.buffers, x)
 
     # -- the loop ------------------------------------------------------------------------------
-    def fit(self, batch: Callable[[], contextlib.AbstractContextManager] | None = None) -> None:
+    def fit(
+        self,
+        batch: Callable[[], contextlib.AbstractContextManager] | None = None,
+        eval_batch: Callable[[], contextlib.AbstractContextManager] | None = None,
+    ) -> None:
         """Train every member for ``train.steps`` steps, as the trainer's loop does member by
         member: evaluate at step 0, every ``eval_every`` steps and when a member ends; a member
         ends at the last step or when ``should_stop`` is set (its divergence guard, a
@@ -795,9 +1035,12 @@ class Ensemble:
         write (the evaluations they publish, the checkpoints and probes due at a step, their
         ends), so that the round writes once for all K members (the runner's: one store
         transaction and one sync of the checkpoint files). A member's ``on_step_end``
-        callbacks run at the steps where one of them can act (:meth:`Member.acts_at`)."""
+        callbacks run at the steps where one of them can act (:meth:`Member.acts_at`).
+        ``eval_batch``: the context of a round that only publishes an evaluation (default
+        ``batch``; the runner's lets the rows wait for a later round's commit)."""
         cfg = self.train_cfg
         batch = batch or contextlib.nullcontext
+        eval_batch = eval_batch or batch
         running = list(self.members)
         self._plans_of: tuple[list | None, set] = (None, set())
         with batch():
@@ -820,11 +1063,15 @@ class Ensemble:
                     ending = {m.k for m in running if m.should_stop}
                 if self.step % cfg.eval_every == 0 or ending:
                     metrics = self.evaluate()
-                    with batch():
+                    published = np.zeros(self.k, dtype=bool)
+                    with eval_batch():
                         for m in running:
                             if self.step % cfg.eval_every == 0 or m.k in ending:
                                 m.metrics = metrics[m.k]
-                                m.publish(self.step, m.metrics)
+                                published[m.k] = True
+                                m.publish(self.step, m.metrics, logged=True)
+                    # the members' evaluations in memory, compactly (Member.metric_columns)
+                    self.eval_log.append((self.step, *self.last_eval, published))
                     looked = False
                 ended = [] if looked else [m for m in running if m.k in ending or m.should_stop]
                 looked = True
@@ -900,6 +1147,7 @@ class Member:
         self.status = "running"
         self.should_stop = False
         self.metrics: dict[str, float] = {}
+        self.published: list[tuple[int, dict[str, float]]] = []  # (step, values) in order
         self.wall_s = 0.0
         self.ended_at: int | None = None  # the step it ended at; its slice is not read after
 
@@ -963,8 +1211,41 @@ class Member:
         for handler in handlers(self.callbacks, event, self._handlers):
             handler(self, *args)
 
-    def publish(self, step: int, values: dict[str, float]) -> None:
+    def publish(self, step: int, values: dict[str, float], logged: bool = False) -> None:
+        """``on_metrics`` of the member's callbacks; ``values`` kept for
+        :meth:`metric_columns` (``logged``: an evaluation the ensemble's ``eval_log`` keeps)."""
+        if not logged:
+            self.published.append((step, values))
         self.emit("on_metrics", step, values)
+
+    def metric_columns(self) -> tuple[np.ndarray, dict[str, np.ndarray]] | None:
+        """The member's wide metric table (what ``Store.metric_table`` reads back for its run)
+        from what it published, without reading the store: the steps (sorted) and one float
+        column per name (sorted; NaN where the name has no value at a step). None where a
+        step has a name twice (the store's table then keeps the last non-missing value)."""
+        k = self.k
+        log = getattr(getattr(self, "ens", None), "eval_log", [])
+        evals = [(step, names, values[k]) for step, names, values, done in log if done[k]]
+        steps = sorted({step for step, _ in self.published} | {step for step, _, _ in evals})
+        at = {step: i for i, step in enumerate(steps)}
+        n = len(steps)
+        cols: dict[str, list] = {}
+        nan = math.nan
+        rows = [(step, zip(names, row.tolist())) for step, names, row in evals]
+        for step, values in rows + [(step, values.items()) for step, values in self.published]:
+            i = at[step]
+            for name, v in values:
+                col = cols.get(name)
+                if col is None:
+                    col = cols[name] = [None] * n
+                elif col[i] is not None:
+                    return None
+                col[i] = float(v)
+        out = {
+            name: np.array([nan if v is None else v for v in cols[name]], dtype=np.float64)
+            for name in sorted(cols)
+        }
+        return np.array(steps, dtype=np.int64), out
 
     def finish(self, elapsed_s: float) -> None:
         """End this member at the current step (status as the trainer sets it)."""
@@ -980,35 +1261,36 @@ class Member:
         (:meth:`~learnscope.train.loop.Trainer.state_dict`)."""
         ens, k, cfg = self.ens, self.k, self.cfg
         model = self.model
-        opt = make_optimizer(model, cfg)
         t = self.step
-        factor = lr_factor(t, cfg)
+        groups, scheduler, indices = self._optimizer_template(model, t)
+        state: dict[int, dict[str, torch.Tensor]] = {}  # in the order opt.state was filled
         if cfg.optimizer == "sgd":  # the momentum buffer, once there is one
             bufs = ens._flat_views(ens.momentum_buf) if ens.momentum_buf is not None else {}
-            for name, p in model.named_parameters():
+            for name, i in indices:
                 if name in bufs:
-                    opt.state[p] = {"momentum_buffer": bufs[name][k].clone()}
+                    state[i] = {"momentum_buffer": bufs[name][k].clone(memory_format=_DENSE)}
         elif t > 0:  # Adam's moments and step count
             m, v = ens._flat_views(ens.exp_avg), ens._flat_views(ens.exp_avg_sq)
-            for name, p in model.named_parameters():
-                opt.state[p] = {
+            for name, i in indices:
+                state[i] = {
                     "step": torch.tensor(float(t)),
-                    "exp_avg": m[name][k].clone(),
-                    "exp_avg_sq": v[name][k].clone(),
+                    "exp_avg": m[name][k].clone(memory_format=_DENSE),
+                    "exp_avg_sq": v[name][k].clone(memory_format=_DENSE),
                 }
-        sched = make_scheduler(opt, cfg)
-        for group in opt.param_groups:
-            group["lr"] = group["initial_lr"] * factor
-        sched.last_epoch, sched._step_count = t, t + 1
-        sched._last_lr = [g["lr"] for g in opt.param_groups]
+        optimizer = {
+            "state": state,
+            "param_groups": [{**g, "params": list(g["params"])} for g in groups],
+        }
         n = ens.n_train[k]
         shuffled = not ens.full_batch and ens.cursors[k] <= n
         losses = ens.last_losses
         return {
             "step": t,
             "model": model.state_dict(),
-            "optimizer": opt.state_dict(),
-            "scheduler": sched.state_dict(),
+            "optimizer": optimizer,
+            "scheduler": {
+                key: list(v) if isinstance(v, list) else v for key, v in scheduler.items()
+            },
             "generator": ens.generators[k].get_state(),
             "order": ens.orders[k, :n].clone() if shuffled else torch.empty(0, dtype=torch.long),
             "cursor": ens.cursors[k] if shuffled else 0,
@@ -1016,8 +1298,33 @@ class Member:
             "regularizers": {},
             "scaler": {},
             "last_terms": {} if losses is None else {"train_step/loss": losses[k].clone()},
+            "objective": self.objective.state_dict(),  # as the trainer's (members: stateless)
+            "gradients": {},  # no gradient filter (its members train alone: ensemble_key)
             "wall_s": self.wall_s if self.ended_at is not None else self._share_so_far(),
         }
+
+    def _optimizer_template(self, model: nn.Module, t: int) -> tuple[list, dict, list]:
+        """What the optimiser's and scheduler's state dicts hold besides the member's moments
+        at step ``t``: the param groups (learning rate at ``t``), the scheduler's state, and
+        ``(name, index)`` of each parameter in the order the trainer's optimiser state is
+        filled. Made with PyTorch's optimiser and scheduler, as a trainer's are, once per
+        (train config, model config, step): equal for the members that share them."""
+        cfg = self.cfg
+        key = (repr(cfg), repr(self.ens.cfgs[self.k].model), t)
+        found = self.ens._templates.get(key)
+        if found is None:
+            opt = make_optimizer(model, cfg)
+            at = {id(p): i for i, p in enumerate(p for g in opt.param_groups for p in g["params"])}
+            indices = [(name, at[id(p)]) for name, p in model.named_parameters() if id(p) in at]
+            sched = make_scheduler(opt, cfg)
+            factor = lr_factor(t, cfg)
+            for group in opt.param_groups:
+                group["lr"] = group["initial_lr"] * factor
+            sched.last_epoch, sched._step_count = t, t + 1
+            sched._last_lr = [g["lr"] for g in opt.param_groups]
+            found = (opt.state_dict()["param_groups"], sched.state_dict(), indices)
+            self.ens._templates[key] = found
+        return found
 
     def _share_so_far(self) -> float:
         return (time.perf_counter() - self.ens._t0) / self.ens.k
