@@ -25,7 +25,6 @@ def table_rows() -> list[str]:
 #: single-seed table says so), not yet verified with ``learnscope verify``: one seed is
 #: 30 min to 1.5 h on this 2-core machine (issue 26's closing note)
 UNVERIFIED = {
-    "grokking-transformer-delay",  # seeds 0..2 of grokking-transformer-delay-search
     "length-gen-addition-hints-nope",  # seeds 0..2 of length-gen-nope-hints-seeds
     "length-gen-addition-hints-rope",  # seeds 0..2 of length-gen-scale-seeds
 }

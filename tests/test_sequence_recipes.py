@@ -63,7 +63,7 @@ def test_seq_vcr_keeps_intermediate_representations_from_collapsing():
 
 @pytest.mark.heavy  # ~3-4 min on one core (7 min with two jobs beside it): over CI's 3
 def test_grokking_transformer_delay_starts_with_a_long_plateau(tmp_path):
-    """The first 4 000 steps of grokking-transformer-delay (its claims, a grok 9-18x after the
+    """The first 4 000 steps of grokking-transformer-delay (its claims, a grok 5-18x after the
     fit, are verified by hand: heavy, test_recipes.py): the training set is fitted by step 2 500
     while the test set stays unlearned (seed 0: fitted at 1 800, test accuracy 0.042 at step
     4 000)."""
