@@ -151,11 +151,16 @@ def test_sigterm_ends_a_run_as_interrupted(tmp_path):
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
-def test_an_interrupt_mid_checkpoint_waits_for_the_file(tmp_path, monkeypatch, sig):
+def test_an_interrupt_mid_checkpoint_waits_for_the_file(tmp_path, monkeypatch, request, sig):
     """Ctrl-C or SIGTERM arriving while torch writes a checkpoint used to tear its zip writer
     (``RuntimeError: unexpected pos``) and end the run ``failed``; now the file is finished
     first and the interrupt comes after it."""
     from learnscope.cli.common import sigterm_as_ctrl_c
+
+    # A shell's background job starts with SIGINT ignored (so would this test's process):
+    # give it Python's own Ctrl-C handler, as a terminal's process has, and put back what it had.
+    inherited = signal.signal(signal.SIGINT, signal.default_int_handler)
+    request.addfinalizer(lambda: signal.signal(signal.SIGINT, inherited))
 
     real_save = torch.save
 
