@@ -192,7 +192,7 @@ class StoreLogger(Callback):
 
     def on_metrics(self, trainer: Trainer, step: int, values: dict[str, float]) -> None:
         self.store.log(self.run_id, step, values)
-        if not getattr(self.store, "batching", 0):  # in Store.batch(): flushed at its end
+        if not self.store.batching:  # in Store.batch(): flushed at its end
             self.store.flush()
 
     def on_train_end(self, trainer: Trainer, status: str) -> None:
