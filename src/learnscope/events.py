@@ -47,14 +47,41 @@ class Event:
         return (self.kind, self.step, self.data.get("site"), self.data.get("head"))
 
 
-def first_step_at_or_above(series: pd.Series, threshold: float) -> int | None:
-    """First index (step) where ``series >= threshold``, or None.
+def first_step_at_or_above(steps: np.ndarray, values: np.ndarray, threshold: float) -> int | None:
+    """First step whose value is ``>= threshold`` (NaN: no value), or None.
 
-    >>> first_step_at_or_above(pd.Series([0.1, 0.5, 0.995, 0.9], index=[0, 10, 20, 30]), 0.99)
+    >>> first_step_at_or_above(np.array([0, 10, 20, 30]), np.array([0.1, np.nan, 0.995, 0.9]), 0.99)
     20
     """
-    hit = series[series >= threshold]
-    return int(hit.index[0]) if len(hit) else None
+    hit = np.flatnonzero(np.asarray(values, dtype=float) >= threshold)
+    return int(steps[hit[0]]) if len(hit) else None
+
+
+def grokking_steps(
+    steps: np.ndarray, train: np.ndarray, test: np.ndarray, threshold: float = 0.99
+) -> Event | None:
+    """The grokking rule on arrays (``train`` and ``test`` accuracy at ``steps``, NaN where a
+    step has no value): what :func:`grokking` finds on a table, and the ensemble's and
+    ``StopWhen``'s detectors on their columns and rows, from this one function.
+
+    >>> grokking_steps(np.array([0, 100, 200]), np.array([0.0, 1.0, 1.0]), np.array([0, 0.2, 1]))
+    Event(kind='grokking', step=200, data={'train_step': 100, 'test_step': 200, 'gap': 100, \
+'ratio': 2.0, 'threshold': 0.99})
+    """
+    train_step = first_step_at_or_above(steps, train, threshold)
+    if train_step is None:
+        return None
+    test_step = first_step_at_or_above(steps, test, threshold)
+    gap = None if test_step is None else test_step - train_step
+    ratio = None if test_step is None or train_step == 0 else test_step / train_step
+    data = {
+        "train_step": train_step,
+        "test_step": test_step,
+        "gap": gap,
+        "ratio": ratio,
+        "threshold": threshold,
+    }
+    return Event("grokking", test_step if test_step is not None else train_step, data)
 
 
 def grokking(
@@ -66,7 +93,7 @@ def grokking(
     test accuracy; ``gap = test_step - train_step`` and ``ratio = test_step / train_step``
     (test lagging by a factor). The event is returned once training accuracy reaches the
     threshold (``test_step`` stays None while the network has only memorised); its step is the
-    step of generalisation, or of fitting when there is none yet.
+    step of generalisation, or of fitting when there is none yet (:func:`grokking_steps`).
 
     >>> t = pd.DataFrame({"train/acc": [0.0, 1.0, 1.0, 1.0], "test/acc": [0.0, 0.1, 0.5, 1.0]},
     ...                  index=[0, 100, 200, 300])
@@ -75,20 +102,8 @@ def grokking(
     """
     if train not in table or test not in table:
         return None
-    train_step = first_step_at_or_above(table[train].dropna(), threshold)
-    if train_step is None:
-        return None
-    test_step = first_step_at_or_above(table[test].dropna(), threshold)
-    gap = None if test_step is None else test_step - train_step
-    ratio = None if test_step is None or train_step == 0 else test_step / train_step
-    data = {
-        "train_step": train_step,
-        "test_step": test_step,
-        "gap": gap,
-        "ratio": ratio,
-        "threshold": threshold,
-    }
-    return Event("grokking", test_step if test_step is not None else train_step, data)
+    train_acc, test_acc = table[train].to_numpy(float), table[test].to_numpy(float)
+    return grokking_steps(table.index.to_numpy(), train_acc, test_acc, threshold)
 
 
 # -- slingshot ------------------------------------------------------------------------------
@@ -614,42 +629,32 @@ def stop_condition_rows(
     would build) without building the table: the same event, from the steps in order and
     each column's non-missing values (tested against :func:`stop_condition`)."""
     cfg = cfg if cfg is not None else EventsConfig()
-    steps = sorted(rows)
+    steps = np.array(sorted(rows), dtype=np.int64)
 
-    def series(column: str) -> list[tuple[int, float]] | None:
-        if not any(column in rows[s] for s in steps):
-            return None  # not a column of the table
-        out = []
-        for s in steps:
-            v = rows[s].get(column)
-            if v is not None and v == v:  # NaN and absent: missing
-                out.append((s, float(v)))
-        return out
+    def column(name: str) -> np.ndarray | None:
+        """The column's values at ``steps`` (NaN where absent), None if not a column."""
+        if not any(name in row for row in rows.values()):
+            return None
+        return np.array([rows[s].get(name, np.nan) for s in steps.tolist()], dtype=float)
 
     if name == "fitted":
-        acc = series("train/acc") or []
-        if acc and acc[-1][1] >= 1.0:
-            return Event("fitted", int(acc[-1][0]), {"train_acc": acc[-1][1]})
+        acc = column("train/acc")
+        seen = [] if acc is None else np.flatnonzero(~np.isnan(acc))
+        if len(seen) and acc[seen[-1]] >= 1.0:
+            return Event("fitted", int(steps[seen[-1]]), {"train_acc": float(acc[seen[-1]])})
         return None
     if name != "grokked":
         raise ValueError(f"stop_condition_rows: {name!r}; allowed: grokked, fitted")
-    thr = cfg.grok_threshold
-    train_col = "train_clean/acc" if series("train_clean/acc") is not None else "train/acc"
-    train, test = series(train_col), series("test/acc")
+    train = column("train_clean/acc")
+    train = column("train/acc") if train is None else train
+    test = column("test/acc")
     if train is None or test is None:
         return None
-    train_step = next((s for s, v in train if v >= thr), None)
-    test_step = next((s for s, v in test if v >= thr), None)
-    if train_step is None or test_step is None or not test or test[-1][1] < thr:
+    event = grokking_steps(steps, train, test, cfg.grok_threshold)
+    last = test[~np.isnan(test)]
+    if event is None or event.data["test_step"] is None or last[-1] < cfg.grok_threshold:
         return None
-    data = {
-        "train_step": int(train_step),
-        "test_step": int(test_step),
-        "gap": int(test_step - train_step),
-        "ratio": None if train_step == 0 else test_step / train_step,
-        "threshold": thr,
-    }
-    return Event("grokking", int(test_step), data)
+    return event
 
 
 def label(event: Event) -> str:

@@ -491,26 +491,12 @@ def detect_columns(
         table.columns.name = "name"
         return events_mod.detect(table, cfg, sizes)
 
-    def first_at_or_above(values: np.ndarray, threshold: float) -> int | None:
-        hit = np.flatnonzero(values >= threshold)
-        return int(steps[hit[0]]) if len(hit) else None
-
     found: list[events_mod.Event | None] = []
     # grokking: first steps at which train and test accuracy reach the threshold
     train = "train_clean/acc" if "train_clean/acc" in cols else "train/acc"
     grok = None
     if train in cols and "test/acc" in cols:
-        thr = cfg.grok_threshold
-        train_step = first_at_or_above(cols[train], thr)
-        if train_step is not None:
-            test_step = first_at_or_above(cols["test/acc"], thr)
-            gap = None if test_step is None else test_step - train_step
-            ratio = None if test_step is None or train_step == 0 else test_step / train_step
-            data = {"train_step": train_step, "test_step": test_step, "gap": gap,
-                    "ratio": ratio, "threshold": thr}  # fmt: skip
-            grok = events_mod.Event(
-                "grokking", test_step if test_step is not None else train_step, data
-            )
+        grok = events_mod.grokking_steps(steps, cols[train], cols["test/acc"], cfg.grok_threshold)
     found.append(grok)
     # slingshot cycles, on the rows where the loss and the last layer's norm both have values
     loss = next((c for c in ("train/loss", "train_step/loss") if c in cols), None)
