@@ -21,19 +21,10 @@ def table_rows() -> list[str]:
     return [line for line in block.splitlines() if line.startswith("| `")]
 
 
-#: recipes whose claims are set from seeds recorded by their sweeps (docs/results.md's
-#: single-seed table says so), not yet verified with ``learnscope verify``: one seed is
-#: 30 min to 1.5 h on this 2-core machine (issue 26's closing note)
-UNVERIFIED = {
-    "length-gen-addition-hints-nope",  # seeds 0..2 of length-gen-nope-hints-seeds
-    "length-gen-addition-hints-rope",  # seeds 0..2 of length-gen-scale-seeds
-}
-
-
 def test_every_claim_is_in_the_docs_as_its_yaml_states_it():
     rows = table_rows()
     stated = set()
-    claims = {n: load_config(n).claims for n in set(recipe_names()) - UNVERIFIED}
+    claims = {n: load_config(n).claims for n in recipe_names()}  # every recipe, heavy ones too
     claims |= {n: load_study(n).claims for n in study_names()}  # the study specs' too
     for name, stated_claims in sorted(claims.items()):
         for claim in stated_claims:
@@ -55,11 +46,3 @@ def test_the_readme_recipe_table_is_the_one_generated_from_the_docs():
         "README.md: its recipe table differs from docs/results.md's claims; regenerate with "
         "learnscope verify RECIPE --recheck SWEEP --markdown docs/results.md --markdown README.md"
     )
-
-
-def test_an_unverified_recipe_says_so_in_the_docs():
-    """Its row or paragraph in docs/results.md says its claims are not yet verified."""
-    parts = re.split(r"\n\s*\n|\n(?=\| `)", DOCS.read_text())
-    for name in UNVERIFIED:
-        said = [p for p in parts if name in p and "not yet verified" in p]
-        assert said, f"docs/results.md: {name} is not said to be unverified"
